@@ -1,0 +1,175 @@
+"""The alert record and its plain-words explanation.
+
+``alert_id`` is derived from the series, the period and the primary detector,
+so a re-run over the same data gives the same ids and a consumer can upsert
+(an early alert and the month-end alert of the same lane share the id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from detectors.reference import chpl, country_name
+from detectors.table import SeriesKey
+
+
+def alert_id(key: SeriesKey, period: str, detector: str) -> str:
+    """Deterministic id of an alert.
+
+    Examples
+    --------
+    >>> alert_id(SeriesKey("DE", "AM", "export", "854231"), "2022-03", "seasonal_surge")
+    'tw-...'
+    >>> alert_id(SeriesKey("DE", "AM", "export", "854231"), "2022-03", "ramp") != alert_id(
+    ...     SeriesKey("DE", "AM", "export", "854231"), "2022-03", "seasonal_surge")
+    True
+    """
+    text = "|".join((*key, period, detector))
+    return "tw-" + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+def period_of(month: int) -> str:
+    """``YYYY-MM`` of a month index (``year * 12 + month - 1``).
+
+    Examples
+    --------
+    >>> period_of(2022 * 12 + 2)
+    '2022-03'
+    """
+    return f"{month // 12:04d}-{month % 12 + 1:02d}"
+
+
+def money(value: float | None, currency: str) -> str:
+    """A short amount for prose.
+
+    Examples
+    --------
+    >>> money(1_640_000, "EUR"), money(52_300, "USD"), money(812.0, "USD")
+    ('EUR 1.64m', 'USD 52.3k', 'USD 812')
+    """
+    if value is None:
+        return "unknown"
+    if abs(value) >= 1e9:
+        return f"{currency} {value / 1e9:.2f}bn"
+    if abs(value) >= 1e6:
+        return f"{currency} {value / 1e6:.2f}m"
+    if abs(value) >= 1e3:
+        return f"{currency} {value / 1e3:.1f}k"
+    return f"{currency} {value:.0f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert on one lane and month. See ``docs/alerts.md``."""
+
+    alert_id: str
+    series_id: str
+    reporter: str
+    partner: str
+    flow: str
+    hs6: str
+    hs_description: str | None
+    chpl_tier: str | None
+    period: str
+    detectors: tuple[str, ...]
+    score: float
+    severity: str
+    observed_value: float
+    baseline_value: float | None
+    observed_count: int | None
+    baseline_count: float | None
+    ratio: float | None
+    p_value: float | None
+    currency: str
+    top_exporters: tuple[dict[str, Any], ...]
+    top_consignees: tuple[dict[str, Any], ...]
+    corroborating_reporters: tuple[str, ...]
+    early: bool
+    as_of: str
+    explanation: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for name in ("detectors", "top_exporters", "top_consignees", "corroborating_reporters"):
+            out[name] = list(out[name])
+        return out
+
+
+_WHAT = {
+    "seasonal_surge": "a surge against its seasonal baseline",
+    "ramp": "a rise building over several months",
+    "novelty": "trade appearing on a lane that had almost none",
+    "diversion": "a rise while the same goods to {dest} collapse",
+    "corroboration": "a rise seen from several exporting countries at once",
+}
+
+
+def explain(
+    *,
+    key: SeriesKey,
+    period: str,
+    detectors: tuple[str, ...],
+    observed_value: float,
+    baseline_value: float | None,
+    observed_count: int | None,
+    baseline_count: float | None,
+    ratio: float | None,
+    p_value: float | None,
+    currency: str,
+    top_exporters: tuple[dict[str, Any], ...],
+    corroborating: tuple[str, ...],
+    early: bool,
+    as_of: str,
+    destination_ratio: float | None,
+    destinations: str,
+) -> str:
+    """One paragraph an analyst can read without knowing the code.
+
+    Examples
+    --------
+    >>> print(explain(key=SeriesKey("DE", "AM", "export", "854231"), period="2022-03",
+    ...     detectors=("seasonal_surge",), observed_value=1.64e6, baseline_value=5.7e5,
+    ...     observed_count=14, baseline_count=4.2, ratio=2.88, p_value=3e-7, currency="EUR",
+    ...     top_exporters=(), corroborating=(), early=False, as_of="2022-03-31",
+    ...     destination_ratio=None, destinations="Russia or Belarus"))
+    Germany's exports to Armenia of HS 854231 (Electronic integrated circuits: processors ...; CHPL tier 1) reached EUR 1.64m in 2022-03, 2.9 times the expected EUR 570.0k (from 14 declarations against about 4.2 expected). A change this large would arise by chance about once in 3,333,333 months (p = 3e-07). Detected as a surge against its seasonal baseline.
+    """
+    goods = chpl().get(key.hs6)
+    label = f"HS {key.hs6}"
+    if goods is not None:
+        label += f" ({goods.description[:48].rstrip(' ,;')}{'...' if len(goods.description) > 48 else ''}; CHPL tier {goods.tier})"
+    reporter, partner = country_name(key.reporter), country_name(key.partner)
+    verb = "has already reached" if early else "reached"
+    parts = [f"{reporter}'s {key.flow}s to {partner} of {label} {verb} {money(observed_value, currency)} in {period}"]
+    if early:
+        parts[0] += f" by {as_of}, before the month is over"
+    if baseline_value is not None and baseline_value > 0 and ratio is not None:
+        parts[0] += f", {ratio:.1f} times the expected {money(baseline_value, currency)}"
+    elif baseline_value is not None:
+        parts[0] += f", against almost nothing ({money(baseline_value, currency)} a month) in the year before"
+    if observed_count is not None and baseline_count is not None:
+        parts[0] += f" (from {observed_count} declarations against about {baseline_count:.1f} expected)"
+    sentences = [parts[0] + "."]
+    if p_value is not None and 0 < p_value < 0.01:
+        sentences.append(f"A change this large would arise by chance about once in {1 / p_value:,.0f} months (p = {p_value:.0e}).")
+    what = [_WHAT[d].format(dest=destinations) for d in detectors if d in _WHAT]
+    if what:
+        sentences.append("Detected as " + "; ".join(what) + ".")
+    if destination_ratio is not None and "diversion" in detectors:
+        sentences.append(
+            f"Over the last months {reporter}'s exports of this code to {destinations} fell to "
+            f"{destination_ratio:.0%} of their usual level."
+        )
+    if corroborating:
+        names = ", ".join(country_name(c) for c in corroborating)
+        sentences.append(f"The same goods to {partner} rose from {names} in the same month.")
+    if top_exporters and observed_value > 0:
+        first = top_exporters[0]
+        share = first["value"] / observed_value
+        sentences.append(f"The largest exporter, {first['name']}, shipped {share:.0%} of the month's value.")
+    if early:
+        sentences.append("This is an early alert: the month is still in progress.")
+    return " ".join(sentences)

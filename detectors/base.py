@@ -1,0 +1,63 @@
+"""The shape every transitwatch detector shares.
+
+Sign convention, written once: **a higher score is more anomalous**. Scores are
+``-log10`` of a tail probability where one exists, so ``score >= 3`` reads as
+"one chance in a thousand under the baseline".
+
+Detectors are small frozen parameter objects with pure, vectorized methods.
+Learned state lives outside them, in one row per series of a
+:class:`~detectors.table.StateTable` (or a :class:`~detectors.table.SeriesState`
+for one series), so millions of series cost rows of numbers, not objects.
+Scoring is not deciding: :mod:`detectors.policy` turns scores into a verdict,
+and months that look anomalous are *protected*, never learned into the
+baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+#: Months of closed history kept per series (three years: enough for two
+#: same-months-last-year and a 12-month level).
+HISTORY_MONTHS = 36
+
+#: Detector names, in the order used to pick an alert's primary detector.
+DETECTORS = ("seasonal_surge", "ramp", "novelty", "diversion", "corroboration", "isolation")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What the detectors see for ``n`` series at one calendar month.
+
+    History arrays are ``(n, HISTORY_MONTHS)``, oldest first, calendar aligned:
+    column ``-1`` is last month and column ``-12`` the same month a year ago.
+    ``NaN`` in ``values`` means "not known" (before the data starts); a month
+    known to have no trade is ``0``. ``counts`` is ``NaN`` where declarations
+    are not counted (monthly statistics).
+    """
+
+    values: np.ndarray
+    counts: np.ndarray
+    protected: np.ndarray
+    value: np.ndarray
+    count: np.ndarray
+    max_item: np.ndarray
+    ramp: np.ndarray
+    streak: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.value.shape[0])
+
+
+class Detector(Protocol):
+    """A per-series detector: pure scoring of a :class:`Window`."""
+
+    name: str
+
+    def score_many(self, window: Window) -> np.ndarray:
+        """Scores for every series of the window; higher is more anomalous."""
+        ...

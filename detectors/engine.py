@@ -1,0 +1,408 @@
+"""The incremental engine: records in, alerts out, one record at a time.
+
+Records must arrive in event order (``transitwatch replay`` sorts them; the
+service keeps a watermark). A record of a later month closes every month
+before it: all series are evaluated together, vectorized, and their state
+advances by one month. Within a month, running totals of the series that
+changed are checked on ``early.check_days``; a month whose running total
+already passes what the full-month test needs alerts early, and says so.
+
+The engine does no I/O and reads no clock: time is the records' own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detectors.alerts import Alert, alert_id, explain, period_of
+from detectors.base import DETECTORS
+from detectors.contract import Declaration, MonthlyStat, Record
+from detectors.errors import RejectError
+from detectors.policy import SEVERITIES, Lanes, Verdict
+from detectors.reference import chpl
+from detectors.table import SeriesKey, StateTable
+from detectors.watch import WatchConfig
+
+TOP_PARTIES = 3
+
+
+@dataclass(slots=True)
+class Cell:
+    """A series' running totals for the month in progress."""
+
+    value: float = 0.0
+    count: int = 0
+    mass: float = 0.0
+    max_item: float = math.nan
+    exporters: dict[str, float] = field(default_factory=dict)
+    consignees: dict[str, float] = field(default_factory=dict)
+    lines: dict[str, float] | None = None  # monthly statistics: identity -> value (revisions replace)
+    dirty: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MonthSnapshot:
+    """What one closed month looked like, for charts: arrays over all rows."""
+
+    month: int
+    value: np.ndarray
+    expected: np.ndarray
+    band_low: np.ndarray
+    band_high: np.ndarray
+
+
+class Engine:
+    """Feeds records to the detectors and collects alerts.
+
+    Examples
+    --------
+    >>> from detectors.contract import parse_mapping
+    >>> e = Engine()
+    >>> rows = [{"period": f"{y}-{m:02d}", "reporter": "DE", "partner": "KG", "flow": "export",
+    ...          "hs_code": "854231", "value": 50_000 + 1_000 * (m % 3), "currency": "USD"}
+    ...         for y in (2020, 2021) for m in range(1, 13)]
+    >>> rows.append(dict(rows[-1], period="2022-01", value=400_000))
+    >>> for r in rows:
+    ...     e.add(parse_mapping(r))
+    >>> e.finish(close_last=True)
+    >>> [(a.period, a.detectors, a.severity) for a in e.drain()]
+    [('2022-01', ('seasonal_surge',), 'critical')]
+    """
+
+    def __init__(self, config: WatchConfig | None = None, *, on_close: Callable[[MonthSnapshot], None] | None = None) -> None:
+        self.config = config or WatchConfig.default()
+        self.policy = self.config.policy()
+        self.on_close = on_close
+        self.table: StateTable | None = None
+        self.open_month: int | None = None
+        self.cells: dict[int, Cell] = {}
+        self.counts: Counter[str] = Counter()
+        self._seen: set[str] = set()
+        self._pending: list[Alert] = []
+        self._early: dict[int, Alert] = {}
+        self._next_check: dt.date | None = None
+        self._last_date: dt.date | None = None
+        self._lane_lists: tuple[list[int], list[int], list[bool], list[bool], list[bool]] = ([], [], [], [], [])
+        self._groups: tuple[dict[tuple[str, str, str], int], dict[tuple[str, str, str], int]] = ({}, {})
+        cfg = self.config
+        self._role = {c: "hub" for c in cfg.hubs} | {c: "destination" for c in cfg.destinations}
+
+    # -- records -------------------------------------------------------------------------------
+
+    def add(self, rec: Record) -> None:
+        """Take one record. Raises :class:`RejectError` for a record the
+        configuration cannot value (no exchange rate for its currency)."""
+        is_declaration = type(rec) is Declaration
+        if is_declaration:
+            if rec.declaration_id in self._seen:
+                self.counts["duplicate declarations ignored"] += 1
+                return
+            self._seen.add(rec.declaration_id)
+        cfg = self.config
+        if rec.partner not in self._role:
+            self.counts["not watched: partner"] += 1
+            return
+        hs6 = rec.hs_code[:6]
+        if hs6 not in cfg.hs6:
+            self.counts["not watched: hs6"] += 1
+            return
+        if rec.flow not in cfg.flows:
+            self.counts["not watched: flow"] += 1
+            return
+        if cfg.reporters and rec.reporter not in cfg.reporters:
+            self.counts["not watched: reporter"] += 1
+            return
+        rate = cfg.rates.get(rec.currency)
+        if rate is None:
+            raise RejectError(
+                "no_fx_rate",
+                f"no exchange rate for currency {rec.currency}: add it under [currency.rates] in the configuration",
+                field="currency",
+            )
+        month = rec.month
+        if self.table is None:
+            self.table = StateTable(start=month)
+            self._open(month)
+        if month > self.open_month:
+            self._close_until(month)
+        if month < self.open_month:
+            self._late(rec, hs6, rate, is_declaration)
+            return
+        if is_declaration:
+            date = rec.date
+            if self._next_check is not None and date >= self._next_check:
+                self.check_early(date - dt.timedelta(days=1))
+            self._last_date = date
+        else:
+            self._last_date = _month_end(month)
+        row = self._row(SeriesKey(rec.reporter, rec.partner, rec.flow, hs6), is_declaration)
+        cell = self.cells.get(row)
+        if cell is None:
+            cell = self.cells[row] = Cell(lines=None if is_declaration else {})
+        value = rec.value / rate
+        if is_declaration:
+            cell.value += value
+            cell.count += 1
+            if not value <= cell.max_item:
+                cell.max_item = value
+            if rec.net_mass_kg is not None:
+                cell.mass += rec.net_mass_kg
+            if rec.exporter:
+                cell.exporters[rec.exporter] = cell.exporters.get(rec.exporter, 0.0) + value
+            if rec.consignee:
+                cell.consignees[rec.consignee] = cell.consignees.get(rec.consignee, 0.0) + value
+        else:
+            if cell.lines is None:
+                cell.lines = {}
+            if rec.hs_code in cell.lines:
+                self.counts["revisions applied"] += 1
+            cell.lines[rec.hs_code] = value
+            cell.value = math.fsum(cell.lines.values())
+        cell.dirty = True
+        self.counts["records used"] += 1
+
+    def add_many(self, records: Iterable[Record]) -> None:
+        for rec in records:
+            self.add(rec)
+
+    def finish(self, *, close_last: bool) -> None:
+        """End of input: close the month in progress, or check it early."""
+        if self.open_month is None:
+            return
+        if close_last:
+            self._close_until(self.open_month + 1)
+        elif self._last_date is not None:
+            self.check_early(self._last_date)
+
+    def drain(self) -> list[Alert]:
+        """Alerts emitted since the last call, in order."""
+        out, self._pending = self._pending, []
+        return out
+
+    # -- months --------------------------------------------------------------------------------
+
+    def _open(self, month: int) -> None:
+        self.open_month = month
+        self.cells = {}
+        self._early = {}
+        days = self.config.early_days
+        self._next_check = _month_day(month, days[0]) if days else None
+
+    def _close_until(self, month: int) -> None:
+        while self.open_month < month:
+            self._close(self.open_month)
+            self._open(self.open_month + 1)
+
+    def _row(self, key: SeriesKey, counted: bool) -> int:
+        table = self.table
+        before = len(table)
+        row = table.row(key, counted=counted)
+        if len(table) > before:
+            sources, hubs = self._groups
+            src, hub, is_hub, is_dest, prio = self._lane_lists
+            src.append(sources.setdefault((key.reporter, key.flow, key.hs6), len(sources)))
+            hub.append(hubs.setdefault((key.partner, key.flow, key.hs6), len(hubs)))
+            role = self._role.get(key.partner)
+            is_hub.append(role == "hub")
+            is_dest.append(role == "destination")
+            tier = chpl().get(key.hs6)
+            prio.append(tier is not None and tier.tier in ("1", "2"))
+        return row
+
+    def _lanes(self) -> Lanes:
+        src, hub, is_hub, is_dest, prio = self._lane_lists
+        return Lanes(
+            source_group=np.array(src, dtype=np.int64),
+            hub_group=np.array(hub, dtype=np.int64),
+            is_hub=np.array(is_hub, dtype=bool),
+            is_destination=np.array(is_dest, dtype=bool),
+            priority=np.array(prio, dtype=bool),
+        )
+
+    def _inputs(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        table = self.table
+        n = len(table)
+        value = np.zeros(n)
+        count = np.where(table.counted[:n], 0.0, np.nan)
+        max_item = np.full(n, np.nan)
+        for row, cell in self.cells.items():
+            value[row] = cell.value
+            if cell.lines is None:
+                count[row] = cell.count
+                max_item[row] = cell.max_item
+        if rows is not None:
+            return value[rows], count[rows], max_item[rows]
+        return value, count, max_item
+
+    def _close(self, month: int) -> None:
+        table = self.table
+        n = len(table)
+        value, count, max_item = self._inputs()
+        window = table.window(slice(0, n), value, count, max_item)
+        verdict = self.policy.decide(window, self._lanes())
+        rows = np.flatnonzero(verdict.alert)
+        if rows.size:
+            reporters = self._corroborating(verdict)
+            as_of = _month_end(month).isoformat()
+            for i in rows.tolist():
+                early = self._early.get(i)
+                self._pending.append(
+                    self._alert(i, i, month, verdict, early=False, as_of=as_of,
+                                corroborating=reporters.get(i, ()), same_id=early.alert_id if early else None)
+                )
+        if self.on_close is not None:
+            s = verdict.surge
+            self.on_close(MonthSnapshot(month, value, s.expected, s.band_low, s.band_high))
+        table.commit(month, value, count, verdict.protect, ramp=verdict.ramp_statistic, streak=verdict.streak)
+
+    def check_early(self, as_of: dt.date) -> None:
+        """Check the month in progress on the series that changed since the last check."""
+        rows = np.array([r for r, c in self.cells.items() if c.dirty and r not in self._early], dtype=np.int64)
+        for cell in self.cells.values():
+            cell.dirty = False
+        days = [d for d in self.config.early_days if _month_day(self.open_month, d) > as_of]
+        self._next_check = _month_day(self.open_month, days[0]) if days else None
+        if rows.size == 0:
+            return
+        value, count, max_item = self._inputs(rows)
+        verdict = self.policy.decide(self.table.window(rows, value, count, max_item))
+        for i in np.flatnonzero(verdict.alert).tolist():
+            row = int(rows[i])
+            alert = self._alert(row, i, self.open_month, verdict, early=True, as_of=as_of.isoformat(),
+                                corroborating=(), same_id=None)
+            self._early[row] = alert
+            self._pending.append(alert)
+        self.counts["early checks"] += 1
+
+    def _late(self, rec: Record, hs6: str, rate: float, is_declaration: bool) -> None:
+        """A record for a month already closed: fold it into the history so
+        later baselines are right; the closed month's verdict stands."""
+        table = self.table
+        offset = table.month - rec.month
+        if not is_declaration or offset >= table.history:
+            self.counts["late records not applied (month closed)"] += 1
+            return
+        row = self._row(SeriesKey(rec.reporter, rec.partner, rec.flow, hs6), is_declaration)
+        pos = table.history - 1 - offset
+        table.values[row, pos] = np.nan_to_num(table.values[row, pos]) + rec.value / rate
+        table.counts[row, pos] = np.nan_to_num(table.counts[row, pos]) + 1
+        self.counts["late records folded into history"] += 1
+
+    # -- alerts --------------------------------------------------------------------------------
+
+    def _corroborating(self, verdict: Verdict) -> dict[int, tuple[str, ...]]:
+        col = DETECTORS.index("corroboration")
+        hits = np.flatnonzero(verdict.fired[:, col])
+        if hits.size == 0:
+            return {}
+        group = self._lanes().hub_group
+        by_group: dict[int, list[int]] = {}
+        for r in hits.tolist():
+            by_group.setdefault(int(group[r]), []).append(r)
+        keys = self.table.keys
+        return {
+            r: tuple(sorted(keys[o].reporter for o in members if o != r))
+            for members in by_group.values()
+            for r in members
+        }
+
+    def _alert(
+        self,
+        row: int,
+        i: int,
+        month: int,
+        verdict: Verdict,
+        *,
+        early: bool,
+        as_of: str,
+        corroborating: tuple[str, ...],
+        same_id: str | None,
+    ) -> Alert:
+        key = self.table.keys[row]
+        cell = self.cells.get(row) or Cell()
+        s = verdict.surge
+        detectors = verdict.detectors(i)
+        period = period_of(month)
+        goods = chpl().get(key.hs6)
+        baseline = _num(s.expected[i]) if s.eligible[i] else _num(verdict.novelty.baseline[i])
+        counted = cell.lines is None and bool(self.table.counted[row])
+        observed_count = cell.count if counted else None
+        baseline_count = _num(s.expected_count[i]) if counted else None
+        ratio = _num(s.ratio[i]) if s.eligible[i] else None
+        p_value = float(s.p_value[i]) if s.eligible[i] else None
+        dest_ratio = None
+        if verdict.diversion is not None:
+            dest_ratio = _num(verdict.diversion.destination_ratio[i])
+        currency = self.config.base_currency
+        exporters = _top(cell.exporters)
+        consignees = _top(cell.consignees)
+        destinations = " or ".join(sorted(self.config.destinations))
+        text = explain(
+            key=key, period=period, detectors=detectors, observed_value=cell.value,
+            baseline_value=baseline, observed_count=observed_count, baseline_count=baseline_count,
+            ratio=ratio, p_value=p_value, currency=currency, top_exporters=exporters,
+            corroborating=corroborating, early=early, as_of=as_of, destination_ratio=dest_ratio,
+            destinations=destinations,
+        )
+        evidence = {
+            "z": round(float(s.z[i]), 4),
+            "z_robust": round(float(s.z_robust[i]), 4),
+            "band_high": _num(s.band_high[i]),
+            "ramp_statistic": round(float(verdict.ramp.statistic[i]), 4),
+            "destination_ratio": dest_ratio,
+            "distinct_exporters": len(cell.exporters) if counted else None,
+            "distinct_consignees": len(cell.consignees) if counted else None,
+            "net_mass_kg": cell.mass if counted and cell.mass else None,
+        }
+        return Alert(
+            alert_id=same_id or alert_id(key, period, detectors[0]),
+            series_id=key.series_id,
+            reporter=key.reporter,
+            partner=key.partner,
+            flow=key.flow,
+            hs6=key.hs6,
+            hs_description=goods.description if goods else None,
+            chpl_tier=goods.tier if goods else None,
+            period=period,
+            detectors=detectors,
+            score=float(verdict.score[i]),
+            severity=SEVERITIES[int(verdict.severity[i])],
+            observed_value=round(cell.value, 2),
+            baseline_value=None if baseline is None else round(baseline, 2),
+            observed_count=observed_count,
+            baseline_count=None if baseline_count is None else round(baseline_count, 3),
+            ratio=None if ratio is None else round(ratio, 4),
+            p_value=p_value,
+            currency=currency,
+            top_exporters=exporters,
+            top_consignees=consignees,
+            corroborating_reporters=corroborating,
+            early=early,
+            as_of=as_of,
+            explanation=text,
+            evidence=evidence,
+        )
+
+
+def _num(x: float) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def _top(parties: dict[str, float]) -> tuple[dict[str, object], ...]:
+    best = sorted(parties.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_PARTIES]
+    return tuple({"name": name, "value": round(value, 2)} for name, value in best)
+
+
+def _month_end(month: int) -> dt.date:
+    return dt.date(month // 12 + (month % 12 == 11), (month + 1) % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def _month_day(month: int, day: int) -> dt.date:
+    return dt.date(month // 12, month % 12 + 1, day)

@@ -1,0 +1,79 @@
+"""Novelty: a watched HS code appearing on a lane that had (almost) none.
+
+"Never-before" lanes are what analysts chase first: HS 854239 to Armenia went
+from EUR 0.01m to 1.98m in 2022. A lane is new when all of the last
+``lookback`` months are known and their mean value is under
+``baseline_max``; it alerts when the month reaches ``min_value``, from at
+least ``min_count`` declarations (one shipment alone is a candidate that
+needs a second material month).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from detectors.base import Window
+from detectors.params import check_positive, check_range
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NoveltyParams:
+    """Parameters of :class:`NoveltyDetector`.
+
+    Examples
+    --------
+    >>> NoveltyParams(lookback=3)
+    Traceback (most recent call last):
+    ...
+    detectors.errors.InvalidParameterError: invalid parameter lookback=3: expected a number in [6, 36]
+    """
+
+    lookback: int = 12
+    baseline_max: float = 2_000.0
+    min_value: float = 25_000.0
+    min_count: int = 2
+
+    def __post_init__(self) -> None:
+        check_range(self, "lookback", 6, 36)
+        check_positive(self, "baseline_max", allow_zero=True)
+        check_positive(self, "min_value")
+        check_range(self, "min_count", 1, 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class NoveltyScores:
+    baseline: np.ndarray
+    candidate: np.ndarray
+    fired: np.ndarray
+
+
+class NoveltyDetector:
+    """Flags material trade on lanes with a near-empty, fully known baseline.
+
+    Examples
+    --------
+    >>> from detectors.table import window_for
+    >>> w = window_for([[0.0] * 36], value=[80_000.0], count=[3.0])
+    >>> bool(NoveltyDetector().score_many(w).fired[0])
+    True
+    """
+
+    name = "novelty"
+
+    def __init__(self, params: NoveltyParams | None = None) -> None:
+        self.params = params or NoveltyParams()
+
+    def score_many(self, window: Window) -> NoveltyScores:
+        p = self.params
+        recent = window.values[:, -p.lookback :]
+        known = ~np.isnan(recent).any(axis=1)
+        usable = np.where(window.protected[:, -p.lookback :], np.nan, recent)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            baseline = np.nan_to_num(np.nanmean(usable, axis=1))
+        candidate = known & (baseline <= p.baseline_max) & (window.value >= p.min_value)
+        enough = np.isnan(window.count) | (window.count >= p.min_count) | window.protected[:, -1]
+        return NoveltyScores(baseline=baseline, candidate=candidate, fired=candidate & enough)

@@ -1,0 +1,199 @@
+"""From scores to a verdict: which lanes alert, how severe, what is learned.
+
+Scoring is not deciding. This module runs the detectors on a month's
+:class:`~detectors.base.Window`, applies persistence (a surge that is not
+overwhelming at once must be suspicious two months running), the cross-series
+detectors (diversion, corroboration), severity, and decides which months are
+*protected*: any month a detector found suspicious is kept out of the
+baseline, so a surge never becomes normal. A lane that stays suspicious for
+``relearn_after`` months is taken to have a new normal and learning resumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from detectors.base import DETECTORS, Window
+from detectors.corroboration import CorroborationDetector, CorroborationParams
+from detectors.diversion import DiversionDetector, DiversionParams, DiversionScores
+from detectors.novelty import NoveltyDetector, NoveltyParams, NoveltyScores
+from detectors.params import check_positive, check_range
+from detectors.ramp import RampDetector, RampParams, RampScores
+from detectors.seasonal import SeasonalSurgeDetector, SurgeParams, SurgeScores
+
+SEVERITIES = ("low", "medium", "high", "critical")
+_COL = {name: i for i, name in enumerate(DETECTORS)}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PolicyParams:
+    """Parameters of :class:`AlertPolicy`.
+
+    Examples
+    --------
+    >>> PolicyParams(relearn_after=0)
+    Traceback (most recent call last):
+    ...
+    detectors.errors.InvalidParameterError: invalid parameter relearn_after=0: expected a number in [2, 120]
+    """
+
+    relearn_after: int = 12
+    strong_score: float = 6.0
+    strong_ratio: float = 5.0
+    large_excess: float = 250_000.0
+
+    def __post_init__(self) -> None:
+        check_range(self, "relearn_after", 2, 120)
+        check_positive(self, "strong_score", "strong_ratio", "large_excess")
+
+
+@dataclass(frozen=True, slots=True)
+class Lanes:
+    """Per-series facts the cross-series detectors and severity need."""
+
+    source_group: np.ndarray  # int id of (reporter, flow, hs6)
+    hub_group: np.ndarray  # int id of (partner, flow, hs6)
+    is_hub: np.ndarray
+    is_destination: np.ndarray
+    priority: np.ndarray  # CHPL tier 1 or 2
+
+    def take(self, rows: np.ndarray) -> Lanes:
+        return Lanes(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Everything decided for one month, per series."""
+
+    surge: SurgeScores
+    ramp: RampScores
+    novelty: NoveltyScores
+    diversion: DiversionScores | None
+    fired: np.ndarray  # (n, len(DETECTORS)) bool
+    alert: np.ndarray
+    protect: np.ndarray
+    streak: np.ndarray
+    ramp_statistic: np.ndarray
+    severity: np.ndarray  # index into SEVERITIES
+    score: np.ndarray
+
+    def detectors(self, row: int) -> tuple[str, ...]:
+        return tuple(name for name, hit in zip(DETECTORS, self.fired[row]) if hit)
+
+
+class AlertPolicy:
+    """Runs every detector for one month and decides.
+
+    Examples
+    --------
+    >>> from detectors.table import window_for
+    >>> w = window_for([[100.0, 120, 90, 110] * 9], value=[900.0], count=[float("nan")])
+    >>> v = AlertPolicy(surge=SurgeParams(min_excess=100), ramp=RampParams(min_excess=100)).decide(w)
+    >>> bool(v.alert[0]), v.detectors(0), SEVERITIES[v.severity[0]]
+    (True, ('seasonal_surge',), 'medium')
+    """
+
+    def __init__(
+        self,
+        *,
+        surge: SurgeParams | None = None,
+        ramp: RampParams | None = None,
+        novelty: NoveltyParams | None = None,
+        diversion: DiversionParams | None = None,
+        corroboration: CorroborationParams | None = None,
+        policy: PolicyParams | None = None,
+    ) -> None:
+        self.surge = SeasonalSurgeDetector(surge)
+        self.ramp = RampDetector(ramp)
+        self.novelty = NoveltyDetector(novelty)
+        self.diversion = DiversionDetector(diversion)
+        self.corroboration = CorroborationDetector(corroboration)
+        self.params = policy or PolicyParams()
+
+    def decide(self, window: Window, lanes: Lanes | None = None) -> Verdict:
+        """Verdict for one month. Without ``lanes`` the cross-series detectors
+        are skipped (as for early, in-month checks)."""
+        surge = self.surge.score_many(window)
+        ramp = self.ramp.score_many(window.ramp, surge)
+        novelty = self.novelty.score_many(window)
+        n = window.n
+        fired = np.zeros((n, len(DETECTORS)), dtype=bool)
+        persisted = window.protected[:, -1] if window.values.shape[1] else np.zeros(n, bool)
+        fired[:, _COL["seasonal_surge"]] = surge.immediate | (surge.candidate & persisted)
+        fired[:, _COL["ramp"]] = ramp.fired
+        fired[:, _COL["novelty"]] = novelty.fired
+        candidate = surge.candidate | ramp.building | novelty.candidate
+
+        diversion = None
+        corroborated = np.zeros(n, dtype=bool)
+        if lanes is not None:
+            recent_past = np.nan_to_num(window.values[:, -(self.diversion.params.months - 1) :]).sum(axis=1)
+            diversion = self.diversion.score_many(
+                group=lanes.source_group,
+                is_hub=lanes.is_hub,
+                is_destination=lanes.is_destination,
+                level=surge.level,
+                recent=window.value + recent_past,
+                z_robust=surge.z_robust,
+            )
+            fired[:, _COL["diversion"]] = diversion.fired
+            hub = lanes.is_hub
+            corroborated = self.corroboration.score_many(
+                group=lanes.hub_group, alert=fired.any(axis=1) & hub, candidate=candidate & hub
+            )
+            fired[:, _COL["corroboration"]] = corroborated
+
+        alert = fired.any(axis=1)
+        protect_raw = candidate | alert
+        streak = np.where(protect_raw, window.streak + 1, 0)
+        protect = protect_raw & (window.streak < self.params.relearn_after)
+        ramp_statistic = np.where(ramp.fired, 0.0, ramp.statistic)
+        score = self._score(window, surge, ramp, fired)
+        excess = np.where(surge.eligible, np.nan_to_num(surge.excess), window.value - novelty.baseline)
+        severity = self._severity(surge, excess, fired, score, corroborated, lanes)
+        return Verdict(
+            surge=surge,
+            ramp=ramp,
+            novelty=novelty,
+            diversion=diversion,
+            fired=fired,
+            alert=alert,
+            protect=protect,
+            streak=streak,
+            ramp_statistic=ramp_statistic,
+            severity=np.where(alert, severity, 0),
+            score=np.where(alert, score, 0.0),
+        )
+
+    def _score(self, window: Window, surge: SurgeScores, ramp: RampScores, fired: np.ndarray) -> np.ndarray:
+        """Higher is more anomalous: ``-log10 p`` of the surge test, or the
+        ramp statistic, or for new lanes 3 plus the doublings above the floor."""
+        floor = self.novelty.params.min_value
+        novelty_score = np.where(
+            fired[:, _COL["novelty"]], 3.0 + np.log2(np.maximum(window.value / floor, 1.0)), 0.0
+        )
+        scores = np.stack(
+            [surge.score, np.where(fired[:, _COL["ramp"]], ramp.statistic, 0.0), novelty_score], axis=1
+        )
+        return np.round(scores.max(axis=1), 6)
+
+    def _severity(
+        self,
+        surge: SurgeScores,
+        excess: np.ndarray,
+        fired: np.ndarray,
+        score: np.ndarray,
+        corroborated: np.ndarray,
+        lanes: Lanes | None,
+    ) -> np.ndarray:
+        p = self.params
+        points = (score >= p.strong_score) | (np.nan_to_num(surge.ratio) >= p.strong_ratio)
+        points = points.astype(int)
+        points += excess >= p.large_excess
+        points += corroborated
+        points += fired[:, _COL["diversion"]]
+        if lanes is not None:
+            points += lanes.priority
+        return np.minimum(points, len(SEVERITIES) - 1)

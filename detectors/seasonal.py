@@ -1,0 +1,261 @@
+"""Seasonal surge and level-shift detection that holds up on sparse flows.
+
+Two pieces of evidence are weighed for each series and month:
+
+* **value**: the month's value against a seasonal baseline on a log scale,
+  ``z = log((v + eps) / (E + eps)) / sigma``, where ``E`` is a trimmed
+  12-month mean (robust to one giant month, neutral to seasonality) times a
+  shrunk seasonal factor, and ``sigma`` a robust (MAD) spread of past months.
+  The *robust* value replaces the month's largest declaration by a typical
+  one, so a single giant shipment cannot carry the evidence.
+* **count**: the number of declarations against a negative-binomial tail
+  whose mean and over-dispersion come from the same months. On lanes with a
+  few declarations a month this is the evidence that holds.
+
+A month is a *candidate* when it is material (excess value above a floor),
+large (ratio above a floor) and either test passes. It alerts at once when the
+robust value test passes together with the count test, or when the robust
+value alone is overwhelming; otherwise it alerts only if the month before was
+suspicious too (persistence). Months past the candidate bar are protected from
+the baseline by the policy, so a surge is never learned as normal.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from detectors.base import Window
+from detectors.params import check_positive, check_range
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SurgeParams:
+    """Parameters of :class:`SeasonalSurgeDetector`.
+
+    Examples
+    --------
+    >>> SurgeParams(z_threshold=0)
+    Traceback (most recent call last):
+    ...
+    detectors.errors.InvalidParameterError: invalid parameter z_threshold=0: expected a finite number > 0
+    """
+
+    z_threshold: float = 3.0
+    z_strong: float = 5.0
+    count_alpha: float = 1e-3
+    min_ratio: float = 2.0
+    min_excess: float = 10_000.0
+    sigma_floor: float = 0.2
+    min_nonzero_months: int = 3
+    seasonal_shrink: float = 2.0
+    seasonal_min_share: float = 0.75
+
+    def __post_init__(self) -> None:
+        check_positive(self, "z_threshold", "z_strong", "min_ratio", "sigma_floor", "seasonal_shrink")
+        check_positive(self, "min_excess", allow_zero=True)
+        check_range(self, "count_alpha", 1e-12, 0.5)
+        check_range(self, "min_nonzero_months", 1, 24)
+        check_range(self, "seasonal_min_share", 0.0, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class SurgeScores:
+    """Per-series outputs of one month's surge test (all arrays of length n)."""
+
+    level: np.ndarray
+    expected: np.ndarray
+    band_low: np.ndarray
+    band_high: np.ndarray
+    sigma: np.ndarray
+    z: np.ndarray
+    z_robust: np.ndarray
+    expected_count: np.ndarray
+    p_count: np.ndarray
+    p_value: np.ndarray
+    score: np.ndarray
+    ratio: np.ndarray
+    excess: np.ndarray
+    eligible: np.ndarray
+    candidate: np.ndarray
+    immediate: np.ndarray
+
+
+def trimmed_mean(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row means of ``x`` over ``mask``, dropping the largest and smallest when
+    there are six or more, the largest when three to five.
+
+    Returns the means (``NaN`` where the mask is empty) and the counts.
+
+    Examples
+    --------
+    >>> m, n = trimmed_mean(np.array([[1.0, 2, 3, 100, 2, 2]]), np.ones((1, 6), bool))
+    >>> float(m[0]), int(n[0])
+    (2.25, 6)
+    """
+    n = mask.sum(axis=1)
+    xz = np.where(mask, x, 0.0)
+    total = xz.sum(axis=1)
+    top = np.where(mask, x, -np.inf).max(axis=1, initial=-np.inf)
+    low = np.where(mask, x, np.inf).min(axis=1, initial=np.inf)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(
+            n >= 6,
+            (total - top - low) / (n - 2),
+            np.where(n >= 3, (total - top) / (n - 1), total / n),
+        )
+    return np.where(n > 0, mean, np.nan), n
+
+
+def _row_median(x: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(x, axis=1)
+
+
+class SeasonalSurgeDetector:
+    """Seasonal surge / level-shift test over a :class:`~detectors.base.Window`.
+
+    Examples
+    --------
+    >>> from detectors.table import window_for
+    >>> history = [100.0, 120, 90, 110] * 9
+    >>> w = window_for([history], value=[900.0], count=[float("nan")])
+    >>> s = SeasonalSurgeDetector(SurgeParams(min_excess=100)).score_many(w)
+    >>> bool(s.candidate[0]), bool(s.immediate[0]), round(float(s.ratio[0]), 1)
+    (True, True, 8.8)
+    """
+
+    name = "seasonal_surge"
+
+    def __init__(self, params: SurgeParams | None = None) -> None:
+        self.params = params or SurgeParams()
+
+    def score_many(self, window: Window) -> SurgeScores:
+        p = self.params
+        v_hist, c_hist = window.values, window.counts
+        h = v_hist.shape[1]
+        usable = ~np.isnan(v_hist) & ~window.protected
+        last12 = usable.copy()
+        last12[:, : h - 12] = False
+        last24 = usable.copy()
+        last24[:, : h - 24] = False
+
+        level12, n12 = trimmed_mean(v_hist, last12)
+        level24, n24 = trimmed_mean(v_hist, last24)
+        level = np.where(n12 >= 6, level12, level24)
+        nonzero = (last24 & (v_hist > 0)).sum(axis=1)
+        n_use = np.maximum(n24, 1)
+
+        factor = self._seasonal_factor(v_hist, usable, nonzero / n_use)
+        expected = level * factor
+
+        eps = 0.25 * level + 1e-9
+        resid = np.where(last24, np.log((np.nan_to_num(v_hist) + eps[:, None]) / (level + eps)[:, None]), np.nan)
+        med = _row_median(resid)
+        mad = _row_median(np.abs(resid - med[:, None]))
+        sigma = np.maximum(p.sigma_floor, 1.4826 * np.nan_to_num(mad)) * np.sqrt(1.0 + 4.0 / n_use)
+
+        value = window.value
+        typical = self._typical_item(v_hist, c_hist, last24, level)
+        big = window.max_item
+        robust_value = np.where(np.isnan(big), value, value - big + np.minimum(big, typical))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.log((value + eps) / (expected + eps)) / sigma
+            z_robust = np.log((np.maximum(robust_value, 0.0) + eps) / (expected + eps)) / sigma
+            ratio = np.where(expected > 0, value / expected, np.inf)
+
+        expected_count, p_count = self._count_test(c_hist, last12, last24, factor, window.count)
+        p_value = np.minimum(1.0, 2.0 * np.minimum(stats.norm.sf(z_robust), p_count))
+        score = np.minimum(-np.log10(np.maximum(p_value, 1e-300)), 50.0)
+
+        band_high = (expected + eps) * np.exp(p.z_threshold * sigma) - eps
+        band_low = np.maximum((expected + eps) * np.exp(-p.z_threshold * sigma) - eps, 0.0)
+        excess = value - expected
+
+        eligible = (nonzero >= p.min_nonzero_months) & (level > 0)
+        count_sig = p_count <= p.count_alpha
+        value_sig = z_robust >= p.z_threshold
+        candidate = (
+            eligible
+            & (excess >= p.min_excess)
+            & (ratio >= p.min_ratio)
+            & ((z >= p.z_threshold) | count_sig)
+        )
+        immediate = candidate & ((value_sig & count_sig) | (z_robust >= p.z_strong))
+        nan_to = np.nan
+        return SurgeScores(
+            level=np.where(eligible, level, nan_to),
+            expected=np.where(eligible, expected, nan_to),
+            band_low=np.where(eligible, band_low, nan_to),
+            band_high=np.where(eligible, band_high, nan_to),
+            sigma=sigma,
+            z=np.where(eligible, z, 0.0),
+            z_robust=np.where(eligible, z_robust, 0.0),
+            expected_count=expected_count,
+            p_count=p_count,
+            p_value=np.where(eligible, p_value, 1.0),
+            score=np.where(eligible, score, 0.0),
+            ratio=np.where(eligible, ratio, np.nan),
+            excess=np.where(eligible, excess, np.nan),
+            eligible=eligible,
+            candidate=candidate,
+            immediate=immediate,
+        )
+
+    def _seasonal_factor(self, v_hist: np.ndarray, usable: np.ndarray, share: np.ndarray) -> np.ndarray:
+        """Shrunk ratio of the same month in past years to its centred 12-month mean."""
+        h = v_hist.shape[1]
+        total = np.zeros(v_hist.shape[0])
+        seen = np.zeros(v_hist.shape[0])
+        for k in (1, 2, 3):
+            pos = h - 12 * k
+            if pos < 0:
+                break
+            lo, hi = max(pos - 5, 0), min(pos + 7, h)
+            local, n_local = trimmed_mean(v_hist[:, lo:hi], usable[:, lo:hi])
+            ok = usable[:, pos] & (n_local >= 8) & (local > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                total += np.where(ok, v_hist[:, pos] / local, 0.0)
+            seen += ok
+        shrink = self.params.seasonal_shrink
+        factor = np.clip((total + shrink) / (seen + shrink), 0.5, 2.0)
+        return np.where(share >= self.params.seasonal_min_share, factor, 1.0)
+
+    @staticmethod
+    def _typical_item(v_hist: np.ndarray, c_hist: np.ndarray, mask: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """Typical declaration value: past value per past declaration."""
+        counted = mask & ~np.isnan(c_hist)
+        values = np.where(counted, v_hist, 0.0).sum(axis=1)
+        counts = np.where(counted, c_hist, 0.0).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(counts > 0, values / counts, level)
+
+    @staticmethod
+    def _count_test(
+        c_hist: np.ndarray, last12: np.ndarray, last24: np.ndarray, factor: np.ndarray, count: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Negative-binomial upper tail ``P(N >= count)``; 1 where counts are unknown."""
+        known12 = last12 & ~np.isnan(c_hist)
+        known24 = last24 & ~np.isnan(c_hist)
+        mean12, n12 = trimmed_mean(c_hist, known12)
+        mean24, n24 = trimmed_mean(c_hist, known24)
+        mean = np.where(n12 >= 6, mean12, mean24)
+        n = np.maximum(n24, 0)
+        prior = 0.5 / (n + 1.0)
+        mu = np.maximum(np.nan_to_num(mean) * factor, prior)
+        cz = np.where(known24, c_hist, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            m = np.nanmean(cz, axis=1)
+            var = np.nanvar(cz, axis=1)
+            alpha = np.clip(np.nan_to_num((var - m) / (m * m)), 0.05, 3.0)
+        size = 1.0 / alpha
+        prob = 1.0 / (1.0 + alpha * mu)
+        known = ~np.isnan(count) & (n > 0)
+        c = np.where(known, count, 0.0)
+        p = np.where(known & (c > 0), stats.nbinom.sf(c - 1, size, prob), 1.0)
+        return np.where(known, mu, np.nan), p
