@@ -1,0 +1,1 @@
+"""The transitwatch service: Faust app, records, topics, agents, sinks, metrics, settings, CLI."""
