@@ -1,0 +1,188 @@
+"""Reading input files: JSON Lines and CSV, plain and gzip, line numbers and rejects."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+
+from detectors.contract import Declaration, MonthlyStat
+from detectors.errors import RejectError
+from streams.files import Line, count_lines, detect_format, iter_lines
+
+DECL = {
+    "declaration_id": "DE-1",
+    "date": "2024-03-05",
+    "reporter": "DE",
+    "partner": "KZ",
+    "hs_code": "8542.31",
+    "value": 12.5,
+}
+STAT = {"period": "2024-01", "reporter": "FR", "partner": "AM", "hs_code": "854231", "value": 3}
+
+JSONL = b"".join(
+    [
+        orjson.dumps(DECL) + b"\n",
+        b"\n",
+        b"   \n",
+        orjson.dumps(STAT) + b"\r\n",
+        b"{broken\n",
+        orjson.dumps({**DECL, "partner": "XX"}),  # no final newline
+    ]
+)
+
+CSV = (
+    "declaration_id,period,date,reporter,partner,flow,hs_code,value,currency,exporter\n"
+    "DE-1,,2024-03-05,de,KZ,,8542.31,12.5,,\"ACME, GmbH\"\n"
+    "\n"
+    ",2024-01,,FR,AM,Re_Export,854231,3,eur,\n"
+    "DE-2,,2024-03-06,DE,KZ,export,854231\n"
+    "DE-3,,2024-03-07,DE,GE,export,854231,-1,,\"multi\nline\"\n"
+    "DE-4,,2024-03-08,DE,AM,export,85423100,7,,\n"
+)
+
+
+def outcomes(path: Path) -> list[tuple[int, str]]:
+    return [
+        (line.number, result.key if isinstance(result, RejectError) else type(result).__name__)
+        for line, result in iter_lines(path)
+    ]
+
+
+def check_jsonl(path: Path) -> None:
+    assert outcomes(path) == [
+        (1, "Declaration"),
+        (4, "MonthlyStat"),
+        (5, "invalid_json"),
+        (6, "unknown_country:partner"),
+    ]
+    lines = list(iter_lines(path))
+    assert all(line.source == str(path) for line, _ in lines)
+    assert lines[2][0].raw == "{broken"
+    first = lines[0][1]
+    assert isinstance(first, Declaration) and first.hs_code == "854231"
+
+
+def test_jsonl_round_trip(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(JSONL)
+    check_jsonl(path)
+    assert count_lines(path) == 6
+
+
+def test_gzip_detected_by_magic_not_name(tmp_path):
+    plain_name = tmp_path / "in.jsonl"
+    plain_name.write_bytes(gzip.compress(JSONL))
+    check_jsonl(plain_name)
+    named = tmp_path / "in.ndjson.gz"
+    named.write_bytes(gzip.compress(JSONL))
+    check_jsonl(named)
+    assert count_lines(named) is None
+
+
+def test_csv_round_trip(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text(CSV, encoding="utf-8")
+    assert outcomes(path) == [
+        (2, "Declaration"),
+        (4, "MonthlyStat"),
+        (5, "invalid_csv_row"),
+        (6, "invalid_field:value"),
+        (8, "Declaration"),
+    ]
+    results = {line.number: (line, result) for line, result in iter_lines(path)}
+    declaration = results[2][1]
+    assert isinstance(declaration, Declaration)
+    assert (declaration.reporter, declaration.flow, declaration.currency, declaration.exporter) == (
+        "DE",
+        "export",
+        "USD",
+        "ACME, GmbH",
+    )
+    stat = results[4][1]
+    assert isinstance(stat, MonthlyStat) and stat.identity == ("2024-01", "FR", "AM", "re-export", "854231")
+    assert results[5][0].raw == "DE-2,,2024-03-06,DE,KZ,export,854231"
+    assert results[6][0].raw == 'DE-3,,2024-03-07,DE,GE,export,854231,-1,,"multi\nline"'
+    assert count_lines(path) == 7
+
+
+def test_gzipped_csv_with_bom(tmp_path):
+    path = tmp_path / "in.csv.gz"
+    path.write_bytes(gzip.compress(b"\xef\xbb\xbf" + CSV.encode()))
+    assert [number for number, _ in outcomes(path)] == [2, 4, 5, 6, 8]
+    assert outcomes(path)[0] == (2, "Declaration")
+
+
+def test_csv_undecodable_row_is_a_reject(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"period,reporter,partner,hs_code,value,unit\n2024-01,FR,AM,854231,3,caf\xe9\n")
+    [(line, result)] = list(iter_lines(path))
+    assert isinstance(result, RejectError) and result.reason == "encoding"
+    assert line.raw == "2024-01,FR,AM,854231,3,caf\ufffd"
+
+
+def test_jsonl_bom_and_undecodable_line(tmp_path):
+    path = tmp_path / "data.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(STAT) + b"\n" + b'{"period": "caf\xe9"}\n')
+    assert detect_format(path) == "jsonl"
+    assert outcomes(path) == [(1, "MonthlyStat"), (2, "encoding")]
+    assert list(iter_lines(path))[1][0].raw == '{"period": "caf\ufffd"}'
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("a.json", b"x", "jsonl"),
+        ("a.NDJSON", b"x", "jsonl"),
+        ("a.csv.gz", b"{", "csv"),
+        ("export.dat", b"\n\n  {\"period\": 1}", "jsonl"),
+        ("export.dat", b"period,reporter\n", "csv"),
+        ("export", gzip.compress(b'{"period": 1}'), "jsonl"),
+        ("empty", b"", "csv"),
+    ],
+)
+def test_detect_format(tmp_path, name, content, expected):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert detect_format(path) == expected
+
+
+def test_raw_is_truncated():
+    assert len(Line("x", 1, b"{" + b"a" * 5000).raw) == 2000
+    assert Line("x", 1, "text\n").raw == "text"
+
+
+def test_missing_file_raises_os_error(tmp_path):
+    with pytest.raises(OSError):
+        list(iter_lines(tmp_path / "absent.jsonl"))
+
+
+def test_truncated_gzip_raises_os_error(tmp_path):
+    path = tmp_path / "in.jsonl.gz"
+    path.write_bytes(gzip.compress(JSONL * 50)[:-30])
+    with pytest.raises(OSError, match="truncated|CRC|end"):
+        list(iter_lines(path))
+
+
+def test_empty_and_header_only_files_yield_nothing(tmp_path):
+    empty = tmp_path / "e.jsonl"
+    empty.write_bytes(b"")
+    header = tmp_path / "h.csv"
+    header.write_text("period,reporter\n")
+    assert list(iter_lines(empty)) == [] and list(iter_lines(header)) == []
+    assert count_lines(empty) == 0 and count_lines(header) == 0
+
+
+def test_documented_examples_parse(tmp_path):
+    doc = (Path(__file__).parents[2] / "docs" / "input-format.md").read_text(encoding="utf-8")
+    blocks = dict(re.findall(r"```(json|csv)\n(.*?)```", doc, re.S))
+    (tmp_path / "doc.jsonl").write_text(blocks["json"], encoding="utf-8")
+    (tmp_path / "doc.csv").write_text(blocks["csv"], encoding="utf-8")
+    from_jsonl = [record for _, record in iter_lines(tmp_path / "doc.jsonl")]
+    from_csv = [record for _, record in iter_lines(tmp_path / "doc.csv")]
+    assert [type(r).__name__ for r in from_jsonl] == ["Declaration", "MonthlyStat"]
+    assert from_jsonl == from_csv
+    assert (from_jsonl[1].reporter, from_jsonl[1].flow) == ("GR", "re-export")
