@@ -153,7 +153,9 @@ def explain(
     if observed_count is not None and baseline_count is not None:
         parts[0] += f" (from {observed_count} declarations against about {baseline_count:.1f} expected)"
     sentences = [parts[0] + "."]
-    if p_value is not None and 0 < p_value < 0.01:
+    if p_value is not None and p_value < 1e-6:
+        sentences.append("A change this large is far beyond the lane's usual variation (p < 1e-6).")
+    elif p_value is not None and p_value < 0.01:
         sentences.append(f"A change this large would arise by chance about once in {1 / p_value:,.0f} months (p = {p_value:.0e}).")
     what = [_WHAT[d].format(dest=destinations) for d in detectors if d in _WHAT]
     if what:

@@ -23,10 +23,10 @@ class CorroborationParams:
     Examples
     --------
     >>> CorroborationParams().min_reporters
-    2
+    3
     """
 
-    min_reporters: int = 2
+    min_reporters: int = 3
 
     def __post_init__(self) -> None:
         check_range(self, "min_reporters", 2, 100)

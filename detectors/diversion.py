@@ -33,7 +33,7 @@ class DiversionParams:
     months: int = 3
     collapse_ratio: float = 0.5
     rise_ratio: float = 1.5
-    min_z: float = 2.0
+    min_z: float = 3.0
     min_excess: float = 10_000.0
 
     def __post_init__(self) -> None:

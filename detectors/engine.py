@@ -271,7 +271,7 @@ class Engine:
         if rows.size == 0:
             return
         value, count, max_item = self._inputs(rows)
-        verdict = self.policy.decide(self.table.window(rows, value, count, max_item))
+        verdict = self.policy.decide(self.table.window(rows, value, count, max_item), self._lanes().take(rows), cross=False)
         for i in np.flatnonzero(verdict.alert).tolist():
             row = int(rows[i])
             alert = self._alert(row, i, self.open_month, verdict, early=True, as_of=as_of.isoformat(),

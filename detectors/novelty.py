@@ -4,8 +4,9 @@
 from EUR 0.01m to 1.98m in 2022. A lane is new when all of the last
 ``lookback`` months are known and their mean value is under
 ``baseline_max``; it alerts when the month reaches ``min_value``, from at
-least ``min_count`` declarations (one shipment alone is a candidate that
-needs a second material month).
+least ``min_count`` declarations. One shipment alone, or a monthly statistic
+(which does not count declarations), is a candidate that needs a second
+material month.
 """
 
 from __future__ import annotations
@@ -75,5 +76,5 @@ class NoveltyDetector:
             warnings.simplefilter("ignore", RuntimeWarning)
             baseline = np.nan_to_num(np.nanmean(usable, axis=1))
         candidate = known & (baseline <= p.baseline_max) & (window.value >= p.min_value)
-        enough = np.isnan(window.count) | (window.count >= p.min_count) | window.protected[:, -1]
+        enough = (window.count >= p.min_count) | window.protected[:, -1]
         return NoveltyScores(baseline=baseline, candidate=candidate, fired=candidate & enough)

@@ -112,23 +112,25 @@ class AlertPolicy:
         self.corroboration = CorroborationDetector(corroboration)
         self.params = policy or PolicyParams()
 
-    def decide(self, window: Window, lanes: Lanes | None = None) -> Verdict:
-        """Verdict for one month. Without ``lanes`` the cross-series detectors
-        are skipped (as for early, in-month checks)."""
+    def decide(self, window: Window, lanes: Lanes | None = None, *, cross: bool = True) -> Verdict:
+        """Verdict for one month. Only hub lanes alert (every lane when
+        ``lanes`` is not given); ``cross=False`` skips the cross-series
+        detectors, as for early, in-month checks."""
         surge = self.surge.score_many(window)
         ramp = self.ramp.score_many(window.ramp, surge)
         novelty = self.novelty.score_many(window)
         n = window.n
         fired = np.zeros((n, len(DETECTORS)), dtype=bool)
         persisted = window.protected[:, -1] if window.values.shape[1] else np.zeros(n, bool)
-        fired[:, _COL["seasonal_surge"]] = surge.immediate | (surge.candidate & persisted)
-        fired[:, _COL["ramp"]] = ramp.fired
-        fired[:, _COL["novelty"]] = novelty.fired
+        hub = lanes.is_hub if lanes is not None else np.ones(n, dtype=bool)
+        fired[:, _COL["seasonal_surge"]] = hub & (surge.immediate | (surge.candidate & persisted))
+        fired[:, _COL["ramp"]] = hub & ramp.fired
+        fired[:, _COL["novelty"]] = hub & novelty.fired
         candidate = surge.candidate | ramp.building | novelty.candidate
 
         diversion = None
         corroborated = np.zeros(n, dtype=bool)
-        if lanes is not None:
+        if lanes is not None and cross:
             recent_past = np.nan_to_num(window.values[:, -(self.diversion.params.months - 1) :]).sum(axis=1)
             diversion = self.diversion.score_many(
                 group=lanes.source_group,
@@ -139,9 +141,8 @@ class AlertPolicy:
                 z_robust=surge.z_robust,
             )
             fired[:, _COL["diversion"]] = diversion.fired
-            hub = lanes.is_hub
             corroborated = self.corroboration.score_many(
-                group=lanes.hub_group, alert=fired.any(axis=1) & hub, candidate=candidate & hub
+                group=lanes.hub_group, alert=fired.any(axis=1), candidate=surge.candidate & hub
             )
             fired[:, _COL["corroboration"]] = corroborated
 

@@ -2,12 +2,16 @@
 
 Two pieces of evidence are weighed for each series and month:
 
-* **value**: the month's value against a seasonal baseline on a log scale,
-  ``z = log((v + eps) / (E + eps)) / sigma``, where ``E`` is a trimmed
-  12-month mean (robust to one giant month, neutral to seasonality) times a
-  shrunk seasonal factor, and ``sigma`` a robust (MAD) spread of past months.
-  The *robust* value replaces the month's largest declaration by a typical
-  one, so a single giant shipment cannot carry the evidence.
+* **value**: a hurdle model. A month trades with probability ``q`` (from the
+  last 24 months) and a trading month's value is log-normal around the median
+  of past trading months (times a shrunk seasonal factor) with a robust (MAD)
+  spread, shrunk towards a wide prior when there are few trading months. The
+  month's tail probability ``q * P(value or more)`` is reported as a z-score,
+  so lumpy lanes are judged against their own spikes and dense lanes against
+  their usual level. The *robust* value replaces the month's largest
+  declaration by a typical one, so a single giant shipment cannot carry the
+  evidence. The expected value ``E`` shown to analysts is a trimmed 12-month
+  mean (robust to one giant month, neutral to seasonality) times the factor.
 * **count**: the number of declarations against a negative-binomial tail
   whose mean and over-dispersion come from the same months. On lanes with a
   few declarations a month this is the evidence that holds.
@@ -15,7 +19,7 @@ Two pieces of evidence are weighed for each series and month:
 A month is a *candidate* when it is material (excess value above a floor),
 large (ratio above a floor) and either test passes. It alerts at once when the
 robust value test passes together with the count test, or when the robust
-value alone is overwhelming; otherwise it alerts only if the month before was
+value alone is overwhelming and the excess large; otherwise it alerts only if the month before was
 suspicious too (persistence). Months past the candidate bar are protected from
 the baseline by the policy, so a surge is never learned as normal.
 """
@@ -49,14 +53,18 @@ class SurgeParams:
     count_alpha: float = 1e-3
     min_ratio: float = 2.0
     min_excess: float = 10_000.0
+    strong_excess: float = 50_000.0
     sigma_floor: float = 0.2
+    sigma_prior: float = 1.0
+    sigma_prior_months: float = 3.0
     min_nonzero_months: int = 3
     seasonal_shrink: float = 2.0
     seasonal_min_share: float = 0.75
 
     def __post_init__(self) -> None:
         check_positive(self, "z_threshold", "z_strong", "min_ratio", "sigma_floor", "seasonal_shrink")
-        check_positive(self, "min_excess", allow_zero=True)
+        check_positive(self, "sigma_prior", "sigma_prior_months")
+        check_positive(self, "min_excess", "strong_excess", allow_zero=True)
         check_range(self, "count_alpha", 1e-12, 0.5)
         check_range(self, "min_nonzero_months", 1, 24)
         check_range(self, "seasonal_min_share", 0.0, 1.0)
@@ -110,6 +118,12 @@ def trimmed_mean(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.where(n > 0, mean, np.nan), n
 
 
+def _hurdle_z(value: np.ndarray, centre: np.ndarray, sigma: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The normal quantile of ``P(month >= value) = q * P(logN(centre, sigma) >= value)``."""
+    tail = q * stats.norm.sf((np.log(np.maximum(value, 1e-300)) - centre) / sigma)
+    return np.where(value > 0, stats.norm.isf(np.clip(tail, 1e-300, 1.0)), -10.0).clip(-10.0, 40.0)
+
+
 def _row_median(x: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -153,27 +167,35 @@ class SeasonalSurgeDetector:
         factor = self._seasonal_factor(v_hist, usable, nonzero / n_use)
         expected = level * factor
 
-        eps = 0.25 * level + 1e-9
-        resid = np.where(last24, np.log((np.nan_to_num(v_hist) + eps[:, None]) / (level + eps)[:, None]), np.nan)
-        med = _row_median(resid)
-        mad = _row_median(np.abs(resid - med[:, None]))
-        sigma = np.maximum(p.sigma_floor, 1.4826 * np.nan_to_num(mad)) * np.sqrt(1.0 + 4.0 / n_use)
-
         value = window.value
         typical = self._typical_item(v_hist, c_hist, last24, level)
         big = window.max_item
         robust_value = np.where(np.isnan(big), value, value - big + np.minimum(big, typical))
+
+        # Hurdle model: a month trades with probability q, and a trading month's
+        # value is log-normal around the median of past trading months. Lumpy
+        # lanes (a shipment now and then) are judged against their own spikes.
+        trading = last24 & (v_hist > 0)
+        logs = np.where(trading, np.log(np.where(trading, v_hist, 1.0)), np.nan)
+        centre = _row_median(logs)
+        mad = _row_median(np.abs(logs - centre[:, None]))
+        k = nonzero.astype(float)
+        prior = p.sigma_prior_months
+        spread = np.sqrt((k * (1.4826 * np.nan_to_num(mad)) ** 2 + prior * p.sigma_prior**2) / (k + prior))
+        sigma = np.maximum(p.sigma_floor, spread)
+        q = (k + 0.5) / (n_use + 1.0)
+        centre = np.nan_to_num(centre) + np.log(factor)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.log((value + eps) / (expected + eps)) / sigma
-            z_robust = np.log((np.maximum(robust_value, 0.0) + eps) / (expected + eps)) / sigma
+            z = _hurdle_z(value, centre, sigma, q)
+            z_robust = _hurdle_z(np.maximum(robust_value, 0.0), centre, sigma, q)
             ratio = np.where(expected > 0, value / expected, np.inf)
 
         expected_count, p_count = self._count_test(c_hist, last12, last24, factor, window.count)
         p_value = np.minimum(1.0, 2.0 * np.minimum(stats.norm.sf(z_robust), p_count))
         score = np.minimum(-np.log10(np.maximum(p_value, 1e-300)), 50.0)
 
-        band_high = (expected + eps) * np.exp(p.z_threshold * sigma) - eps
-        band_low = np.maximum((expected + eps) * np.exp(-p.z_threshold * sigma) - eps, 0.0)
+        band_high = np.exp(centre + sigma * stats.norm.isf(np.minimum(stats.norm.sf(p.z_threshold) / q, 0.5)))
+        band_low = np.where(q > 0.9, np.exp(centre - p.z_threshold * sigma), 0.0)
         excess = value - expected
 
         eligible = (nonzero >= p.min_nonzero_months) & (level > 0)
@@ -185,7 +207,7 @@ class SeasonalSurgeDetector:
             & (ratio >= p.min_ratio)
             & ((z >= p.z_threshold) | count_sig)
         )
-        immediate = candidate & ((value_sig & count_sig) | (z_robust >= p.z_strong))
+        immediate = candidate & ((value_sig & count_sig) | ((z_robust >= p.z_strong) & (excess >= p.strong_excess)))
         nan_to = np.nan
         return SurgeScores(
             level=np.where(eligible, level, nan_to),

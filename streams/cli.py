@@ -1,0 +1,121 @@
+"""The ``transitwatch`` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from detectors.errors import ConfigError, StrictModeError
+from detectors.watch import WatchConfig
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="transitwatch",
+        description="Flag surges of high-tech and dual-use exports to Russia's neighbours.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    rp = sub.add_parser("replay", help="run the detectors over files (no broker needed)")
+    rp.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON Lines or CSV files, gzip or not")
+    rp.add_argument("--alerts-out", metavar="FILE", help="write alerts as JSON Lines")
+    rp.add_argument("--report", metavar="FILE.html", help="write an HTML report with one chart per alerted lane")
+    rp.add_argument("--rejects-out", metavar="FILE", help="write rejected lines with line number and reason")
+    rp.add_argument("--config", metavar="FILE", help="watch configuration (TOML); defaults are shipped")
+    rp.add_argument("--strict", action="store_true", help="stop with an error at the first rejected line")
+    rp.add_argument(
+        "--final-month",
+        choices=("auto", "closed", "open"),
+        default="auto",
+        help="treat the input's last month as complete or in progress (default: auto)",
+    )
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    return _replay(args)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from streams.replay import charts, input_size, replay, write_alerts
+
+    console = Console(stderr=True)
+    out = Console()
+    try:
+        config = WatchConfig.from_toml(Path(args.config).read_text("utf-8")) if args.config else WatchConfig.default()
+    except (OSError, ConfigError) as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        return 2
+    for path in args.inputs:
+        if not os.path.isfile(path):
+            console.print(f"[red]input not found:[/red] {path}")
+            return 2
+    columns = (TextColumn("reading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=args.quiet or not console.is_terminal) as bar:
+        task = bar.add_task("lines", total=input_size(args.inputs))
+        try:
+            result = replay(
+                args.inputs,
+                config=config,
+                rejects_out=args.rejects_out,
+                strict=args.strict,
+                final_month=args.final_month,
+                keep_snapshots=bool(args.report),
+                progress=lambda n: bar.advance(task, n),
+            )
+        except StrictModeError as exc:
+            console.print(f"[red]rejected (--strict):[/red] {exc}")
+            return 3
+        except OSError as exc:
+            console.print(f"[red]cannot read input:[/red] {exc}")
+            return 2
+    summary = result.summary([str(p) for p in args.inputs])
+    _print_summary(out, summary, result.alerts)
+    if args.alerts_out:
+        write_alerts(args.alerts_out, result.alerts)
+        out.print(f"alerts written to {args.alerts_out}")
+    if args.report:
+        from streams.report import write_report
+
+        write_report(args.report, [a.to_dict() for a in result.alerts], charts(result), summary)
+        out.print(f"report written to {args.report}")
+    if args.rejects_out and result.rejected:
+        out.print(f"rejected lines written to {args.rejects_out}")
+    return 0
+
+
+def _print_summary(out: Console, summary: dict, alerts: list) -> None:
+    table = Table(title="transitwatch replay", show_header=False)
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "none"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value))
+        table.add_row(str(key), f"{value:,}" if isinstance(value, int) else str(value))
+    out.print(table)
+    if not alerts:
+        return
+    order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    top = sorted(alerts, key=lambda a: (order[a.severity], -a.score))[:15]
+    t = Table(title=f"top alerts ({len(alerts)} in all)")
+    for col in ("severity", "period", "lane", "detectors", "observed", "expected", "ratio"):
+        t.add_column(col)
+    for a in top:
+        t.add_row(
+            a.severity + (" (early)" if a.early else ""),
+            a.period,
+            f"{a.reporter}>{a.partner} {a.hs6} (tier {a.chpl_tier or '-'})",
+            ", ".join(a.detectors),
+            f"{a.observed_value:,.0f}",
+            "-" if a.baseline_value is None else f"{a.baseline_value:,.0f}",
+            "-" if a.ratio is None else f"{a.ratio:.1f}x",
+        )
+    out.print(t)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
