@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detectors.alerts import Alert, alert_id, explain, period_of
-from detectors.base import DETECTORS
+from detectors.base import DETECTORS, Window
 from detectors.contract import Declaration, MonthlyStat, Record
 from detectors.errors import RejectError
 from detectors.policy import SEVERITIES, Lanes, Verdict
@@ -241,10 +241,14 @@ class Engine:
         return value, count, max_item
 
     def _close(self, month: int) -> None:
+        self.close_month(month, *self._inputs())
+
+    def close_month(self, month: int, value: np.ndarray, count: np.ndarray, max_item: np.ndarray) -> None:
+        """Close ``month`` for every series with these month totals (arrays over
+        all rows), emit its alerts and advance the state. The batch path calls
+        this directly with totals it aggregated itself."""
         table = self.table
-        n = len(table)
-        value, count, max_item = self._inputs()
-        window = table.window(slice(0, n), value, count, max_item)
+        window = table.window(slice(0, len(table)), value, count, max_item)
         verdict = self.policy.decide(window, self._lanes())
         rows = np.flatnonzero(verdict.alert)
         if rows.size:
@@ -253,7 +257,7 @@ class Engine:
             for i in rows.tolist():
                 early = self._early.get(i)
                 self._pending.append(
-                    self._alert(i, i, month, verdict, early=False, as_of=as_of,
+                    self._alert(i, i, month, verdict, window, early=False, as_of=as_of,
                                 corroborating=reporters.get(i, ()), same_id=early.alert_id if early else None)
                 )
         if self.on_close is not None:
@@ -266,15 +270,17 @@ class Engine:
         rows = np.array([r for r, c in self.cells.items() if c.dirty and r not in self._early], dtype=np.int64)
         for cell in self.cells.values():
             cell.dirty = False
-        days = [d for d in self.config.early_days if _month_day(self.open_month, d) > as_of]
+        today = as_of + dt.timedelta(days=1)
+        days = [d for d in self.config.early_days if _month_day(self.open_month, d) > today]
         self._next_check = _month_day(self.open_month, days[0]) if days else None
         if rows.size == 0:
             return
         value, count, max_item = self._inputs(rows)
-        verdict = self.policy.decide(self.table.window(rows, value, count, max_item), self._lanes().take(rows), cross=False)
+        window = self.table.window(rows, value, count, max_item)
+        verdict = self.policy.decide(window, self._lanes().take(rows), cross=False)
         for i in np.flatnonzero(verdict.alert).tolist():
             row = int(rows[i])
-            alert = self._alert(row, i, self.open_month, verdict, early=True, as_of=as_of.isoformat(),
+            alert = self._alert(row, i, self.open_month, verdict, window, early=True, as_of=as_of.isoformat(),
                                 corroborating=(), same_id=None)
             self._early[row] = alert
             self._pending.append(alert)
@@ -318,6 +324,7 @@ class Engine:
         i: int,
         month: int,
         verdict: Verdict,
+        window: Window,
         *,
         early: bool,
         as_of: str,
@@ -331,8 +338,9 @@ class Engine:
         period = period_of(month)
         goods = chpl().get(key.hs6)
         baseline = _num(s.expected[i]) if s.eligible[i] else _num(verdict.novelty.baseline[i])
-        counted = cell.lines is None and bool(self.table.counted[row])
-        observed_count = cell.count if counted else None
+        observed = float(window.value[i])
+        counted = not math.isnan(window.count[i])
+        observed_count = int(window.count[i]) if counted else None
         baseline_count = _num(s.expected_count[i]) if counted else None
         ratio = _num(s.ratio[i]) if s.eligible[i] else None
         p_value = float(s.p_value[i]) if s.eligible[i] else None
@@ -344,7 +352,7 @@ class Engine:
         consignees = _top(cell.consignees)
         destinations = " or ".join(sorted(self.config.destinations))
         text = explain(
-            key=key, period=period, detectors=detectors, observed_value=cell.value,
+            key=key, period=period, detectors=detectors, observed_value=observed,
             baseline_value=baseline, observed_count=observed_count, baseline_count=baseline_count,
             ratio=ratio, p_value=p_value, currency=currency, top_exporters=exporters,
             corroborating=corroborating, early=early, as_of=as_of, destination_ratio=dest_ratio,
@@ -373,7 +381,7 @@ class Engine:
             detectors=detectors,
             score=float(verdict.score[i]),
             severity=SEVERITIES[int(verdict.severity[i])],
-            observed_value=round(cell.value, 2),
+            observed_value=round(observed, 2),
             baseline_value=None if baseline is None else round(baseline, 2),
             observed_count=observed_count,
             baseline_count=None if baseline_count is None else round(baseline_count, 3),
