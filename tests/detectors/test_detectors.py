@@ -1,0 +1,139 @@
+"""The detector contract suite and the behaviours the issue names."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from detectors.base import HISTORY_MONTHS
+from detectors.novelty import NoveltyDetector
+from detectors.policy import AlertPolicy
+from detectors.ramp import RampParams
+from detectors.seasonal import SeasonalSurgeDetector, SurgeParams
+from detectors.table import window_for
+
+NAN = float("nan")
+history_values = st.lists(
+    st.one_of(st.just(0.0), st.floats(min_value=1.0, max_value=1e9, allow_nan=False)),
+    min_size=1,
+    max_size=HISTORY_MONTHS,
+)
+
+
+def _copy(w):
+    return {k: getattr(w, k).copy() for k in w.__dataclass_fields__}
+
+
+@given(history=history_values, value=st.floats(min_value=0, max_value=1e10), count=st.integers(0, 500))
+@settings(max_examples=150, deadline=None)
+def test_scores_are_finite_and_scoring_is_pure(history, value, count):
+    w = window_for([history], value=[value], count=[float(count)], counts=[[1.0] * len(history)], max_item=[value])
+    before = _copy(w)
+    a = SeasonalSurgeDetector().score_many(w)
+    b = SeasonalSurgeDetector().score_many(w)
+    assert np.isfinite(a.score).all() and np.isfinite(a.z_robust).all() and np.isfinite(a.p_value).all()
+    assert 0.0 <= a.p_value[0] <= 1.0
+    assert a.score.tolist() == b.score.tolist()
+    for k, v in before.items():
+        assert np.array_equal(getattr(w, k), v, equal_nan=True), k
+
+
+@given(history=history_values, value=st.floats(min_value=0, max_value=1e9), scale=st.sampled_from([0.01, 7.0, 1000.0]))
+@settings(max_examples=150, deadline=None)
+def test_currency_scale_invariance(history, value, scale):
+    """Multiplying every value and every money threshold by a constant changes no decision."""
+
+    def decide(k):
+        w = window_for([[x * k for x in history]], value=[value * k], count=[NAN])
+        policy = AlertPolicy(
+            surge=SurgeParams(min_excess=10_000 * k, strong_excess=50_000 * k),
+            ramp=RampParams(min_excess=10_000 * k),
+        )
+        from detectors.novelty import NoveltyParams
+        from detectors.policy import PolicyParams
+
+        policy.novelty = NoveltyDetector(NoveltyParams(baseline_max=2_000 * k, min_value=25_000 * k))
+        policy.params = PolicyParams(large_excess=250_000 * k)
+        v = policy.decide(w)
+        return v.alert.tolist(), v.protect.tolist(), v.severity.tolist(), np.round(v.surge.z_robust, 6).tolist()
+
+    assert decide(1.0) == decide(scale)
+
+
+def test_detectors_pickle():
+    for obj in (SeasonalSurgeDetector(), AlertPolicy()):
+        assert type(pickle.loads(pickle.dumps(obj))) is type(obj)
+
+
+def test_warm_up_is_quiet():
+    """With no history at all nothing alerts, whatever the month holds."""
+    w = window_for([[]], value=[5e8], count=[400.0])
+    assert not AlertPolicy().decide(w).alert.any()
+
+
+def _dense(months=36, level=200_000.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return list(level * rng.lognormal(0, 0.15, months))
+
+
+def test_surge_on_a_dense_lane_alerts_at_once():
+    hist = _dense()
+    counts = [40.0] * 36
+    w = window_for([hist], value=[3 * 200_000.0], count=[120.0], counts=[counts], max_item=[20_000.0])
+    v = AlertPolicy().decide(w)
+    assert v.alert[0] and "seasonal_surge" in v.detectors(0)
+
+
+def test_one_giant_shipment_is_not_a_surge():
+    hist = _dense()
+    counts = [40.0] * 36
+    # one declaration of 2.5m on top of an ordinary month of 40 declarations
+    w = window_for([hist], value=[200_000.0 + 2_500_000.0], count=[41.0], counts=[counts], max_item=[2_500_000.0])
+    v = AlertPolicy().decide(w)
+    assert not v.alert[0]
+    assert v.protect[0], "the giant month must still be kept out of the baseline"
+
+
+def test_sparse_lane_count_surge():
+    """A lane with a shipment every few months suddenly gets a dozen."""
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(0.3, 36).astype(float)
+    values = counts * 30_000.0
+    w = window_for([values], value=[12 * 30_000.0], count=[12.0], counts=[counts], max_item=[40_000.0])
+    v = AlertPolicy().decide(w)
+    assert v.surge.p_count[0] < 1e-6
+    assert v.alert[0]
+
+
+def test_seasonal_peak_is_not_a_surge():
+    base = [100_000.0] * 11 + [260_000.0]  # every December is 2.6x
+    w = window_for([base * 3], value=[265_000.0], count=[NAN])
+    v = AlertPolicy().decide(w)
+    assert not v.alert[0]
+    # the same value in an ordinary month is a surge candidate
+    w2 = window_for([(base * 3)[1:] + [100_000.0]], value=[265_000.0], count=[NAN])
+    assert AlertPolicy().decide(w2).surge.candidate[0]
+
+
+def test_novelty_needs_a_known_empty_baseline():
+    d = NoveltyDetector()
+    assert d.score_many(window_for([[0.0] * 12], value=[90_000.0], count=[4.0])).fired[0]
+    assert not d.score_many(window_for([[0.0] * 5], value=[90_000.0], count=[4.0])).fired[0]
+    one_shipment = d.score_many(window_for([[0.0] * 12], value=[90_000.0], count=[1.0]))
+    assert one_shipment.candidate[0] and not one_shipment.fired[0]
+
+
+def test_import_detectors_pulls_no_service_dependencies():
+    code = (
+        "import sys, detectors, detectors.engine, detectors.batch, detectors.watch;"
+        "bad = [m for m in ('faust', 'aiokafka', 'prometheus_client') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
