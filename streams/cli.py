@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -43,16 +44,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from streams.replay import charts, input_size, replay, write_alerts
 
-    console = Console(stderr=True)
-    out = Console()
+    console = Console(stderr=True, emoji=False, highlight=False)
+    out = Console(emoji=False, highlight=False)
     try:
         config = WatchConfig.from_toml(Path(args.config).read_text("utf-8")) if args.config else WatchConfig.default()
     except (OSError, ConfigError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
+        console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         return 2
     for path in args.inputs:
         if not os.path.isfile(path):
-            console.print(f"[red]input not found:[/red] {path}")
+            console.print(f"[red]input not found:[/red] {escape(path)}")
             return 2
     columns = (TextColumn("reading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=args.quiet or not console.is_terminal) as bar:
@@ -68,10 +69,10 @@ def _replay(args: argparse.Namespace) -> int:
                 progress=lambda n: bar.advance(task, n),
             )
         except StrictModeError as exc:
-            console.print(f"[red]rejected (--strict):[/red] {exc}")
+            console.print(f"[red]rejected (--strict):[/red] {escape(str(exc))}")
             return 3
         except OSError as exc:
-            console.print(f"[red]cannot read input:[/red] {exc}")
+            console.print(f"[red]cannot read input:[/red] {escape(str(exc))}")
             return 2
     summary = result.summary([str(p) for p in args.inputs])
     _print_summary(out, summary, result.alerts)
