@@ -34,8 +34,8 @@ _INTRO = (
     "closer, not proof of evasion. The table lists every alert, most severe first; "
     "follow a link to see the lane's chart: the blue line is what was exported, the dashed "
     "line what was expected, the grey band the normal range, and red marks the alerted months. "
-    "An <em>early</em> badge marks an alert raised before the rise was confirmed by later "
-    "months: treat it as a lead to watch."
+    "An <em>early</em> badge marks an alert raised while its month was still in progress: the "
+    "running total had already passed what the full-month test needs."
 )
 
 _CSS = """
