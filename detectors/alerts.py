@@ -135,7 +135,7 @@ def explain(
     ...     observed_count=14, baseline_count=4.2, ratio=2.88, p_value=3e-7, currency="EUR",
     ...     top_exporters=(), corroborating=(), early=False, as_of="2022-03-31",
     ...     destination_ratio=None, destinations="Russia or Belarus"))
-    Germany's exports to Armenia of HS 854231 (Electronic integrated circuits: processors ...; CHPL tier 1) reached EUR 1.64m in 2022-03, 2.9 times the expected EUR 570.0k (from 14 declarations against about 4.2 expected). A change this large would arise by chance about once in 3,333,333 months (p = 3e-07). Detected as a surge against its seasonal baseline.
+    Germany's exports to Armenia of HS 854231 (Electronic integrated circuits: processors and c...; CHPL tier 1) reached EUR 1.64m in 2022-03, 2.9 times the expected EUR 570.0k (from 14 declarations against about 4.2 expected). A change this large is far beyond the lane's usual variation (p < 1e-6). Detected as a surge against its seasonal baseline.
     """
     goods = chpl().get(key.hs6)
     label = f"HS {key.hs6}"

@@ -39,9 +39,9 @@ class CorroborationDetector:
     --------
     >>> import numpy as np
     >>> d = CorroborationDetector()
-    >>> d.score_many(group=np.array([0, 0, 1]), alert=np.array([True, False, True]),
-    ...     candidate=np.array([False, True, False])).tolist()
-    [True, True, False]
+    >>> d.score_many(group=np.array([0, 0, 0, 1]), alert=np.array([True, False, False, True]),
+    ...     candidate=np.array([False, True, True, False])).tolist()
+    [True, True, True, False]
     """
 
     name = "corroboration"

@@ -65,7 +65,7 @@ class DiversionDetector:
     >>> d = DiversionDetector(DiversionParams(min_excess=0))
     >>> s = d.score_many(group=np.array([0, 0]), is_hub=np.array([True, False]),
     ...     is_destination=np.array([False, True]), level=np.array([10.0, 100.0]),
-    ...     recent=np.array([60.0, 30.0]), z_robust=np.array([2.5, -3.0]))
+    ...     recent=np.array([60.0, 30.0]), z_robust=np.array([3.5, -3.0]))
     >>> s.fired.tolist(), round(float(s.substitution[0]), 2)
     ([True, False], 0.11)
     """

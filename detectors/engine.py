@@ -25,7 +25,7 @@ from detectors.base import DETECTORS, Window
 from detectors.contract import Declaration, MonthlyStat, Record
 from detectors.errors import RejectError
 from detectors.policy import SEVERITIES, Lanes, Verdict
-from detectors.reference import chpl
+from detectors.reference import chpl, country_name
 from detectors.table import SeriesKey, StateTable
 from detectors.watch import WatchConfig
 
@@ -350,7 +350,7 @@ class Engine:
         currency = self.config.base_currency
         exporters = _top(cell.exporters)
         consignees = _top(cell.consignees)
-        destinations = " or ".join(sorted(self.config.destinations))
+        destinations = " or ".join(country_name(c) for c in sorted(self.config.destinations))
         text = explain(
             key=key, period=period, detectors=detectors, observed_value=observed,
             baseline_value=baseline, observed_count=observed_count, baseline_count=baseline_count,

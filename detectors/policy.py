@@ -43,10 +43,11 @@ class PolicyParams:
     strong_score: float = 6.0
     strong_ratio: float = 5.0
     large_excess: float = 250_000.0
+    minor_excess: float = 50_000.0
 
     def __post_init__(self) -> None:
         check_range(self, "relearn_after", 2, 120)
-        check_positive(self, "strong_score", "strong_ratio", "large_excess")
+        check_positive(self, "strong_score", "strong_ratio", "large_excess", "minor_excess")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,7 @@ class AlertPolicy:
     --------
     >>> from detectors.table import window_for
     >>> w = window_for([[100.0, 120, 90, 110] * 9], value=[900.0], count=[float("nan")])
-    >>> v = AlertPolicy(surge=SurgeParams(min_excess=100), ramp=RampParams(min_excess=100)).decide(w)
+    >>> v = AlertPolicy(surge=SurgeParams(min_excess=100, strong_excess=100), ramp=RampParams(min_excess=100)).decide(w)
     >>> bool(v.alert[0]), v.detectors(0), SEVERITIES[v.severity[0]]
     (True, ('seasonal_surge',), 'medium')
     """
@@ -197,4 +198,6 @@ class AlertPolicy:
         points += fired[:, _COL["diversion"]]
         if lanes is not None:
             points += lanes.priority
-        return np.minimum(points, len(SEVERITIES) - 1)
+        # a lane whose excess is small stays low or medium, however unusual
+        cap = np.where(excess < p.minor_excess, 1, len(SEVERITIES) - 1)
+        return np.minimum(points, cap)

@@ -56,7 +56,7 @@ class SurgeParams:
     strong_excess: float = 50_000.0
     sigma_floor: float = 0.2
     sigma_prior: float = 1.0
-    sigma_prior_months: float = 3.0
+    sigma_prior_months: float = 1.0
     min_nonzero_months: int = 3
     seasonal_shrink: float = 2.0
     seasonal_min_share: float = 0.75
@@ -149,7 +149,7 @@ class SeasonalSurgeDetector:
     >>> from detectors.table import window_for
     >>> history = [100.0, 120, 90, 110] * 9
     >>> w = window_for([history], value=[900.0], count=[float("nan")])
-    >>> s = SeasonalSurgeDetector(SurgeParams(min_excess=100)).score_many(w)
+    >>> s = SeasonalSurgeDetector(SurgeParams(min_excess=100, strong_excess=100)).score_many(w)
     >>> bool(s.candidate[0]), bool(s.immediate[0]), round(float(s.ratio[0]), 1)
     (True, True, 8.8)
     """
