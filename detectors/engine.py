@@ -90,6 +90,7 @@ class Engine:
         self._last_date: dt.date | None = None
         self._lane_lists: tuple[list[int], list[int], list[bool], list[bool], list[bool]] = ([], [], [], [], [])
         self._groups: tuple[dict[tuple[str, str, str], int], dict[tuple[str, str, str], int]] = ({}, {})
+        self._reference: list[np.ndarray] = []  # feature rows of the reference period (isolation model)
         cfg = self.config
         self._role = {c: "hub" for c in cfg.hubs} | {c: "destination" for c in cfg.destinations}
 
@@ -260,10 +261,25 @@ class Engine:
                     self._alert(i, i, month, verdict, window, early=False, as_of=as_of,
                                 corroborating=reporters.get(i, ()), same_id=early.alert_id if early else None)
                 )
+        self._learn_reference(verdict)
         if self.on_close is not None:
             s = verdict.surge
             self.on_close(MonthSnapshot(month, value, s.expected, s.band_low, s.band_high))
         table.commit(month, value, count, verdict.protect, ramp=verdict.ramp_statistic, streak=verdict.streak)
+
+    def _learn_reference(self, verdict: Verdict) -> None:
+        """Collect the reference period's features and fit the isolation model once."""
+        model = self.policy.isolation
+        if verdict.features is None or model.fitted:
+            return
+        self._reference.append(verdict.features[verdict.surge.eligible & ~verdict.protect])
+        if len(self._reference) >= model.params.fit_months:
+            rows = np.concatenate(self._reference)
+            self._reference = []
+            if rows.shape[0] >= 50:
+                model.fit(rows)
+            else:
+                self._reference = [rows]
 
     def check_early(self, as_of: dt.date) -> None:
         """Check the month in progress on the series that changed since the last check."""
@@ -364,6 +380,7 @@ class Engine:
             "band_high": _num(s.band_high[i]),
             "ramp_statistic": round(float(verdict.ramp.statistic[i]), 4),
             "destination_ratio": dest_ratio,
+            "isolation_score": None if verdict.isolation is None else round(float(verdict.isolation[i]), 4),
             "distinct_exporters": len(cell.exporters) if counted else None,
             "distinct_consignees": len(cell.consignees) if counted else None,
             "net_mass_kg": cell.mass if counted and cell.mass else None,

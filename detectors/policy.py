@@ -18,6 +18,9 @@ import numpy as np
 from detectors.base import DETECTORS, Window
 from detectors.corroboration import CorroborationDetector, CorroborationParams
 from detectors.diversion import DiversionDetector, DiversionParams, DiversionScores
+from detectors.errors import InvalidParameterError
+from detectors.features import features
+from detectors.isolation import IsolationForestDetector, IsolationParams
 from detectors.novelty import NoveltyDetector, NoveltyParams, NoveltyScores
 from detectors.params import check_positive, check_range
 from detectors.ramp import RampDetector, RampParams, RampScores
@@ -44,8 +47,13 @@ class PolicyParams:
     strong_ratio: float = 5.0
     large_excess: float = 250_000.0
     minor_excess: float = 50_000.0
+    detectors: tuple[str, ...] = DETECTORS
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "detectors", tuple(self.detectors))
+        unknown = set(self.detectors) - set(DETECTORS)
+        if unknown or not self.detectors:
+            raise InvalidParameterError("detectors", list(self.detectors), f"a non-empty list among {list(DETECTORS)}")
         check_range(self, "relearn_after", 2, 120)
         check_positive(self, "strong_score", "strong_ratio", "large_excess", "minor_excess")
 
@@ -79,6 +87,8 @@ class Verdict:
     ramp_statistic: np.ndarray
     severity: np.ndarray  # index into SEVERITIES
     score: np.ndarray
+    features: np.ndarray | None = None  # (n, len(FEATURES)) where the isolation model is on
+    isolation: np.ndarray | None = None  # its scores, once fitted
 
     def detectors(self, row: int) -> tuple[str, ...]:
         return tuple(name for name, hit in zip(DETECTORS, self.fired[row]) if hit)
@@ -104,6 +114,7 @@ class AlertPolicy:
         novelty: NoveltyParams | None = None,
         diversion: DiversionParams | None = None,
         corroboration: CorroborationParams | None = None,
+        isolation: IsolationParams | None = None,
         policy: PolicyParams | None = None,
     ) -> None:
         self.surge = SeasonalSurgeDetector(surge)
@@ -111,7 +122,9 @@ class AlertPolicy:
         self.novelty = NoveltyDetector(novelty)
         self.diversion = DiversionDetector(diversion)
         self.corroboration = CorroborationDetector(corroboration)
+        self.isolation = IsolationForestDetector(isolation)
         self.params = policy or PolicyParams()
+        self._enabled = np.array([name in self.params.detectors for name in DETECTORS])
 
     def decide(self, window: Window, lanes: Lanes | None = None, *, cross: bool = True) -> Verdict:
         """Verdict for one month. Only hub lanes alert (every lane when
@@ -128,6 +141,14 @@ class AlertPolicy:
         fired[:, _COL["ramp"]] = hub & ramp.fired
         fired[:, _COL["novelty"]] = hub & novelty.fired
         candidate = surge.candidate | ramp.building | novelty.candidate
+        x = iso = None
+        if self.isolation.params.in_alerting_path:
+            x = features(window, surge)
+            if self.isolation.fitted:
+                iso = self.isolation.score_many(x)
+                big = np.nan_to_num(surge.excess) >= self.isolation.params.min_excess
+                fired[:, _COL["isolation"]] = hub & surge.eligible & big & (iso >= self.isolation.params.threshold)
+        fired &= self._enabled
 
         diversion = None
         corroborated = np.zeros(n, dtype=bool)
@@ -141,11 +162,12 @@ class AlertPolicy:
                 recent=window.value + recent_past,
                 z_robust=surge.z_robust,
             )
-            fired[:, _COL["diversion"]] = diversion.fired
-            corroborated = self.corroboration.score_many(
-                group=lanes.hub_group, alert=fired.any(axis=1), candidate=surge.candidate & hub
-            )
-            fired[:, _COL["corroboration"]] = corroborated
+            fired[:, _COL["diversion"]] = diversion.fired & self._enabled[_COL["diversion"]]
+            if self._enabled[_COL["corroboration"]]:
+                corroborated = self.corroboration.score_many(
+                    group=lanes.hub_group, alert=fired.any(axis=1), candidate=surge.candidate & hub
+                )
+                fired[:, _COL["corroboration"]] = corroborated
 
         alert = fired.any(axis=1)
         protect_raw = candidate | alert
@@ -167,6 +189,8 @@ class AlertPolicy:
             ramp_statistic=ramp_statistic,
             severity=np.where(alert, severity, 0),
             score=np.where(alert, score, 0.0),
+            features=x,
+            isolation=iso,
         )
 
     def _score(self, window: Window, surge: SurgeScores, ramp: RampScores, fired: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Any
 from detectors.corroboration import CorroborationParams
 from detectors.diversion import DiversionParams
 from detectors.errors import ConfigError, InvalidParameterError
+from detectors.isolation import IsolationParams
 from detectors.novelty import NoveltyParams
 from detectors.policy import AlertPolicy, PolicyParams
 from detectors.ramp import RampParams
@@ -28,6 +29,7 @@ _PARAMS = {
     "novelty": NoveltyParams,
     "diversion": DiversionParams,
     "corroboration": CorroborationParams,
+    "isolation": IsolationParams,
     "policy": PolicyParams,
 }
 

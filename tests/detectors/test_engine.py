@@ -211,3 +211,29 @@ def test_batch_equals_incremental_property(data, surge):
         records.append(_stat(f"{2020 + m // 12}-{m % 12 + 1:02d}", value * (surge if m > 24 else 1), reporter, partner, hs[:6] + "99"))
     incremental, vectorized = _compare(records)
     assert incremental == vectorized
+
+
+def test_isolation_forest_fits_on_the_reference_period_and_can_alert_alone():
+    cfg = WatchConfig.from_toml(
+        "[isolation]\nin_alerting_path = true\nfit_months = 6\nn_estimators = 50\nthreshold = 0.6\n"
+        '[policy]\ndetectors = ["isolation"]\n'
+    )
+    lines, _ = generate(30_000, 11)
+    e = Engine(cfg)
+    for r in sorted((parse_mapping(x) for x in lines), key=_event_key):
+        e.add(r)
+    e.finish(close_last=True)
+    assert e.policy.isolation.fitted
+    alerts = e.drain()
+    assert alerts and all(a.detectors == ("isolation",) for a in alerts)
+    assert all(a.evidence["isolation_score"] >= 0.6 for a in alerts)
+
+
+def test_detectors_can_be_switched_off():
+    cfg = WatchConfig.from_toml('[policy]\ndetectors = ["novelty"]\n')
+    lines, _ = generate(30_000, 11)
+    e = Engine(cfg)
+    for r in sorted((parse_mapping(x) for x in lines), key=_event_key):
+        e.add(r)
+    e.finish(close_last=True)
+    assert {a.detectors for a in e.drain()} <= {("novelty",)}
