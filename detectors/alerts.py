@@ -1,8 +1,10 @@
 """The alert record and its plain-words explanation.
 
-``alert_id`` is derived from the series, the period and the primary detector,
-so a re-run over the same data gives the same ids and a consumer can upsert
-(an early alert and the month-end alert of the same lane share the id).
+``alert_id`` is derived from the series, the period and the primary detector
+(the first that fired, in the order of :data:`detectors.base.DETECTORS`), so a
+re-run over the same data gives the same ids and a consumer can upsert: an
+early alert and the month-end alert of the same lane and month share the id
+when the same detector leads both.
 """
 
 from __future__ import annotations

@@ -82,7 +82,9 @@ class Engine:
         self.table: StateTable | None = None
         self.open_month: int | None = None
         self.cells: dict[int, Cell] = {}
-        self.counts: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter()
+        self._used = 0
+        self._routes: dict[tuple[str, str, str, str, str], str | list] = {}
         self._seen: set[str] = set()
         self._pending: list[Alert] = []
         self._early: dict[int, Alert] = {}
@@ -101,72 +103,95 @@ class Engine:
         configuration cannot value (no exchange rate for its currency)."""
         is_declaration = type(rec) is Declaration
         if is_declaration:
-            if rec.declaration_id in self._seen:
-                self.counts["duplicate declarations ignored"] += 1
+            seen = self._seen
+            if rec.declaration_id in seen:
+                self._counts["duplicate declarations ignored"] += 1
                 return
-            self._seen.add(rec.declaration_id)
-        cfg = self.config
-        if rec.partner not in self._role:
-            self.counts["not watched: partner"] += 1
-            return
+            seen.add(rec.declaration_id)
         hs6 = rec.hs_code[:6]
-        if hs6 not in cfg.hs6:
-            self.counts["not watched: hs6"] += 1
+        lane = (rec.reporter, rec.partner, rec.flow, hs6, rec.currency)
+        route = self._routes.get(lane)
+        if route is None:
+            route = self._routes[lane] = self._route(lane)
+        if type(route) is str:
+            self._counts[route] += 1
             return
-        if rec.flow not in cfg.flows:
-            self.counts["not watched: flow"] += 1
-            return
-        if cfg.reporters and rec.reporter not in cfg.reporters:
-            self.counts["not watched: reporter"] += 1
-            return
-        rate = cfg.rates.get(rec.currency)
-        if rate is None:
-            raise RejectError(
-                "no_fx_rate",
-                f"no exchange rate for currency {rec.currency}: add it under [currency.rates] in the configuration",
-                field="currency",
-            )
         month = rec.month
         if self.table is None:
             self.table = StateTable(start=month)
             self._open(month)
-        if month > self.open_month:
-            self._close_until(month)
-        if month < self.open_month:
-            self._late(rec, hs6, rate, is_declaration)
-            return
+        if month != self.open_month:
+            if month > self.open_month:
+                self._close_until(month)
+            else:
+                self._late(rec, hs6, route[0], is_declaration)
+                return
+        row = route[1]
+        if row < 0 or (is_declaration and not route[2]):
+            row = route[1] = self._row(SeriesKey(*lane[:4]), is_declaration)
+            route[2] = route[2] or is_declaration
+        value = rec.value / route[0]
+        cell = self.cells.get(row)
         if is_declaration:
             date = rec.date
             if self._next_check is not None and date >= self._next_check:
                 self.check_early(date - dt.timedelta(days=1))
             self._last_date = date
-        else:
-            self._last_date = _month_end(month)
-        row = self._row(SeriesKey(rec.reporter, rec.partner, rec.flow, hs6), is_declaration)
-        cell = self.cells.get(row)
-        if cell is None:
-            cell = self.cells[row] = Cell(lines=None if is_declaration else {})
-        value = rec.value / rate
-        if is_declaration:
+            if cell is None:
+                cell = self.cells[row] = Cell()
             cell.value += value
             cell.count += 1
             if not value <= cell.max_item:
                 cell.max_item = value
             if rec.net_mass_kg is not None:
                 cell.mass += rec.net_mass_kg
-            if rec.exporter:
-                cell.exporters[rec.exporter] = cell.exporters.get(rec.exporter, 0.0) + value
-            if rec.consignee:
-                cell.consignees[rec.consignee] = cell.consignees.get(rec.consignee, 0.0) + value
+            name = rec.exporter
+            if name:
+                cell.exporters[name] = cell.exporters.get(name, 0.0) + value
+            name = rec.consignee
+            if name:
+                cell.consignees[name] = cell.consignees.get(name, 0.0) + value
         else:
-            if cell.lines is None:
+            self._last_date = _month_end(month)
+            if cell is None:
+                cell = self.cells[row] = Cell(lines={})
+            elif cell.lines is None:
                 cell.lines = {}
             if rec.hs_code in cell.lines:
-                self.counts["revisions applied"] += 1
+                self._counts["revisions applied"] += 1
             cell.lines[rec.hs_code] = value
             cell.value = math.fsum(cell.lines.values())
         cell.dirty = True
-        self.counts["records used"] += 1
+        self._used += 1
+
+    def _route(self, lane: tuple[str, str, str, str, str]) -> str | list:
+        """Where records of a lane and currency go: the reason they are not
+        watched, or ``[rate, row (-1 until first used), counted]``."""
+        reporter, partner, flow, hs6, currency = lane
+        cfg = self.config
+        if partner not in self._role:
+            return "not watched: partner"
+        if hs6 not in cfg.hs6:
+            return "not watched: hs6"
+        if flow not in cfg.flows:
+            return "not watched: flow"
+        if cfg.reporters and reporter not in cfg.reporters:
+            return "not watched: reporter"
+        rate = cfg.rates.get(currency)
+        if rate is None:
+            raise RejectError(
+                "no_fx_rate",
+                f"no exchange rate for currency {currency}: add it under [currency.rates] in the configuration",
+                field="currency",
+            )
+        return [rate, -1, False]
+
+    @property
+    def counts(self) -> Counter[str]:
+        """What the engine did with the records it was given, by outcome."""
+        out = Counter(self._counts)
+        out["records used"] = self._used
+        return out
 
     def add_many(self, records: Iterable[Record]) -> None:
         for rec in records:
@@ -256,10 +281,9 @@ class Engine:
             reporters = self._corroborating(verdict)
             as_of = _month_end(month).isoformat()
             for i in rows.tolist():
-                early = self._early.get(i)
                 self._pending.append(
                     self._alert(i, i, month, verdict, window, early=False, as_of=as_of,
-                                corroborating=reporters.get(i, ()), same_id=early.alert_id if early else None)
+                                corroborating=reporters.get(i, ()))
                 )
         self._learn_reference(verdict)
         if self.on_close is not None:
@@ -297,10 +321,10 @@ class Engine:
         for i in np.flatnonzero(verdict.alert).tolist():
             row = int(rows[i])
             alert = self._alert(row, i, self.open_month, verdict, window, early=True, as_of=as_of.isoformat(),
-                                corroborating=(), same_id=None)
+                                corroborating=())
             self._early[row] = alert
             self._pending.append(alert)
-        self.counts["early checks"] += 1
+        self._counts["early checks"] += 1
 
     def _late(self, rec: Record, hs6: str, rate: float, is_declaration: bool) -> None:
         """A record for a month already closed: fold it into the history so
@@ -308,13 +332,13 @@ class Engine:
         table = self.table
         offset = table.month - rec.month
         if not is_declaration or offset >= table.history:
-            self.counts["late records not applied (month closed)"] += 1
+            self._counts["late records not applied (month closed)"] += 1
             return
         row = self._row(SeriesKey(rec.reporter, rec.partner, rec.flow, hs6), is_declaration)
         pos = table.history - 1 - offset
         table.values[row, pos] = np.nan_to_num(table.values[row, pos]) + rec.value / rate
         table.counts[row, pos] = np.nan_to_num(table.counts[row, pos]) + 1
-        self.counts["late records folded into history"] += 1
+        self._counts["late records folded into history"] += 1
 
     # -- alerts --------------------------------------------------------------------------------
 
@@ -345,7 +369,6 @@ class Engine:
         early: bool,
         as_of: str,
         corroborating: tuple[str, ...],
-        same_id: str | None,
     ) -> Alert:
         key = self.table.keys[row]
         cell = self.cells.get(row) or Cell()
@@ -386,7 +409,7 @@ class Engine:
             "net_mass_kg": cell.mass if counted and cell.mass else None,
         }
         return Alert(
-            alert_id=same_id or alert_id(key, period, detectors[0]),
+            alert_id=alert_id(key, period, detectors[0]),
             series_id=key.series_id,
             reporter=key.reporter,
             partner=key.partner,
