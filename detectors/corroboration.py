@@ -2,7 +2,7 @@
 
 When re-export networks switch suppliers into a hub, several exporting
 countries show the rise in the same month. Within one (partner, flow, hs6)
-group, if at least one lane alerts and at least ``min_reporters`` lanes alert
+group, if at least two lanes alert and at least ``min_reporters`` lanes alert
 or are candidates, every such lane is *corroborated*: alerts gain severity and
 candidates become alerts.
 """
@@ -39,8 +39,8 @@ class CorroborationDetector:
     --------
     >>> import numpy as np
     >>> d = CorroborationDetector()
-    >>> d.score_many(group=np.array([0, 0, 0, 1]), alert=np.array([True, False, False, True]),
-    ...     candidate=np.array([False, True, True, False])).tolist()
+    >>> d.score_many(group=np.array([0, 0, 0, 1]), alert=np.array([True, True, False, True]),
+    ...     candidate=np.array([False, False, True, False])).tolist()
     [True, True, True, False]
     """
 
@@ -56,5 +56,5 @@ class CorroborationDetector:
         rising = alert | candidate
         n_alert = np.bincount(group, weights=alert, minlength=n_groups)
         n_rising = np.bincount(group, weights=rising, minlength=n_groups)
-        ok = (n_alert >= 1) & (n_rising >= self.params.min_reporters)
+        ok = (n_alert >= 2) & (n_rising >= self.params.min_reporters)
         return rising & ok[group]

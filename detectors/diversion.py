@@ -4,7 +4,8 @@ while its exports of the same HS6 to hubs rise.
 This is signal 3 of the field notes (substitution). It is evaluated across the
 series of one month: for every (reporter, flow, hs6), destination lanes (RU,
 BY) that were material and fell to ``collapse_ratio`` of their level over the
-last ``months`` months mark the group; hub lanes of a marked group whose last
+last ``months`` months mark the group (only steady lanes, trading nearly every
+month, can collapse: a lumpy lane falls quiet for a quarter all the time); hub lanes of a marked group whose last
 ``months`` months rose to ``rise_ratio`` of their level, with a material excess
 and an unusual current month, fire.
 """
@@ -57,7 +58,8 @@ class DiversionDetector:
     Parameters of :meth:`score_many` are per-series arrays: ``group`` (an int
     id of (reporter, flow, hs6)), ``is_hub``, ``is_destination``, ``level``
     (the baseline level, NaN where none), ``recent`` (sum of the last
-    ``months`` months including this one) and ``z_robust``.
+    ``months`` months including this one), ``z_robust`` and optionally
+    ``steady`` (the lane traded in at least 10 of the last 12 months).
 
     Examples
     --------
@@ -84,6 +86,7 @@ class DiversionDetector:
         level: np.ndarray,
         recent: np.ndarray,
         z_robust: np.ndarray,
+        steady: np.ndarray | None = None,
     ) -> DiversionScores:
         p = self.params
         n_groups = int(group.max()) + 1 if group.size else 0
@@ -91,6 +94,8 @@ class DiversionDetector:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(base > 0, recent / base, np.nan)
         dest = is_destination & (np.nan_to_num(level) >= p.min_excess)
+        if steady is not None:  # a lumpy destination lane "collapses" every quiet quarter
+            dest &= steady
         collapsed = dest & (np.nan_to_num(ratio, nan=np.inf) <= p.collapse_ratio)
         shortfall = np.where(collapsed, base - recent, 0.0)
         group_short = np.bincount(group, weights=shortfall, minlength=n_groups)

@@ -289,7 +289,10 @@ class Engine:
         if self.on_close is not None:
             s = verdict.surge
             self.on_close(MonthSnapshot(month, value, s.expected, s.band_low, s.band_high))
-        table.commit(month, value, count, verdict.protect, ramp=verdict.ramp_statistic, streak=verdict.streak)
+        table.commit(
+            month, value, count, verdict.protect, ramp=verdict.ramp_statistic, streak=verdict.streak,
+            release=verdict.release, relearn=verdict.relearn, relearn_months=self.policy.params.relearn_after,
+        )
 
     def _learn_reference(self, verdict: Verdict) -> None:
         """Collect the reference period's features and fit the isolation model once."""

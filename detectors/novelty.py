@@ -3,7 +3,7 @@
 "Never-before" lanes are what analysts chase first: HS 854239 to Armenia went
 from EUR 0.01m to 1.98m in 2022. A lane is new when all of the last
 ``lookback`` months are known and their mean value is under
-``baseline_max``; it alerts when the month reaches ``min_value``, from at
+``baseline_max`` or under ``baseline_share`` of the month's value; it alerts when the month reaches ``min_value``, from at
 least ``min_count`` declarations. One shipment alone, or a monthly statistic
 (which does not count declarations), is a candidate that needs a second
 material month.
@@ -36,12 +36,14 @@ class NoveltyParams:
     baseline_max: float = 2_000.0
     min_value: float = 25_000.0
     min_count: int = 2
+    baseline_share: float = 0.05
 
     def __post_init__(self) -> None:
         check_range(self, "lookback", 6, 36)
         check_positive(self, "baseline_max", allow_zero=True)
         check_positive(self, "min_value")
         check_range(self, "min_count", 1, 1000)
+        check_range(self, "baseline_share", 0.0, 0.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class NoveltyDetector:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             baseline = np.nan_to_num(np.nanmean(usable, axis=1))
-        candidate = known & (baseline <= p.baseline_max) & (window.value >= p.min_value)
+        near_empty = baseline <= np.maximum(p.baseline_max, p.baseline_share * window.value)
+        candidate = known & near_empty & (window.value >= p.min_value)
         enough = (window.count >= p.min_count) | window.protected[:, -1]
         return NoveltyScores(baseline=baseline, candidate=candidate, fired=candidate & enough)

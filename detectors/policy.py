@@ -6,7 +6,9 @@ overwhelming at once must be suspicious two months running), the cross-series
 detectors (diversion, corroboration), severity, and decides which months are
 *protected*: any month a detector found suspicious is kept out of the
 baseline, so a surge never becomes normal. A lane that stays suspicious for
-``relearn_after`` months is taken to have a new normal and learning resumes.
+``relearn_after`` months in a row is taken to have a new normal: those months
+become its whole history (older months are forgotten) and detection goes on
+from the new level.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class PolicyParams:
     detectors.errors.InvalidParameterError: invalid parameter relearn_after=0: expected a number in [2, 120]
     """
 
-    relearn_after: int = 12
+    relearn_after: int = 6
     strong_score: float = 6.0
     strong_ratio: float = 5.0
     large_excess: float = 250_000.0
@@ -87,6 +89,8 @@ class Verdict:
     ramp_statistic: np.ndarray
     severity: np.ndarray  # index into SEVERITIES
     score: np.ndarray
+    release: np.ndarray | None = None  # last month's protection lifted (a lone one-off)
+    relearn: np.ndarray | None = None  # a new level: the streak becomes the whole history
     features: np.ndarray | None = None  # (n, len(FEATURES)) where the isolation model is on
     isolation: np.ndarray | None = None  # its scores, once fitted
 
@@ -161,6 +165,7 @@ class AlertPolicy:
                 level=surge.level,
                 recent=window.value + recent_past,
                 z_robust=surge.z_robust,
+                steady=(np.nan_to_num(window.values[:, -12:]) > 0).sum(axis=1) >= 10,
             )
             fired[:, _COL["diversion"]] = diversion.fired & self._enabled[_COL["diversion"]]
             if self._enabled[_COL["corroboration"]]:
@@ -172,8 +177,13 @@ class AlertPolicy:
         alert = fired.any(axis=1)
         protect_raw = candidate | alert
         streak = np.where(protect_raw, window.streak + 1, 0)
-        protect = protect_raw & (window.streak < self.params.relearn_after)
-        ramp_statistic = np.where(ramp.fired, 0.0, ramp.statistic)
+        relearn = streak >= self.params.relearn_after
+        streak = np.where(relearn, 0, streak)
+        protect = protect_raw
+        # a lone suspicious month followed by a normal one was the lane's own
+        # variability (a one-off shipment): learn it after all
+        release = ~protect_raw & (window.streak == 1)
+        ramp_statistic = np.where(ramp.fired | relearn, 0.0, ramp.statistic)
         score = self._score(window, surge, ramp, fired)
         excess = np.where(surge.eligible, np.nan_to_num(surge.excess), window.value - novelty.baseline)
         severity = self._severity(surge, excess, fired, score, corroborated, lanes)
@@ -189,6 +199,8 @@ class AlertPolicy:
             ramp_statistic=ramp_statistic,
             severity=np.where(alert, severity, 0),
             score=np.where(alert, score, 0.0),
+            release=release,
+            relearn=relearn,
             features=x,
             isolation=iso,
         )

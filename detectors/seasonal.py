@@ -57,7 +57,7 @@ class SurgeParams:
     sigma_floor: float = 0.2
     sigma_prior: float = 1.0
     sigma_prior_months: float = 1.0
-    min_nonzero_months: int = 3
+    min_nonzero_months: int = 1
     seasonal_shrink: float = 2.0
     seasonal_min_share: float = 0.75
 
@@ -83,6 +83,7 @@ class SurgeScores:
     z_robust: np.ndarray
     expected_count: np.ndarray
     p_count: np.ndarray
+    p_freq: np.ndarray
     p_value: np.ndarray
     score: np.ndarray
     ratio: np.ndarray
@@ -172,6 +173,9 @@ class SeasonalSurgeDetector:
         level12, n12 = trimmed_mean(v_hist, last12)
         level24, n24 = trimmed_mean(v_hist, last24)
         level = np.where(n12 >= 6, level12, level24)
+        # a lane with a trade or two in two years: trimming leaves nothing, take the plain mean
+        plain = np.where(last24, np.nan_to_num(v_hist), 0.0).sum(axis=1) / np.maximum(n24, 1)
+        level = np.where(np.nan_to_num(level) > 0, level, plain)
         nonzero = (last24 & (v_hist > 0)).sum(axis=1)
         n_use = np.maximum(n24, 1)
 
@@ -202,7 +206,8 @@ class SeasonalSurgeDetector:
             ratio = np.where(expected > 0, value / expected, np.inf)
 
         expected_count, p_count = self._count_test(c_hist, last12, last24, factor, window.count)
-        p_value = np.minimum(1.0, 2.0 * np.minimum(_norm_sf(z_robust), p_count))
+        p_freq = self._frequency_test(v_hist, usable, value)
+        p_value = np.minimum(1.0, 3.0 * np.minimum(np.minimum(_norm_sf(z_robust), p_count), p_freq))
         score = np.minimum(-np.log10(np.maximum(p_value, 1e-300)), 50.0)
 
         band_high = np.exp(centre + sigma * _norm_isf(np.minimum(_norm_sf(p.z_threshold) / q, 0.5)))
@@ -211,14 +216,17 @@ class SeasonalSurgeDetector:
 
         eligible = (nonzero >= p.min_nonzero_months) & (level > 0)
         count_sig = p_count <= p.count_alpha
+        freq_sig = (p_freq <= p.count_alpha) & (z_robust >= 0.0)
         value_sig = z_robust >= p.z_threshold
         candidate = (
             eligible
             & (excess >= p.min_excess)
             & (ratio >= p.min_ratio)
-            & ((z >= p.z_threshold) | count_sig)
+            & ((z >= p.z_threshold) | count_sig | freq_sig)
         )
-        immediate = candidate & ((value_sig & count_sig) | ((z_robust >= p.z_strong) & (excess >= p.strong_excess)))
+        immediate = candidate & (
+            (value_sig & count_sig) | freq_sig | ((z_robust >= p.z_strong) & (excess >= p.strong_excess))
+        )
         nan_to = np.nan
         return SurgeScores(
             level=np.where(eligible, level, nan_to),
@@ -230,6 +238,7 @@ class SeasonalSurgeDetector:
             z_robust=np.where(eligible, z_robust, 0.0),
             expected_count=expected_count,
             p_count=p_count,
+            p_freq=p_freq,
             p_value=np.where(eligible, p_value, 1.0),
             score=np.where(eligible, score, 0.0),
             ratio=np.where(eligible, ratio, np.nan),
@@ -257,6 +266,25 @@ class SeasonalSurgeDetector:
         shrink = self.params.seasonal_shrink
         factor = np.clip((total + shrink) / (seen + shrink), 0.5, 2.0)
         return np.where(share >= self.params.seasonal_min_share, factor, 1.0)
+
+    @staticmethod
+    def _frequency_test(v_hist: np.ndarray, usable: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """``P(at least this many of the last 3 months trade)`` under the share of
+        trading months before them: a lane that used to trade now and then and
+        now trades month after month. The count evidence of monthly statistics."""
+        h = v_hist.shape[1]
+        before = usable.copy()
+        before[:, : h - 24] = False
+        before[:, h - 2 :] = False
+        n = before.sum(axis=1)
+        q = ((before & (v_hist > 0)).sum(axis=1) + 0.5) / (n + 1.0)
+        recent = (np.nan_to_num(v_hist[:, -2:]) > 0).sum(axis=1) + (value > 0)
+        tail = np.select(
+            [recent >= 3, recent == 2, recent == 1],
+            [q**3, 3 * q**2 * (1 - q) + q**3, 1 - (1 - q) ** 3],
+            default=1.0,
+        )
+        return np.where((value > 0) & (n >= 12), tail, 1.0)
 
     @staticmethod
     def _typical_item(v_hist: np.ndarray, c_hist: np.ndarray, mask: np.ndarray, level: np.ndarray) -> np.ndarray:

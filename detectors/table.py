@@ -213,14 +213,27 @@ class StateTable:
         *,
         ramp: np.ndarray | None = None,
         streak: np.ndarray | None = None,
+        release: np.ndarray | None = None,
+        relearn: np.ndarray | None = None,
+        relearn_months: int = 0,
     ) -> None:
-        """Append closed ``month`` for every row (arrays cover all rows)."""
+        """Append closed ``month`` for every row (arrays cover all rows).
+
+        ``release`` lifts the protection of the month before; ``relearn``
+        rows keep only their last ``relearn_months`` months, unprotected."""
         if month != self.month + 1:
             raise StateError(f"months close in order: expected {self.month + 1}, got {month}")
         n = len(self.keys)
+        if release is not None:
+            self.protected[:n, -1] &= ~release
         for a, new in ((self.values, value), (self.counts, count), (self.protected, protect)):
             a[:n, :-1] = a[:n, 1:]
             a[:n, -1] = new
+        if relearn is not None and relearn_months and relearn.any():
+            rows = np.flatnonzero(relearn)
+            self.protected[rows, -relearn_months:] = False
+            self.values[rows, :-relearn_months] = np.nan
+            self.counts[rows, :-relearn_months] = np.nan
         if ramp is not None:
             self.ramp[:n] = ramp
         if streak is not None:

@@ -74,16 +74,26 @@ def _months(start_year=2020, n=36):
     return [f"{start_year + i // 12}-{i % 12 + 1:02d}" for i in range(n)]
 
 
-def test_sustained_surge_is_never_learned_into_the_baseline():
+def _surged(months_up, total=42):
     e = Engine()
     rng = np.random.default_rng(3)
-    periods = _months(2019, 42)
+    periods = _months(2019, total)
     for i, p in enumerate(periods):
-        value = 100_000 * rng.lognormal(0, 0.1) * (6 if i >= 30 else 1)
+        value = 100_000 * rng.lognormal(0, 0.1) * (6 if 30 <= i < 30 + months_up else 1)
         e.add(_stat(p, value))
     e.finish(close_last=True)
-    alerted = sorted({a.period for a in e.drain()})
-    assert alerted == periods[30:], "every surged month must alert, the last as surely as the first"
+    return periods, sorted({a.period for a in e.drain()})
+
+
+def test_a_surge_is_never_learned_into_the_baseline():
+    periods, alerted = _surged(6)
+    assert alerted == periods[30:36], "every surged month alerts, the sixth as surely as the first"
+
+
+def test_a_lasting_new_level_is_learned_after_relearn_after_months():
+    periods, alerted = _surged(12)
+    assert periods[30] in alerted and periods[35] in alerted
+    assert periods[41] not in alerted, "after six suspicious months in a row the new level is learned"
 
 
 def test_monthly_revision_replaces_and_cn8_lines_add_up():
