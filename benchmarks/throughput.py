@@ -140,7 +140,7 @@ def _state(path: str) -> dict[str, Any]:
     records = list(read_records([path], lambda line, error: rejected.update([error.key])))
     records.sort(key=lambda item: item[0])
     engine = Engine()
-    for _, _, rec in records:
+    for _, _, _, rec in records:
         engine.add(rec)
     engine.finish(close_last=True)
     table = engine.table

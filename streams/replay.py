@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import IO, Any, Literal
 
 import numpy as np
@@ -97,16 +98,17 @@ def read_records(
     inputs: Sequence[str | os.PathLike[str]],
     reject: Callable[[Line, RejectError], None],
     progress: Callable[[int], None] | None = None,
-) -> Iterator[tuple[int, Line, Record]]:
-    """Every accepted record of every input with its event-time key."""
-    for path in inputs:
+) -> Iterator[tuple[int, int, int, Record]]:
+    """Every accepted record of every input as ``(event key, input index, line
+    number, record)``; the line itself is not kept (memory)."""
+    for index, path in enumerate(inputs):
         for line, parsed in iter_lines(path):
             if progress is not None:
                 progress(1)
             if isinstance(parsed, RejectError):
                 reject(line, parsed)
             else:
-                yield _event_key(parsed), line, parsed
+                yield _event_key(parsed), index, line.number, parsed
 
 
 def replay(
@@ -133,16 +135,17 @@ def replay(
         reject = _Rejects(stream, strict, result.rejected)
         records = list(read_records(inputs, reject, progress))
         result.lines = len(records) + sum(result.rejected.values())
-        records.sort(key=lambda item: item[0])
+        records.sort(key=itemgetter(0))  # stable: file order within a day
         last_key = records[-1][0] if records else None
-        for _, line, rec in records:
+        add = engine.add
+        for _, index, number, rec in records:
             try:
-                engine.add(rec)
+                add(rec)
             except RejectError as error:
-                reject(line, error)
+                reject(Line(os.fspath(inputs[index]), number, orjson.dumps(rec.to_dict())), error)
         result.accepted = len(records) - sum(v for k, v in result.rejected.items() if k.startswith("no_fx_rate"))
         if engine.open_month is not None:
-            last = records[-1][2]
+            last = records[-1][3]
             close = final_month == "closed" or (
                 final_month == "auto"
                 and (type(last) is not Declaration or dt.date.fromordinal(last_key + 1).day == 1)

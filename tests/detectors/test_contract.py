@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from decimal import Decimal
@@ -269,10 +270,27 @@ def test_period_rejects(bad):
     assert rejected(STAT, period=bad).key == "invalid_field:period"
 
 
-def test_records_are_frozen():
+def test_records_are_frozen_and_hashable():
     record = parsed(STAT)
-    with pytest.raises(ValueError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         record.value = 5  # type: ignore[misc]
+    assert hash(record) == hash(parsed(STAT))
+    assert len({record, parsed(STAT), parsed(STAT, value=11)}) == 2
+
+
+def test_records_hold_no_instance_dict():
+    # A replay holds every record; __slots__ keeps one at a few hundred bytes.
+    assert not hasattr(parsed(DECL), "__dict__")
+    assert not hasattr(parsed(STAT), "__dict__")
+
+
+def test_to_dict_is_json_ready():
+    record = parsed(DECL, date="2024-03-05T10:00:00Z", origin="cn")
+    fields = record.to_dict()
+    assert fields["date"] == "2024-03-05"
+    assert fields["origin"] == "CN"
+    assert list(fields) == [f.name for f in dataclasses.fields(Declaration)]
+    assert json.loads(json.dumps(fields)) == fields
 
 
 # --- whole-line rejects ------------------------------------------------------
@@ -409,6 +427,6 @@ valid_stats = st.builds(
 @given(st.one_of(valid_declarations, valid_stats))
 def test_valid_records_round_trip(fields):
     record = parse_mapping(fields)
-    assert parse_json_line(orjson.dumps(record.model_dump())) == record
-    assert parse_json_line(record.model_dump_json()) == record
-    assert parse_mapping(record.model_dump()) == record
+    assert parse_json_line(orjson.dumps(record.to_dict())) == record
+    assert parse_json_line(json.dumps(record.to_dict())) == record
+    assert parse_mapping(record.to_dict()) == record
