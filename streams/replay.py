@@ -26,7 +26,7 @@ from detectors.engine import Engine, MonthSnapshot
 from detectors.errors import RejectError, StrictModeError
 from detectors.reference import country_name
 from detectors.watch import WatchConfig
-from streams.files import Line, count_lines, iter_lines
+from streams.files import Line, count_lines, iter_records
 
 FinalMonth = Literal["auto", "closed", "open"]
 
@@ -101,14 +101,19 @@ def read_records(
 ) -> Iterator[tuple[int, int, int, Record]]:
     """Every accepted record of every input as ``(event key, input index, line
     number, record)``; the line itself is not kept (memory)."""
+    done = 0
     for index, path in enumerate(inputs):
-        for line, parsed in iter_lines(path):
-            if progress is not None:
-                progress(1)
+        source = os.fspath(path)
+        for number, content, parsed in iter_records(path):
+            done += 1
+            if progress is not None and done % 4096 == 0:
+                progress(4096)
             if isinstance(parsed, RejectError):
-                reject(line, parsed)
+                reject(Line(source, number, content), parsed)
             else:
-                yield _event_key(parsed), index, line.number, parsed
+                yield _event_key(parsed), index, number, parsed
+    if progress is not None:
+        progress(done % 4096)
 
 
 def replay(
