@@ -6,7 +6,8 @@ from EUR 0.01m to 1.98m in 2022. A lane is new when all of the last
 ``baseline_max`` or under ``baseline_share`` of the month's value; it alerts when the month reaches ``min_value``, from at
 least ``min_count`` declarations. One shipment alone, or a monthly statistic
 (which does not count declarations), is a candidate that needs a second
-material month.
+material month. With declarations, "several" means a Poisson tail under
+the lane's past rate of at most ``count_alpha``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from detectors.base import Window
 from detectors.params import check_positive, check_range
@@ -37,6 +39,7 @@ class NoveltyParams:
     min_value: float = 25_000.0
     min_count: int = 2
     baseline_share: float = 0.05
+    count_alpha: float = 1e-3
 
     def __post_init__(self) -> None:
         check_range(self, "lookback", 6, 36)
@@ -44,6 +47,7 @@ class NoveltyParams:
         check_positive(self, "min_value")
         check_range(self, "min_count", 1, 1000)
         check_range(self, "baseline_share", 0.0, 0.5)
+        check_range(self, "count_alpha", 1e-12, 0.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,5 +83,11 @@ class NoveltyDetector:
             baseline = np.nan_to_num(np.nanmean(usable, axis=1))
         near_empty = baseline <= np.maximum(p.baseline_max, p.baseline_share * window.value)
         candidate = known & near_empty & (window.value >= p.min_value)
-        enough = (window.count >= p.min_count) | window.protected[:, -1]
+        # Several declarations where there were almost none is itself unlikely;
+        # otherwise (one shipment, or monthly statistics) wait for a second month.
+        past = np.where(np.isnan(window.counts[:, -p.lookback :]), 0.0, window.counts[:, -p.lookback :]).sum(axis=1)
+        rate = (past + 0.5) / (p.lookback + 1.0)
+        count = np.nan_to_num(window.count)
+        unlikely = special.pdtrc(np.maximum(count - 1.0, 0.0), rate) <= p.count_alpha
+        enough = ((count >= p.min_count) & unlikely) | window.protected[:, -1]
         return NoveltyScores(baseline=baseline, candidate=candidate, fired=candidate & enough)

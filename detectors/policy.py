@@ -141,10 +141,10 @@ class AlertPolicy:
         fired = np.zeros((n, len(DETECTORS)), dtype=bool)
         persisted = window.protected[:, -1] if window.values.shape[1] else np.zeros(n, bool)
         hub = lanes.is_hub if lanes is not None else np.ones(n, dtype=bool)
-        fired[:, _COL["seasonal_surge"]] = hub & (surge.immediate | (surge.candidate & persisted))
+        fired[:, _COL["seasonal_surge"]] = hub & (surge.immediate | (surge.candidate & persisted) | surge.sustained)
         fired[:, _COL["ramp"]] = hub & ramp.fired
         fired[:, _COL["novelty"]] = hub & novelty.fired
-        candidate = surge.candidate | ramp.building | novelty.candidate
+        candidate = surge.soft | ramp.building | novelty.candidate
         x = iso = None
         if self.isolation.params.in_alerting_path:
             x = features(window, surge)
@@ -182,7 +182,7 @@ class AlertPolicy:
         protect = protect_raw
         # a lone suspicious month followed by a normal one was the lane's own
         # variability (a one-off shipment): learn it after all
-        release = ~protect_raw & (window.streak == 1)
+        release = ~protect_raw & (window.streak == 1) & ~surge.elevated
         ramp_statistic = np.where(ramp.fired | relearn, 0.0, ramp.statistic)
         score = self._score(window, surge, ramp, fired)
         excess = np.where(surge.eligible, np.nan_to_num(surge.excess), window.value - novelty.baseline)

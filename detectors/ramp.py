@@ -71,10 +71,11 @@ class RampDetector:
 
     def score_many(self, statistic: np.ndarray, surge: SurgeScores) -> RampScores:
         p = self.params
-        step = np.minimum(surge.z_robust, p.z_cap) - p.drift
+        # the month's stronger evidence: its value, or its number of declarations
+        step = np.minimum(np.maximum(surge.z_robust, surge.z_count), p.z_cap) - p.drift
         new = np.where(surge.eligible, np.maximum(0.0, statistic + step), 0.0)
         fired = (
-            (new >= p.threshold)
+            ((new >= p.threshold) | surge.building)
             & surge.eligible
             & (np.nan_to_num(surge.ratio) >= p.min_ratio)
             & (np.nan_to_num(surge.excess) >= p.min_excess)

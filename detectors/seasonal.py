@@ -49,8 +49,12 @@ class SurgeParams:
     """
 
     z_threshold: float = 3.0
+    z_soft: float = 2.0
     z_strong: float = 5.0
+    z_pooled: float = 4.0
     count_alpha: float = 1e-3
+    count_alpha_soft: float = 0.01
+    count_alpha_strong: float = 1e-5
     min_ratio: float = 2.0
     min_excess: float = 10_000.0
     strong_excess: float = 50_000.0
@@ -62,7 +66,9 @@ class SurgeParams:
     seasonal_min_share: float = 0.75
 
     def __post_init__(self) -> None:
-        check_positive(self, "z_threshold", "z_strong", "min_ratio", "sigma_floor", "seasonal_shrink")
+        check_positive(self, "z_threshold", "z_soft", "z_strong", "z_pooled", "min_ratio", "sigma_floor", "seasonal_shrink")
+        check_range(self, "count_alpha_soft", 1e-12, 0.5)
+        check_range(self, "count_alpha_strong", 1e-15, 0.5)
         check_positive(self, "sigma_prior", "sigma_prior_months")
         check_positive(self, "min_excess", "strong_excess", allow_zero=True)
         check_range(self, "count_alpha", 1e-12, 0.5)
@@ -83,6 +89,7 @@ class SurgeScores:
     z_robust: np.ndarray
     expected_count: np.ndarray
     p_count: np.ndarray
+    z_count: np.ndarray
     p_freq: np.ndarray
     p_value: np.ndarray
     score: np.ndarray
@@ -90,7 +97,11 @@ class SurgeScores:
     excess: np.ndarray
     eligible: np.ndarray
     candidate: np.ndarray
+    soft: np.ndarray
     immediate: np.ndarray
+    sustained: np.ndarray
+    elevated: np.ndarray
+    building: np.ndarray  # three months pooled pass: a rise that builds
 
 
 def trimmed_mean(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,10 +138,30 @@ def _norm_isf(p: np.ndarray) -> np.ndarray:
     return -special.ndtri(p)
 
 
-def _hurdle_z(value: np.ndarray, centre: np.ndarray, sigma: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """The normal quantile of ``P(month >= value) = q * P(logN(centre, sigma) >= value)``."""
-    tail = q * _norm_sf((np.log(np.maximum(value, 1e-300)) - centre) / sigma)
+def _hurdle_z(
+    value: np.ndarray, centre: np.ndarray, sigma: np.ndarray, q: np.ndarray, k: np.ndarray
+) -> np.ndarray:
+    """The normal quantile of ``P(month >= value) = q * P(trading month >= value)``.
+
+    A trading month's log value has a Student-t predictive distribution around
+    the median of the ``k`` past trading months (``k - 1`` degrees of freedom,
+    scale widened by ``sqrt(1 + 1/k)``): with few past trades the tails are
+    heavy, so a lumpy lane's next spike is not a surprise.
+    """
+    df = np.clip(k - 1.0, 1.0, 30.0)
+    t = (np.log(np.maximum(value, 1e-300)) - centre) / (sigma * np.sqrt(1.0 + 1.0 / np.maximum(k, 1.0)))
+    tail = q * special.stdtr(df, -t)
     return np.where(value > 0, _norm_isf(np.clip(tail, 1e-300, 1.0)), -10.0).clip(-10.0, 40.0)
+
+
+def _year_before(x: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Trimmed mean of months 13 to 24 back, NaN where fewer than 6 are usable."""
+    h = x.shape[1]
+    window = usable.copy()
+    window[:, h - 12 :] = False
+    window[:, : max(h - 24, 0)] = False
+    mean, n = trimmed_mean(x, window)
+    return np.where(n >= 6, mean, np.nan)
 
 
 def _row_median(x: np.ndarray) -> np.ndarray:
@@ -173,6 +204,9 @@ class SeasonalSurgeDetector:
         level12, n12 = trimmed_mean(v_hist, last12)
         level24, n24 = trimmed_mean(v_hist, last24)
         level = np.where(n12 >= 6, level12, level24)
+        # A dip (a pandemic, a strike) must not make the rebound look like a
+        # surge: the level is never below that of the year before.
+        level = np.fmax(level, _year_before(v_hist, usable))
         # a lane with a trade or two in two years: trimming leaves nothing, take the plain mean
         plain = np.where(last24, np.nan_to_num(v_hist), 0.0).sum(axis=1) / np.maximum(n24, 1)
         level = np.where(np.nan_to_num(level) > 0, level, plain)
@@ -201,11 +235,11 @@ class SeasonalSurgeDetector:
         q = (k + 0.5) / (n_use + 1.0)
         centre = np.nan_to_num(centre) + np.log(factor)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = _hurdle_z(value, centre, sigma, q)
-            z_robust = _hurdle_z(np.maximum(robust_value, 0.0), centre, sigma, q)
+            z = _hurdle_z(value, centre, sigma, q, k)
+            z_robust = _hurdle_z(np.maximum(robust_value, 0.0), centre, sigma, q, k)
             ratio = np.where(expected > 0, value / expected, np.inf)
 
-        expected_count, p_count = self._count_test(c_hist, last12, last24, factor, window.count)
+        expected_count, p_count, size, prob = self._count_test(c_hist, last12, last24, factor, window.count)
         p_freq = self._frequency_test(v_hist, usable, value)
         p_value = np.minimum(1.0, 3.0 * np.minimum(np.minimum(_norm_sf(z_robust), p_count), p_freq))
         score = np.minimum(-np.log10(np.maximum(p_value, 1e-300)), 50.0)
@@ -218,14 +252,39 @@ class SeasonalSurgeDetector:
         count_sig = p_count <= p.count_alpha
         freq_sig = (p_freq <= p.count_alpha) & (z_robust >= 0.0)
         value_sig = z_robust >= p.z_threshold
-        candidate = (
-            eligible
-            & (excess >= p.min_excess)
-            & (ratio >= p.min_ratio)
-            & ((z >= p.z_threshold) | count_sig | freq_sig)
-        )
+        large = eligible & (excess >= p.min_excess) & (ratio >= p.min_ratio)
+        candidate = large & ((z >= p.z_threshold) | count_sig | freq_sig)
+        soft = large & ((z >= p.z_soft) | (p_count <= p.count_alpha_soft) | freq_sig)
         immediate = candidate & (
-            (value_sig & count_sig) | freq_sig | ((z_robust >= p.z_strong) & (excess >= p.strong_excess))
+            (value_sig & count_sig)
+            | ((p_count <= p.count_alpha_strong) & (z_robust >= p.z_soft))
+            | freq_sig
+            | ((z_robust >= p.z_strong) & (excess >= p.strong_excess))
+        )
+        # Two suspicious months in a row, pooled: each may fall short alone.
+        prev = np.nan_to_num(v_hist[:, -1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z_prev = _hurdle_z(prev, centre, sigma, q, k)
+        pair_z = (z_robust + z_prev) / np.sqrt(2.0)
+        pair_count = np.nan_to_num(window.count) + np.nan_to_num(c_hist[:, -1])
+        counted = ~np.isnan(window.count) & ~np.isnan(c_hist[:, -1]) & ~np.isnan(expected_count)
+        p_pair = np.where(counted & (pair_count > 0),
+                          special.betainc(np.maximum(pair_count, 1.0), 2 * size, 1.0 - prob), 1.0)
+        elevated = (z_robust >= 1.0) | (np.nan_to_num(np.where(p_count < 1.0, _norm_isf(np.clip(p_count, 1e-300, 1.0)), 0.0)) >= 1.0)
+        sustained = soft & window.protected[:, -1] & (prev > 0) & (
+            (pair_z >= p.z_threshold) | (p_pair <= p.count_alpha)
+        )
+        # Three months pooled, for rises that build: each month may be modest.
+        prev2 = np.nan_to_num(v_hist[:, -2])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z_prev2 = _hurdle_z(prev2, centre, sigma, q, k)
+        triple_z = (z_robust + z_prev + z_prev2) / np.sqrt(3.0)
+        triple_count = pair_count + np.nan_to_num(c_hist[:, -2])
+        counted3 = counted & ~np.isnan(c_hist[:, -2])
+        p_triple = np.where(counted3 & (triple_count > 0),
+                            special.betainc(np.maximum(triple_count, 1.0), 3 * size, 1.0 - prob), 1.0)
+        building = large & elevated & (z_prev > 0) & (
+            (triple_z >= p.z_pooled) | (p_triple <= p.count_alpha_strong)
         )
         nan_to = np.nan
         return SurgeScores(
@@ -238,6 +297,7 @@ class SeasonalSurgeDetector:
             z_robust=np.where(eligible, z_robust, 0.0),
             expected_count=expected_count,
             p_count=p_count,
+            z_count=np.where(eligible & (p_count < 1.0), _norm_isf(np.clip(p_count, 1e-300, 1.0)).clip(-10, 40), 0.0),
             p_freq=p_freq,
             p_value=np.where(eligible, p_value, 1.0),
             score=np.where(eligible, score, 0.0),
@@ -245,7 +305,11 @@ class SeasonalSurgeDetector:
             excess=np.where(eligible, excess, np.nan),
             eligible=eligible,
             candidate=candidate,
+            soft=soft,
             immediate=immediate,
+            sustained=sustained,
+            elevated=elevated,
+            building=building,
         )
 
     def _seasonal_factor(self, v_hist: np.ndarray, usable: np.ndarray, share: np.ndarray) -> np.ndarray:
@@ -298,13 +362,15 @@ class SeasonalSurgeDetector:
     @staticmethod
     def _count_test(
         c_hist: np.ndarray, last12: np.ndarray, last24: np.ndarray, factor: np.ndarray, count: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Negative-binomial upper tail ``P(N >= count)``; 1 where counts are unknown."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Negative-binomial upper tail ``P(N >= count)`` (1 where counts are unknown),
+        with the expected count and the distribution's size and probability."""
         known12 = last12 & ~np.isnan(c_hist)
         known24 = last24 & ~np.isnan(c_hist)
         mean12, n12 = trimmed_mean(c_hist, known12)
         mean24, n24 = trimmed_mean(c_hist, known24)
         mean = np.where(n12 >= 6, mean12, mean24)
+        mean = np.fmax(mean, _year_before(c_hist, last24 & ~np.isnan(c_hist)))
         n = np.maximum(n24, 0)
         prior = 0.5 / (n + 1.0)
         mu = np.maximum(np.nan_to_num(mean) * factor, prior)
@@ -320,4 +386,4 @@ class SeasonalSurgeDetector:
         c = np.where(known, count, 0.0)
         # P(N >= c) = P(N > c - 1) = I_{1-prob}(c, size) for a negative binomial
         p = np.where(known & (c > 0), special.betainc(np.maximum(c, 1.0), size, 1.0 - prob), 1.0)
-        return np.where(known, mu, np.nan), p
+        return np.where(known, mu, np.nan), p, size, prob

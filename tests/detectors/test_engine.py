@@ -162,7 +162,7 @@ def test_diversion_when_russia_collapses_and_the_hub_rises():
     for i, p in enumerate(_months(2019, 42)):
         post = i >= 36
         e.add(_stat(p, 1_000_000 * rng.lognormal(0, 0.05) * (0.1 if post else 1), partner="RU"))
-        e.add(_stat(p, 40_000 * rng.lognormal(0, 0.05) * (1.9 if post else 1), partner="KZ"))
+        e.add(_stat(p, 40_000 * rng.lognormal(0, 0.05) * (2.2 if post else 1), partner="KZ"))
     e.finish(close_last=True)
     alerts = e.drain()
     div = [a for a in alerts if "diversion" in a.detectors]
