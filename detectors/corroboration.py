@@ -2,8 +2,8 @@
 
 When re-export networks switch suppliers into a hub, several exporting
 countries show the rise in the same month. Within one (partner, flow, hs6)
-group, if at least two lanes alert and at least ``min_reporters`` lanes alert
-or are candidates, every such lane is *corroborated*: alerts gain severity and
+group, if at least ``min_alerts`` lanes alert and at least ``min_reporters``
+lanes alert or are candidates, every such lane is *corroborated*: alerts gain severity and
 candidates become alerts.
 """
 
@@ -27,9 +27,11 @@ class CorroborationParams:
     """
 
     min_reporters: int = 3
+    min_alerts: int = 2
 
     def __post_init__(self) -> None:
         check_range(self, "min_reporters", 2, 100)
+        check_range(self, "min_alerts", 1, 100)
 
 
 class CorroborationDetector:
@@ -56,5 +58,5 @@ class CorroborationDetector:
         rising = alert | candidate
         n_alert = np.bincount(group, weights=alert, minlength=n_groups)
         n_rising = np.bincount(group, weights=rising, minlength=n_groups)
-        ok = (n_alert >= 2) & (n_rising >= self.params.min_reporters)
+        ok = (n_alert >= self.params.min_alerts) & (n_rising >= self.params.min_reporters)
         return rising & ok[group]

@@ -61,6 +61,8 @@ class SurgeParams:
     sigma_floor: float = 0.2
     sigma_prior: float = 1.0
     sigma_prior_months: float = 1.0
+    dispersion_prior: float = 0.2
+    dispersion_prior_months: float = 24.0
     min_nonzero_months: int = 1
     seasonal_shrink: float = 2.0
     seasonal_min_share: float = 0.75
@@ -69,7 +71,8 @@ class SurgeParams:
         check_positive(self, "z_threshold", "z_soft", "z_strong", "z_pooled", "min_ratio", "sigma_floor", "seasonal_shrink")
         check_range(self, "count_alpha_soft", 1e-12, 0.5)
         check_range(self, "count_alpha_strong", 1e-15, 0.5)
-        check_positive(self, "sigma_prior", "sigma_prior_months")
+        check_positive(self, "sigma_prior", "sigma_prior_months", "dispersion_prior_months")
+        check_range(self, "dispersion_prior", 0.0, 3.0)
         check_positive(self, "min_excess", "strong_excess", allow_zero=True)
         check_range(self, "count_alpha", 1e-12, 0.5)
         check_range(self, "min_nonzero_months", 1, 24)
@@ -239,7 +242,9 @@ class SeasonalSurgeDetector:
             z_robust = _hurdle_z(np.maximum(robust_value, 0.0), centre, sigma, q, k)
             ratio = np.where(expected > 0, value / expected, np.inf)
 
-        expected_count, p_count, size, prob = self._count_test(c_hist, last12, last24, factor, window.count)
+        expected_count, p_count, size, prob = self._count_test(
+            c_hist, last12, last24, factor, window.count, p.dispersion_prior, p.dispersion_prior_months
+        )
         p_freq = self._frequency_test(v_hist, usable, value)
         p_value = np.minimum(1.0, 3.0 * np.minimum(np.minimum(_norm_sf(z_robust), p_count), p_freq))
         score = np.minimum(-np.log10(np.maximum(p_value, 1e-300)), 50.0)
@@ -361,7 +366,8 @@ class SeasonalSurgeDetector:
 
     @staticmethod
     def _count_test(
-        c_hist: np.ndarray, last12: np.ndarray, last24: np.ndarray, factor: np.ndarray, count: np.ndarray
+        c_hist: np.ndarray, last12: np.ndarray, last24: np.ndarray, factor: np.ndarray, count: np.ndarray,
+        dispersion: float = 0.2, dispersion_months: float = 12.0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Negative-binomial upper tail ``P(N >= count)`` (1 where counts are unknown),
         with the expected count and the distribution's size and probability."""
@@ -379,7 +385,9 @@ class SeasonalSurgeDetector:
             warnings.simplefilter("ignore", RuntimeWarning)
             m = np.nanmean(cz, axis=1)
             var = np.nanvar(cz, axis=1)
-            alpha = np.clip(np.nan_to_num((var - m) / (m * m)), 0.05, 3.0)
+            # over-dispersion, shrunk towards a prior: a few counts say little about it
+            raw = np.clip(np.nan_to_num((var - m) / (m * m)), 0.0, 3.0)
+            alpha = np.maximum((n * raw + dispersion_months * dispersion) / (n + dispersion_months), 0.02)
         size = 1.0 / alpha
         prob = 1.0 / (1.0 + alpha * mu)
         known = ~np.isnan(count) & (n > 0)
