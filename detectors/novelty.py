@@ -36,10 +36,10 @@ class NoveltyParams:
 
     lookback: int = 12
     baseline_max: float = 2_000.0
-    min_value: float = 25_000.0
+    min_value: float = 50_000.0
     min_count: int = 2
     baseline_share: float = 0.05
-    count_alpha: float = 1e-3
+    count_alpha: float = 1e-4
 
     def __post_init__(self) -> None:
         check_range(self, "lookback", 6, 36)
