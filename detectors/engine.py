@@ -318,7 +318,22 @@ class Engine:
         self._next_check = _month_day(self.open_month, days[0]) if days else None
         if rows.size == 0:
             return
-        value, count, max_item = self._inputs(rows)
+        self.check_rows(rows, as_of, *self._inputs(rows))
+
+    def check_rows(
+        self, rows: np.ndarray, as_of: dt.date, value: np.ndarray, count: np.ndarray, max_item: np.ndarray
+    ) -> None:
+        """Check ``rows`` of the month in progress early, with these running totals
+        (arrays over ``rows``), and emit their alerts. The columnar replay calls
+        this directly with totals it aggregated itself."""
+        self._counts["early checks"] += 1
+        # No detector alerts on a month below its smallest money floor: skip those
+        # rows (most of them, early in a month) without changing any outcome.
+        keep = value >= self.policy.smallest_alert_value
+        if not keep.all():
+            rows, value, count, max_item = rows[keep], value[keep], count[keep], max_item[keep]
+        if rows.size == 0:
+            return
         window = self.table.window(rows, value, count, max_item)
         verdict = self.policy.decide(window, self._lanes().take(rows), cross=False)
         for i in np.flatnonzero(verdict.alert).tolist():
@@ -327,7 +342,6 @@ class Engine:
                                 corroborating=())
             self._early[row] = alert
             self._pending.append(alert)
-        self._counts["early checks"] += 1
 
     def _late(self, rec: Record, hs6: str, rate: float, is_declaration: bool) -> None:
         """A record for a month already closed: fold it into the history so

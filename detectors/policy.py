@@ -130,6 +130,17 @@ class AlertPolicy:
         self.params = policy or PolicyParams()
         self._enabled = np.array([name in self.params.detectors for name in DETECTORS])
 
+    @property
+    def smallest_alert_value(self) -> float:
+        """The smallest month value any single-lane detector can alert on: each
+        needs its excess over the expected value, or the value itself, above a floor."""
+        return min(
+            self.surge.params.min_excess,
+            self.ramp.params.min_excess,
+            self.novelty.params.min_value,
+            self.isolation.params.min_excess,
+        )
+
     def decide(self, window: Window, lanes: Lanes | None = None, *, cross: bool = True) -> Verdict:
         """Verdict for one month. Only hub lanes alert (every lane when
         ``lanes`` is not given); ``cross=False`` skips the cross-series

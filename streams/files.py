@@ -18,12 +18,13 @@ import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import BinaryIO, Literal
 
 from detectors.contract import Record, parse_json_line, parse_mapping
 from detectors.errors import RejectError
 
-__all__ = ["Line", "count_lines", "detect_format", "iter_lines", "iter_records"]
+__all__ = ["Line", "count_lines", "detect_format", "iter_jsonl_chunks", "iter_lines", "iter_records"]
 
 Format = Literal["jsonl", "csv"]
 
@@ -197,6 +198,36 @@ def _parse_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes, Rec
                 yield number, content, parse_json_line(content)
             except RejectError as exc:
                 yield number, content, exc
+
+
+def iter_jsonl_chunks(path: str | os.PathLike[str], size: int = 65_536) -> Iterator[tuple[int, list[bytes]]]:
+    """The raw lines of a JSON Lines file, ``size`` at a time, as ``(number of the first, lines)``.
+
+    Blank lines are included (the caller skips them, keeping the numbering); a
+    byte-order mark at the start of the file is removed. Memory stays bounded by
+    the chunk, not the file.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "in.jsonl"
+    >>> _ = p.write_bytes(b'\\xef\\xbb\\xbf{"a": 1}\\n\\n{"a": 2}\\n')
+    >>> list(iter_jsonl_chunks(p, size=2))
+    [(1, [b'{"a": 1}\\n', b'\\n']), (3, [b'{"a": 2}\\n'])]
+    """
+    try:
+        with _open_binary(path) as stream:
+            number = 1
+            while True:
+                lines = list(islice(stream, size))
+                if not lines:
+                    return
+                if number == 1 and lines[0].startswith(_BOM):
+                    lines[0] = lines[0][len(_BOM) :]
+                yield number, lines
+                number += len(lines)
+    except EOFError as exc:
+        raise OSError(f"{os.fspath(path)}: the gzip stream ends early ({exc}); the file is truncated.") from exc
 
 
 def iter_records(

@@ -1,34 +1,43 @@
 """``transitwatch replay``: the detectors over files, with no broker.
 
-Reads every input, sets rejected lines aside (rejects file, counted per
-reason), sorts the records into event order, runs the very same
-:class:`~detectors.engine.Engine` the service runs, and writes alerts, a
-summary and an HTML report.
+Reads every input in chunks, sets rejected lines aside (rejects file, counted
+per reason), and runs the columnar replay
+(:class:`~detectors.columnar.ColumnarReplay`): the records sorted into event
+order and put through the very same :class:`~detectors.engine.Engine` logic the
+service runs record by record, with the same alerts and counts. Then it writes
+alerts, a summary and an HTML report.
+
+JSON Lines are decoded with ``orjson`` a chunk at a time and validated column
+by column (:mod:`detectors.frame`); only lines not already in normalised form
+go through :func:`~detectors.contract.parse_json_line` one by one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import IO, Any, Literal
 
 import numpy as np
 import orjson
 
 from detectors.alerts import Alert, period_of
+from detectors.columnar import ColumnarReplay
 from detectors.contract import Declaration, Record
-from detectors.engine import Engine, MonthSnapshot
+from detectors.engine import MonthSnapshot
 from detectors.errors import RejectError, StrictModeError
+from detectors.frame import Block, parse_objects
 from detectors.reference import country_name
 from detectors.watch import WatchConfig
-from streams.files import Line, count_lines, iter_records
+from streams.files import Line, count_lines, detect_format, iter_jsonl_chunks, iter_records
 
 FinalMonth = Literal["auto", "closed", "open"]
+CHUNK_LINES = 8192
 
 
 @dataclass
@@ -116,6 +125,106 @@ def read_records(
         progress(done % 4096)
 
 
+def read_blocks(
+    inputs: Sequence[str | os.PathLike[str]],
+    run: ColumnarReplay,
+    reject: Callable[[Line, RejectError], None],
+    progress: Callable[[int], None] | None = None,
+    *,
+    chunk: int = CHUNK_LINES,
+) -> int:
+    """Feed every accepted record of every input to ``run``, a chunk at a time;
+    rejected lines go to ``reject`` in file order. Returns the accepted count."""
+    accepted = 0
+    for index, path in enumerate(inputs):
+        source = os.fspath(path)
+        if detect_format(path) == "jsonl":
+            for first, lines in iter_jsonl_chunks(path, chunk):
+                accepted += _feed_jsonl(run, index, source, first, lines, reject, progress)
+        else:
+            records: list[Record] = []
+            numbers: list[int] = []
+            for number, content, parsed in iter_records(path, format="csv"):
+                if isinstance(parsed, RejectError):
+                    reject(Line(source, number, content), parsed)
+                else:
+                    records.append(parsed)
+                    numbers.append(number)
+                if len(records) + 1 >= chunk:
+                    accepted += _feed_records(run, index, records, numbers, progress)
+                    records, numbers = [], []
+            accepted += _feed_records(run, index, records, numbers, progress)
+    return accepted
+
+
+def _feed_records(run: ColumnarReplay, index: int, records: list[Record], numbers: list[int],
+                  progress: Callable[[int], None] | None) -> int:
+    run.feed(Block.from_records(records), source=index, lines=np.array(numbers, dtype=np.int64))
+    if progress is not None:
+        progress(len(records))
+    return len(records)
+
+
+def _feed_jsonl(
+    run: ColumnarReplay,
+    index: int,
+    source: str,
+    first: int,
+    lines: list[bytes],
+    reject: Callable[[Line, RejectError], None],
+    progress: Callable[[int], None] | None,
+) -> int:
+    with _no_gc():
+        return _decode_jsonl(run, index, source, first, lines, reject, progress)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Decoding a chunk builds tens of thousands of dicts, none of them in a cycle: without
+    this, the cyclic collector would sweep them again and again (a third of the time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decode_jsonl(
+    run: ColumnarReplay,
+    index: int,
+    source: str,
+    first: int,
+    lines: list[bytes],
+    reject: Callable[[Line, RejectError], None],
+    progress: Callable[[int], None] | None,
+) -> int:
+    loads = orjson.loads
+    try:
+        objs = [loads(line) for line in lines]
+        numbers = np.arange(first, first + len(lines), dtype=np.int64)
+    except orjson.JSONDecodeError:  # a blank or broken line somewhere: sort them out one by one
+        objs, kept, where = [], [], []
+        for i, line in enumerate(lines):
+            if line.isspace():
+                continue
+            try:
+                objs.append(loads(line))
+            except orjson.JSONDecodeError:
+                objs.append(None)  # not a dict: parse_json_line says what is wrong
+            kept.append(line)
+            where.append(first + i)
+        lines, numbers = kept, np.array(where, dtype=np.int64)
+    block, rejected = parse_objects(objs, lines)
+    for i, error in rejected:
+        reject(Line(source, int(numbers[i]), lines[i]), error)
+    run.feed(block, source=index, lines=numbers[block.index])
+    if progress is not None:
+        progress(len(lines))
+    return len(block)
+
+
 def replay(
     inputs: Sequence[str | os.PathLike[str]],
     *,
@@ -134,31 +243,22 @@ def replay(
     """
     result = ReplayResult(alerts=[])
     snapshots = result.snapshots if keep_snapshots else None
-    engine = Engine(config, on_close=snapshots.append if snapshots is not None else None)
+    run = ColumnarReplay(config, on_close=snapshots.append if snapshots is not None else None)
     with ExitStack() as stack:
         stream = stack.enter_context(open(rejects_out, "wb")) if rejects_out else None
         reject = _Rejects(stream, strict, result.rejected)
-        records = list(read_records(inputs, reject, progress))
-        result.lines = len(records) + sum(result.rejected.values())
-        records.sort(key=itemgetter(0))  # stable: file order within a day
-        last_key = records[-1][0] if records else None
-        add = engine.add
-        for _, index, number, rec in records:
-            try:
-                add(rec)
-            except RejectError as error:
-                reject(Line(os.fspath(inputs[index]), number, orjson.dumps(rec.to_dict())), error)
-        result.accepted = len(records) - sum(v for k, v in result.rejected.items() if k.startswith("no_fx_rate"))
-        if engine.open_month is not None:
-            last = records[-1][3]
-            close = final_month == "closed" or (
-                final_month == "auto"
-                and (type(last) is not Declaration or dt.date.fromordinal(last_key + 1).day == 1)
-            )
-            engine.finish(close_last=close)
-            result.last_month_closed = close
-            result.first_month = engine.table.start
-            result.last_month = engine.open_month - 1 if close else engine.open_month
+        accepted = read_blocks(inputs, run, reject, progress)
+        result.lines = accepted + sum(result.rejected.values())
+        outcome = run.run(final_month=final_month)
+        for index, number, record, error in outcome.rejects:  # no exchange rate, in event order
+            reject(Line(os.fspath(inputs[index]), number, orjson.dumps(record)), error)
+        result.accepted = accepted - len(outcome.rejects)
+    engine = outcome.engine
+    if engine.open_month is not None:
+        close = outcome.last_month_closed
+        result.last_month_closed = close
+        result.first_month = engine.table.start
+        result.last_month = engine.open_month - 1 if close else engine.open_month
     result.alerts = _latest(engine.drain())
     result.engine_counts = engine.counts
     result.series = len(engine.table) if engine.table is not None else 0

@@ -1,0 +1,443 @@
+"""The columnar replay: what :class:`~detectors.engine.Engine` does record by record, over columns.
+
+Fed :class:`~detectors.frame.Block` s in file order, :class:`ColumnarReplay`
+sorts the records into event order (declarations by date, monthly statistics at
+their month's last day; ties keep input order) and reproduces, exactly, the
+Engine fed one record at a time:
+
+- duplicate declaration ids are ignored and counted (the first in event order wins);
+- every lane (reporter, partner, flow, hs6, currency) is routed by the Engine's own
+  ``_route`` (same checks, same order, same counts, the same ``no_fx_rate`` reject);
+- series rows are created in the order their first record arrives, and flagged
+  as counted when their first declaration arrives, before the step that reads them;
+- running totals are the Engine's: sums in event order (``itertools.accumulate``
+  and a rank-by-rank numpy loop add in the same order as ``cell.value += value``),
+  revisions of monthly statistics replace (``math.fsum`` of the latest line per HS code);
+- early checks run where the Engine runs them (the first watched, new declaration
+  dated on or after the next check day) through ``Engine.check_rows``, and months
+  close through ``Engine.close_month``, so verdicts, alerts and snapshots are the
+  Engine's own. Exporters, consignees and mass are folded only for alerted series.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from detectors.engine import Cell, Engine, MonthSnapshot
+from detectors.errors import RejectError
+from detectors.frame import COUNTRIES, CURRENCIES, HS_CODES, Block
+from detectors.contract import FLOWS
+from detectors.table import SeriesKey, StateTable
+from detectors.watch import WatchConfig
+
+__all__ = ["ColumnarReplay", "Outcome"]
+
+_USED, _NO_FX, _REASON = 0, 1, 2  # route ids; not-watched reason k is _REASON + k
+_HS6_SPAN = 1 << 24  # room for the hs6 codes of a lane code
+_RANK_LOOP = 512  # ranks summed by the vectorized loop; longer cells finish in accumulate()
+
+
+@dataclass
+class Outcome:
+    """What a columnar run produced besides the engine's own state."""
+
+    engine: Engine
+    records: int = 0
+    rejects: list[tuple[int, int, dict[str, Any], RejectError]] = field(default_factory=list)
+    last_month_closed: bool = True
+
+
+class ColumnarReplay:
+    """Collects blocks of accepted records, then runs the Engine's logic over them.
+
+    Examples
+    --------
+    >>> from detectors.frame import parse_objects
+    >>> rows = [{"period": f"{y}-{m:02d}", "reporter": "DE", "partner": "KG", "flow": "export",
+    ...          "hs_code": "854231", "value": 50_000 + 1_000 * (m % 3), "currency": "USD"}
+    ...         for y in (2020, 2021) for m in range(1, 13)]
+    >>> rows.append(dict(rows[-1], period="2022-01", value=400_000))
+    >>> block, _ = parse_objects(rows)
+    >>> run = ColumnarReplay()
+    >>> run.feed(block, source=0, lines=block.index + 1)
+    >>> out = run.run(final_month="closed")
+    >>> [(a.period, a.detectors, a.severity) for a in out.engine.drain()]
+    [('2022-01', ('seasonal_surge',), 'critical')]
+    """
+
+    def __init__(self, config: WatchConfig | None = None, *, on_close: Callable[[MonthSnapshot], None] | None = None) -> None:
+        self.engine = Engine(config, on_close=on_close)
+        self._parts: list[dict[str, np.ndarray]] = []
+        self._routes: dict[int, tuple[int, float]] = {}  # lane code -> (route id, rate)
+        self._reasons: list[str] = []
+        self._hs6: dict[str, int] = {}
+        self._hs6_values: list[str] = []
+        self._hs6_of = np.zeros(0, np.int64)  # HS_CODES code -> hs6 code
+        self._no_fx: dict[tuple[int, int], tuple[dict[str, Any], RejectError]] = {}
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def feed(self, block: Block, *, source: int, lines: np.ndarray) -> None:
+        """Take a block of accepted records (file order) of input ``source``, with their line numbers."""
+        if len(block) == 0:
+            return
+        hs6 = self._hs6_codes(block.hs_code)
+        series = ((block.reporter.astype(np.int64) * 256 + block.partner) * 4 + block.flow) * _HS6_SPAN + hs6
+        lane = series * 256 + block.currency
+        codes, uniques = pd.factorize(lane)
+        routes = [self._route(int(c)) for c in uniques]
+        route = np.array([r for r, _ in routes], dtype=np.int64)[codes]
+        rate = np.array([x for _, x in routes], dtype=float)[codes]
+        lines = np.asarray(lines, dtype=np.int64)
+        for i in np.flatnonzero(route == _NO_FX).tolist():
+            self._no_fx[(source, int(lines[i]))] = (block.to_dict(i), self._reject_of(int(lane[i])))
+        self._parts.append({
+            "source": np.full(len(block), source, np.int32),
+            "line": lines,
+            "declaration": block.declaration,
+            "declaration_id": block.declaration_id,
+            "day": block.day,
+            "month": block.month,
+            "series": series,
+            "route": route,
+            "hs_code": block.hs_code,
+            "value": block.value,
+            "rate": rate,
+            "net_mass_kg": block.net_mass_kg,
+            "exporter": block.exporter,
+            "consignee": block.consignee,
+        })
+
+    def _hs6_codes(self, hs: np.ndarray) -> np.ndarray:
+        known = len(self._hs6_of)
+        if len(HS_CODES.values) > known:
+            extra = [self._hs6.setdefault(h6, len(self._hs6)) for h6 in HS_CODES.facts[known:]]
+            self._hs6_values = list(self._hs6)
+            self._hs6_of = np.concatenate([self._hs6_of, np.array(extra, dtype=np.int64)])
+        return self._hs6_of[hs]
+
+    def _lane(self, code: int) -> tuple[str, str, str, str, str]:
+        currency, series = code % 256, code // 256
+        hs6, rest = series % _HS6_SPAN, series // _HS6_SPAN
+        flow, rest = rest % 4, rest // 4
+        partner, reporter = rest % 256, rest // 256
+        return COUNTRIES[reporter], COUNTRIES[partner], FLOWS[flow], self._hs6_values[hs6], CURRENCIES[currency]
+
+    def _route(self, code: int) -> tuple[int, float]:
+        """The Engine's own routing of a lane, as (route id, rate)."""
+        found = self._routes.get(code)
+        if found is None:
+            try:
+                route = self.engine._route(self._lane(code))
+            except RejectError:
+                found = (_NO_FX, math.nan)
+            else:
+                if type(route) is str:
+                    if route not in self._reasons:
+                        self._reasons.append(route)
+                    found = (_REASON + self._reasons.index(route), math.nan)
+                else:
+                    found = (_USED, route[0])
+            self._routes[code] = found
+        return found
+
+    def _reject_of(self, code: int) -> RejectError:
+        try:
+            self.engine._route(self._lane(code))
+        except RejectError as error:
+            return error
+        raise AssertionError("a lane routed as no_fx_rate has a rate")  # pragma: no cover
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self, *, final_month: Literal["auto", "closed", "open"] = "auto") -> Outcome:
+        """Run everything fed so far, as ``Engine.add`` per record then ``Engine.finish``.
+
+        ``final_month`` as in :func:`streams.replay.replay`: ``auto`` closes the last
+        month when the last record (event order) is a statistic or dated on its month's last day.
+        """
+        engine = self.engine
+        out = Outcome(engine=engine)
+        if not self._parts:
+            return out
+        cols = {k: np.concatenate([p[k] for p in self._parts]) for k in self._parts[0]}
+        self._parts = []
+        n = len(cols["day"])
+        out.records = n
+        order = np.argsort(cols["day"], kind="stable")
+        decl = cols["declaration"][order]
+        route = cols["route"][order]
+        counts = engine._counts
+
+        at = np.flatnonzero(decl)
+        ids = cols["declaration_id"][order[at]].tolist()
+        first = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1)))
+        if len(first) < len(ids):
+            firsts = np.fromiter(map(first.__getitem__, ids), np.int64, len(ids))
+            dup = at[firsts != np.arange(len(ids))]
+            route[dup] = -1
+            counts["duplicate declarations ignored"] += len(dup)
+        del first, ids
+        for k, reason in enumerate(self._reasons):
+            hits = int(np.count_nonzero(route == _REASON + k))
+            if hits:
+                counts[reason] += hits
+        for i in order[route == _NO_FX].tolist():
+            key = (int(cols["source"][i]), int(cols["line"][i]))
+            out.rejects.append((*key, *self._no_fx[key]))
+
+        last = order[-1]
+        used = order[route == _USED]
+        if len(used) == 0:
+            return out
+        close = final_month == "closed" or (
+            final_month == "auto"
+            and (not cols["declaration"][last] or dt.date.fromordinal(int(cols["day"][last]) + 1).day == 1)
+        )
+        out.last_month_closed = close
+        _Run(self, engine, {k: v[used] for k, v in cols.items()}, close).go()
+        return out
+
+
+class _Run:
+    """One run over the used records (watched, new, valued), in event order."""
+
+    def __init__(self, owner: ColumnarReplay, engine: Engine, u: dict[str, np.ndarray], close: bool) -> None:
+        self.engine = engine
+        self.close = close
+        n = self.n = len(u["day"])
+        engine._used = n
+        self.decl = u["declaration"]
+        self.day = u["day"]
+        self.month = u["month"]
+        self.value = u["value"] / u["rate"]
+        self.hs = u["hs_code"]
+        self.mass = u["net_mass_kg"]
+        self.exporter = u["exporter"]
+        self.consignee = u["consignee"]
+        self.row, uniques = pd.factorize(u["series"])  # rows in the order their first record arrives
+        self.keys = [SeriesKey(*owner._lane(int(c) * 256)[:4]) for c in uniques]
+        k = self.k = len(self.keys)
+        self.first_of_row = np.unique(self.row, return_index=True)[1]
+        self.decl_first = np.full(k, n + 1, np.int64)
+        at = np.flatnonzero(self.decl)
+        rows_with, first_at = np.unique(self.row[at], return_index=True)
+        self.decl_first[rows_with] = at[first_at]
+        self.first_month = int(self.month[0])
+        self.last_month = int(self.month[-1])
+
+        stats = ~self.decl
+        if stats.any():
+            identity = ((self.month[stats] - self.first_month) * k + self.row[stats]) * (1 << 31) + self.hs[stats]
+            revised = int(stats.sum()) - len(np.unique(identity))
+            if revised:
+                engine._counts["revisions applied"] += revised
+
+        # cells (month, row): records grouped by cell, in event order within a cell
+        self.cell = (self.month - self.first_month) * k + self.row
+        srt = self.srt = np.argsort(self.cell, kind="stable")
+        ck = self.cell[srt]
+        starts = self.starts = np.flatnonzero(np.r_[True, ck[1:] != ck[:-1]])
+        self.ends = np.r_[starts[1:], n]
+        self.seg_cell = ck[starts]
+        lengths = self.ends - starts
+        self.seg_of = np.repeat(np.arange(len(starts)), lengths)  # sorted position -> segment
+        self.pos_of = np.empty(n, np.int64)
+        self.pos_of[srt] = np.arange(n)
+        self.rank = np.arange(n) - np.repeat(starts, lengths)
+        self.seg_first = srt[starts]
+        self.seg_stat = np.add.reduceat(stats[srt].astype(np.int64), starts) > 0
+        self.cum, self.cmax = _running(self.value[srt], starts, self.ends, self.rank)
+
+    # -- the Engine's table as it is before record p -------------------------------------------
+
+    def go(self) -> None:
+        engine = self.engine
+        engine.table = StateTable(start=self.first_month)
+        engine._open(self.first_month)
+        self._created = 0
+        counted = np.flatnonzero(self.decl_first <= self.n)
+        self._counting = counted[np.argsort(self.decl_first[counted], kind="stable")]
+        self._counted = 0
+        days = engine.config.early_days
+        month_bounds = np.searchsorted(self.month, np.arange(self.first_month, self.last_month + 2))
+        for m in range(self.first_month, self.last_month + 1):
+            ms, me = int(month_bounds[m - self.first_month]), int(month_bounds[m - self.first_month + 1])
+            since = ms
+            if days and me > ms:
+                at = ms + np.flatnonzero(self.decl[ms:me])
+                dates = self.day[at]
+                next_day = _month_day(m, days[0])
+                while next_day is not None:
+                    j = int(np.searchsorted(dates, next_day))
+                    if j == len(at):
+                        break
+                    p, date = int(at[j]), int(dates[j])
+                    self._advance(p + 1)  # the Engine makes the record's row before it checks
+                    self._check(m, ms, since, p, date - 1)
+                    since = p
+                    later = [d for d in days if _month_day(m, d) > date]
+                    next_day = _month_day(m, later[0]) if later else None
+            if m < self.last_month or self.close:
+                self._advance(me)
+                self._close(m, ms, me)
+                engine._open(m + 1)
+            else:
+                self._advance(self.n)
+                self._check(m, ms, since, self.n, int(self.day[-1]))
+
+    def _advance(self, p: int) -> None:
+        engine = self.engine
+        keys = self.keys
+        while self._created < self.k and self.first_of_row[self._created] < p:
+            r = self._created
+            engine._row(keys[r], bool(self.decl[self.first_of_row[r]]))
+            self._created += 1
+        counting = self._counting
+        while self._counted < len(counting) and self.decl_first[counting[self._counted]] < p:
+            engine._row(keys[counting[self._counted]], True)
+            self._counted += 1
+
+    # -- month totals, early checks, closes ----------------------------------------------------
+
+    def _check(self, month: int, ms: int, since: int, p: int, as_of: int) -> None:
+        """Engine.check_early as of day ``as_of`` before record ``p``: rows changed in [since, p)."""
+        if since >= p:
+            return
+        window = self.cell[since:p][::-1]
+        cells, back = np.unique(window, return_index=True)
+        last = p - 1 - back
+        segs = self.seg_of[self.pos_of[last]]
+        ordered = np.argsort(self.seg_first[segs], kind="stable")  # the Engine's cells: first touch first
+        rows = cells[ordered] % self.k
+        segs, last = segs[ordered], last[ordered]
+        early = self.engine._early
+        if early:
+            keep = np.array([int(r) not in early for r in rows], dtype=bool)
+            rows, segs, last = rows[keep], segs[keep], last[keep]
+        if rows.size == 0:
+            return
+        value, count, max_item = self._totals(rows, segs, self.pos_of[last], p)
+        self.engine.cells = _Cells(self, month, p)
+        self.engine.check_rows(rows.astype(np.int64), dt.date.fromordinal(as_of), value, count, max_item)
+
+    def _close(self, month: int, ms: int, me: int) -> None:
+        engine = self.engine
+        table = engine.table
+        n = len(table)
+        value = np.zeros(n)
+        count = np.where(table.counted[:n], 0.0, np.nan)
+        max_item = np.full(n, np.nan)
+        lo, hi = np.searchsorted(self.seg_cell, [(month - self.first_month) * self.k, (month - self.first_month + 1) * self.k])
+        segs = np.arange(lo, hi)
+        rows = self.seg_cell[segs] % self.k
+        value[rows], count[rows], max_item[rows] = self._totals(rows, segs, self.ends[segs] - 1, me)
+        engine.cells = _Cells(self, month, me)
+        engine.close_month(month, value, count, max_item)
+
+    def _totals(self, rows: np.ndarray, segs: np.ndarray, last: np.ndarray, p: int) -> tuple[np.ndarray, ...]:
+        """Engine._inputs for these rows: running totals of their cells before record ``p``
+        (``last``: the sorted position of each cell's last record before ``p``)."""
+        value = self.cum[last]
+        count = (self.rank[last] + 1).astype(float)
+        max_item = self.cmax[last].copy()
+        counted = self.engine.table.counted
+        for i in np.flatnonzero(self.seg_stat[segs]).tolist():
+            cell = self.fold(int(segs[i]), p)
+            value[i] = cell.value
+            if cell.lines is None:
+                count[i], max_item[i] = cell.count, cell.max_item
+            else:
+                count[i], max_item[i] = (0.0 if counted[rows[i]] else math.nan), math.nan
+        return value, count, max_item
+
+    def fold(self, seg: int, p: int) -> Cell:
+        """A cell's records before ``p`` folded exactly as Engine.add folds them."""
+        us = self.srt[self.starts[seg]:self.ends[seg]]
+        us = us[us < p].tolist()
+        cell: Cell | None = None
+        hs_values = HS_CODES.values
+        for u in us:
+            value = float(self.value[u])
+            if self.decl[u]:
+                if cell is None:
+                    cell = Cell()
+                cell.value += value
+                cell.count += 1
+                if not value <= cell.max_item:
+                    cell.max_item = value
+                mass = float(self.mass[u])
+                if not math.isnan(mass):
+                    cell.mass += mass
+                name = self.exporter[u]
+                if name:
+                    cell.exporters[name] = cell.exporters.get(name, 0.0) + value
+                name = self.consignee[u]
+                if name:
+                    cell.consignees[name] = cell.consignees.get(name, 0.0) + value
+            else:
+                if cell is None:
+                    cell = Cell(lines={})
+                elif cell.lines is None:
+                    cell.lines = {}
+                cell.lines[hs_values[self.hs[u]]] = value
+                cell.value = math.fsum(cell.lines.values())
+        return cell if cell is not None else Cell()
+
+    def segment(self, month: int, row: int) -> int | None:
+        key = (month - self.first_month) * self.k + row
+        seg = int(np.searchsorted(self.seg_cell, key))
+        return seg if seg < len(self.seg_cell) and self.seg_cell[seg] == key else None
+
+
+class _Cells(dict):
+    """The Engine's ``cells`` as its alert builder reads them: folded on demand, for alerted rows only."""
+
+    def __init__(self, run: _Run, month: int, p: int) -> None:
+        super().__init__()
+        self._run, self._month, self._p = run, month, p
+
+    def get(self, row: int, default: Any = None) -> Any:  # type: ignore[override]
+        seg = self._run.segment(self._month, row)
+        if seg is None or self._run.srt[self._run.starts[seg]] >= self._p:
+            return default
+        return self._run.fold(seg, self._p)
+
+
+def _running(v: np.ndarray, starts: np.ndarray, ends: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per position, the running sum and maximum of its segment so far, adding left to right
+    as ``cell.value += value`` does (numpy's pairwise sums would round differently)."""
+    cum = 0.0 + v
+    cmax = v.copy()
+    if len(v) == 0:
+        return cum, cmax
+    longest = int((ends - starts).max())
+    limit = min(longest, _RANK_LOOP)
+    if limit > 1:
+        capped = np.minimum(rank, limit).astype(np.int16)
+        by = np.argsort(capped, kind="stable")
+        bounds = np.searchsorted(capped[by], np.arange(limit + 1))
+        for r in range(1, limit):
+            idx = by[bounds[r]:bounds[r + 1]]
+            before = idx - 1
+            cum[idx] = cum[before] + v[idx]
+            here, best = v[idx], cmax[before]
+            cmax[idx] = np.where(here > best, here, best)
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        if b - a > limit:
+            tail = v[a + limit:b].tolist()
+            cum[a + limit - 1:b] = list(accumulate(tail, initial=float(cum[a + limit - 1])))
+            cmax[a + limit - 1:b] = list(accumulate(tail, max, initial=float(cmax[a + limit - 1])))
+    return cum, cmax
+
+
+def _month_day(month: int, day: int) -> int:
+    return dt.date(month // 12, month % 12 + 1, day).toordinal()
