@@ -146,7 +146,7 @@ class AlertPolicy:
         ``lanes`` is not given); ``cross=False`` skips the cross-series
         detectors, as for early, in-month checks."""
         surge = self.surge.score_many(window)
-        ramp = self.ramp.score_many(window.ramp, surge)
+        ramp = self.ramp.score_many(window.ramp, surge, window)
         novelty = self.novelty.score_many(window)
         n = window.n
         fired = np.zeros((n, len(DETECTORS)), dtype=bool)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detectors.base import Window
 from detectors.params import check_positive
 from detectors.seasonal import SurgeScores
 
@@ -32,9 +33,10 @@ class RampParams:
     z_cap: float = 3.0
     min_ratio: float = 1.5
     min_excess: float = 10_000.0
+    record_factor: float = 2.0
 
     def __post_init__(self) -> None:
-        check_positive(self, "drift", "threshold", "z_cap", "min_ratio")
+        check_positive(self, "drift", "threshold", "z_cap", "min_ratio", "record_factor")
         check_positive(self, "min_excess", allow_zero=True)
 
 
@@ -69,15 +71,43 @@ class RampDetector:
     def __init__(self, params: RampParams | None = None) -> None:
         self.params = params or RampParams()
 
-    def score_many(self, statistic: np.ndarray, surge: SurgeScores) -> RampScores:
+    def score_many(self, statistic: np.ndarray, surge: SurgeScores, window: Window | None = None) -> RampScores:
         p = self.params
         # the month's stronger evidence: its value, or its number of declarations
         step = np.minimum(np.maximum(surge.z_robust, surge.z_count), p.z_cap) - p.drift
         new = np.where(surge.eligible, np.maximum(0.0, statistic + step), 0.0)
+        record = self.quarter_record(window, surge) if window is not None else np.zeros_like(new, dtype=bool)
         fired = (
-            ((new >= p.threshold) | surge.building)
+            ((new >= p.threshold) | surge.building | record)
             & surge.eligible
             & (np.nan_to_num(surge.ratio) >= p.min_ratio)
             & (np.nan_to_num(surge.excess) >= p.min_excess)
         )
-        return RampScores(statistic=new, fired=fired, building=new >= p.threshold / 2)
+        return RampScores(statistic=new, fired=fired, building=(new >= p.threshold / 2) | record)
+
+    def quarter_record(self, window: Window, surge: SurgeScores) -> np.ndarray:
+        """A quarter far above any quarter of the two years before, even without
+        its largest month: a lumpy lane that starts trading every month at a
+        higher level, where no single month stands out.
+
+        The analyst's "never seen that much in a quarter": the last three months'
+        value without the largest of them must pass ``record_factor`` times the
+        largest three-month sum of the 24 months before, with a material excess.
+        """
+        p = self.params
+        v = window.values
+        h = v.shape[1]
+        recent = np.stack([window.value, np.nan_to_num(v[:, -1]), np.nan_to_num(v[:, -2])], axis=1)
+        without_top = recent.sum(axis=1) - recent.max(axis=1)
+        past = v[:, h - 26 : h - 2]
+        known = ~np.isnan(past)
+        sums = np.nan_to_num(past[:, :-2]) + np.nan_to_num(past[:, 1:-1]) + np.nan_to_num(past[:, 2:])
+        best = sums.max(axis=1)
+        level = np.nan_to_num(surge.level)
+        return (
+            (known.sum(axis=1) >= 18)
+            & (without_top >= p.record_factor * best)
+            & (recent.sum(axis=1) - 3 * level >= 3 * p.min_excess)
+            & (window.value >= level)
+            & (best > 0)
+        )

@@ -142,3 +142,19 @@ def test_import_detectors_pulls_no_service_dependencies():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_quarter_record_catches_a_lumpy_lane_that_starts_trading_every_month():
+    """Eurostat LT>KZ 847150 in 2020-2022 (EUR k): one spike in two years, then every month."""
+    lumpy = [11, 252, 0, 0, 0, 0, 0, 0, 5, 0, 0, 9] * 2 + [33, 302, 138, 284, 121, 427, 314, 1238]
+    policy = AlertPolicy()
+
+    def record(history_k, value_k):
+        w = window_for([[1000.0 * x for x in history_k]], value=[1000.0 * value_k], count=[NAN])
+        return bool(policy.ramp.quarter_record(w, policy.surge.score_many(w))[0])
+
+    # 2022-08: 1,238k with 314k and 427k before: without its largest month, 741k against a
+    # best quarter of 263k in the two years before
+    assert record(lumpy[:-1], lumpy[-1])
+    # one giant month on the same lane is not a quarter record
+    assert not record(lumpy[:24] + [0, 0], 2_000)
