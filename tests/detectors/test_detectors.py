@@ -145,16 +145,17 @@ def test_import_detectors_pulls_no_service_dependencies():
 
 
 def test_quarter_record_catches_a_lumpy_lane_that_starts_trading_every_month():
-    """Eurostat LT>KZ 847150 in 2020-2022 (EUR k): one spike in two years, then every month."""
-    lumpy = [11, 252, 0, 0, 0, 0, 0, 0, 5, 0, 0, 9] * 2 + [33, 302, 138, 284, 121, 427, 314, 1238]
+    """Two years shaped like Eurostat LT>KZ 847150 2020-2021 (EUR k: one spike), then a lane
+    trading every month, where no single month stands out against that spike."""
+    lumpy = [11, 252, 0, 0, 0, 0, 0, 0, 5, 0, 0, 9] * 2
     policy = AlertPolicy()
 
     def record(history_k, value_k):
         w = window_for([[1000.0 * x for x in history_k]], value=[1000.0 * value_k], count=[NAN])
         return bool(policy.ramp.quarter_record(w, policy.surge.score_many(w))[0])
 
-    # 2022-08: 1,238k with 314k and 427k before: without its largest month, 741k against a
-    # best quarter of 263k in the two years before
-    assert record(lumpy[:-1], lumpy[-1])
-    # one giant month on the same lane is not a quarter record
-    assert not record(lumpy[:24] + [0, 0], 2_000)
+    # 300k, 350k, 400k: without its largest month the quarter is 650k, against a best
+    # quarter of 263k in the two years before
+    assert record(lumpy + [300, 350], 400)
+    assert not record(lumpy + [100, 120], 150), "a quarter below twice the best is not a record"
+    assert not record(lumpy + [0, 0], 2_000), "one giant month is not a quarter record"
