@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
@@ -43,7 +43,7 @@ from detectors.contract import (
 )
 from detectors.errors import RejectError
 
-__all__ = ["COUNTRIES", "CURRENCIES", "Block", "HS_CODES", "parse_objects", "split_fast"]
+__all__ = ["COUNTRIES", "CURRENCIES", "Block", "HS_CODES", "complete", "parse_objects", "split_fast"]
 
 COUNTRIES: tuple[str, ...] = tuple(sorted(COUNTRY_CODES))
 CURRENCIES: tuple[str, ...] = tuple(sorted(CURRENCY_CODES))
@@ -529,12 +529,46 @@ def parse_objects(
     ('DE', [(1, 'missing_field')])
     """
     fast, slow = split_fast(objs)
+
+    def parse(i: int) -> Record:
+        raw = raws[i] if raws is not None else None
+        return parse_json_line(raw) if raw is not None else parse_mapping(objs[i])
+
+    return complete(fast, slow, parse)
+
+
+def complete(
+    fast: Block, slow: np.ndarray, parse: Callable[[int], Record]
+) -> tuple[Block, list[tuple[int, RejectError]]]:
+    """The fast rows plus the slow rows through ``parse`` (the authoritative path), in input order.
+
+    Parameters
+    ----------
+    fast : Block
+        What a fast path accepted (``Block.index`` their positions).
+    slow : numpy.ndarray of bool
+        Where the fast path left a row to ``parse``.
+    parse : callable
+        Position -> record, or raises :class:`~detectors.errors.RejectError`.
+
+    Returns
+    -------
+    (Block, list of (position, RejectError))
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fast, slow = split_fast([{"period": "2024-01", "reporter": "DE", "partner": "KZ",
+    ...                           "hs_code": "854231", "value": 1}, None])
+    >>> block, rejects = complete(fast, slow, lambda i: parse_json_line(b"[]"))
+    >>> len(block), [(i, e.reason) for i, e in rejects]
+    (1, [(1, 'not_an_object')])
+    """
     rejects: list[tuple[int, RejectError]] = []
     records, where = [], []
     for i in np.flatnonzero(slow).tolist():
-        raw = raws[i] if raws is not None else None
         try:
-            rec = parse_json_line(raw) if raw is not None else parse_mapping(objs[i])
+            rec = parse(i)
         except RejectError as exc:
             rejects.append((i, exc))
             continue
