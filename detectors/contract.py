@@ -466,6 +466,10 @@ def _dump_or_reject(data: dict[str, Any]) -> bytes:
         try:
             orjson.dumps(value, default=str)
         except (TypeError, orjson.JSONEncodeError):
+            if isinstance(value, str):  # lone surrogates: text that is not Unicode
+                raise RejectError(
+                    "encoding", f"{name} is not valid Unicode text; write the file as UTF-8.", field=name
+                ) from None
             try:
                 # A JSON parser gives a huge integer exactly, so read it as the validator would.
                 value = str(value) if name == "declaration_id" else float(value)

@@ -29,8 +29,8 @@ class RampParams:
     """
 
     drift: float = 1.0
-    threshold: float = 5.0
-    z_cap: float = 3.0
+    threshold: float = 7.0
+    z_cap: float = 2.5
     min_ratio: float = 1.5
     min_excess: float = 10_000.0
     record_factor: float = 2.0
@@ -56,7 +56,7 @@ class RampDetector:
     >>> from detectors.seasonal import SeasonalSurgeDetector, SurgeParams
     >>> from detectors.table import window_for
     >>> surge = SeasonalSurgeDetector(SurgeParams(min_excess=0))
-    >>> ramp = RampDetector(RampParams(min_excess=0))
+    >>> ramp = RampDetector(RampParams(min_excess=0, threshold=5.0, z_cap=3.0))
     >>> history, stat, fired = [100.0, 110, 90, 105, 95, 100] * 4, np.zeros(1), []
     >>> for value in (150.0, 190.0, 240.0, 300.0):
     ...     w = window_for([history], value=[value], count=[float("nan")])

@@ -430,3 +430,11 @@ def test_valid_records_round_trip(fields):
     assert parse_json_line(orjson.dumps(record.to_dict())) == record
     assert parse_json_line(json.dumps(record.to_dict())) == record
     assert parse_mapping(record.to_dict()) == record
+
+
+def test_text_that_is_not_unicode_is_an_encoding_reject():
+    """Found by hypothesis: a lone surrogate in a decoded mapping once escaped as a TypeError."""
+    with pytest.raises(RejectError) as caught:
+        parse_mapping({"declaration_id": "\ud800", "date": "2024-01-02", "reporter": "DE",
+                       "partner": "KZ", "hs_code": "854231", "value": 1})
+    assert caught.value.reason == "encoding" and caught.value.field == "declaration_id"
