@@ -275,7 +275,8 @@ class SeasonalSurgeDetector:
         counted = ~np.isnan(window.count) & ~np.isnan(c_hist[:, -1]) & ~np.isnan(expected_count)
         p_pair = np.where(counted & (pair_count > 0),
                           special.betainc(np.maximum(pair_count, 1.0), 2 * size, 1.0 - prob), 1.0)
-        elevated = (z_robust >= 1.0) | (np.nan_to_num(np.where(p_count < 1.0, _norm_isf(np.clip(p_count, 1e-300, 1.0)), 0.0)) >= 1.0)
+        z_count = np.where(p_count < 1.0, _norm_isf(np.clip(p_count, 1e-300, 1.0)).clip(-10, 40), 0.0)
+        elevated = (z_robust >= 1.0) | (z_count >= 1.0)
         sustained = soft & window.protected[:, -1] & (prev > 0) & (
             (pair_z >= p.z_threshold) | (p_pair <= p.count_alpha)
         )
@@ -302,7 +303,7 @@ class SeasonalSurgeDetector:
             z_robust=np.where(eligible, z_robust, 0.0),
             expected_count=expected_count,
             p_count=p_count,
-            z_count=np.where(eligible & (p_count < 1.0), _norm_isf(np.clip(p_count, 1e-300, 1.0)).clip(-10, 40), 0.0),
+            z_count=np.where(eligible, z_count, 0.0),
             p_freq=p_freq,
             p_value=np.where(eligible, p_value, 1.0),
             score=np.where(eligible, score, 0.0),
