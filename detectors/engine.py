@@ -92,7 +92,8 @@ class Engine:
         self._last_date: dt.date | None = None
         self._lane_lists: tuple[list[int], list[int], list[bool], list[bool], list[bool]] = ([], [], [], [], [])
         self._groups: tuple[dict[tuple[str, str, str], int], dict[tuple[str, str, str], int]] = ({}, {})
-        self._reference: list[np.ndarray] = []  # feature rows of the reference period (isolation model)
+        self._reference: list[np.ndarray] = []
+        self._lanes_cache: Lanes | None = None  # feature rows of the reference period (isolation model)
         cfg = self.config
         self._role = {c: "hub" for c in cfg.hubs} | {c: "destination" for c in cfg.destinations}
 
@@ -242,14 +243,18 @@ class Engine:
         return row
 
     def _lanes(self) -> Lanes:
+        """Per-row lane facts as arrays, rebuilt only when rows were added."""
         src, hub, is_hub, is_dest, prio = self._lane_lists
-        return Lanes(
+        if self._lanes_cache is not None and self._lanes_cache.is_hub.shape[0] == len(src):
+            return self._lanes_cache
+        self._lanes_cache = Lanes(
             source_group=np.array(src, dtype=np.int64),
             hub_group=np.array(hub, dtype=np.int64),
             is_hub=np.array(is_hub, dtype=bool),
             is_destination=np.array(is_dest, dtype=bool),
             priority=np.array(prio, dtype=bool),
         )
+        return self._lanes_cache
 
     def _inputs(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         table = self.table
