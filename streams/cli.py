@@ -37,8 +37,60 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="treat the input's last month as complete or in progress (default: auto)",
     )
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    pp = sub.add_parser("produce", help="publish input files to the service's Kafka topics")
+    pp.add_argument("inputs", nargs="+", metavar="FILE", help="JSON Lines or CSV files, gzip or not")
+    pp.add_argument("--rate", type=float, metavar="N", help="at most N messages a second")
+    pp.add_argument("--broker", metavar="URL", help="Kafka URL, e.g. kafka://127.0.0.1:9092 (default: settings)")
+    pp.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.command == "produce":
+        return _produce(args)
     return _replay(args)
+
+
+def _settings(args: argparse.Namespace):
+    from streams.settings import Settings
+
+    overrides = {"broker": args.broker} if getattr(args, "broker", None) else {}
+    return Settings(**overrides)
+
+
+def _produce(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from streams.produce import produce
+    from streams.replay import input_size
+
+    console = Console(stderr=True, emoji=False, highlight=False)
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        console.print(f"[red]settings error:[/red] {escape(str(exc))}")
+        return 2
+    if args.rate is not None and not args.rate > 0:
+        console.print("[red]--rate must be a number > 0[/red]")
+        return 2
+    for path in args.inputs:
+        if not os.path.isfile(path):
+            console.print(f"[red]input not found:[/red] {escape(path)}")
+            return 2
+    columns = (TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=args.quiet or not console.is_terminal) as bar:
+        task = bar.add_task("lines", total=input_size(args.inputs))
+        try:
+            result = asyncio.run(produce(args.inputs, settings, rate=args.rate,
+                                         progress=lambda n: bar.advance(task, n)))
+        except Exception as exc:  # noqa: BLE001 - a broker that cannot be reached is an operator error
+            if type(exc).__module__.startswith("aiokafka"):
+                console.print(f"[red]cannot publish to {escape(settings.broker)}:[/red] {escape(str(exc))}")
+                return 2
+            raise
+    out = Console(emoji=False, highlight=False)
+    for topic, n in sorted(result.sent.items()):
+        out.print(f"{n:,} messages to {topic}")
+    return 0
 
 
 def _replay(args: argparse.Namespace) -> int:

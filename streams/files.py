@@ -22,6 +22,7 @@ from itertools import islice
 from typing import BinaryIO, Literal
 
 import numpy as np
+import orjson
 
 from detectors.contract import Record, parse_json_line, parse_mapping
 from detectors.errors import RejectError
@@ -292,6 +293,66 @@ def iter_records(
 
 
 def _iter_csv(path: str | os.PathLike[str], source: str) -> Iterator[tuple[Line, Record | RejectError]]:
+    for line, row in _iter_csv_rows(path, source):
+        if isinstance(row, RejectError):
+            yield line, row
+        else:
+            try:
+                yield line, parse_mapping(row)
+            except RejectError as exc:
+                yield line, exc
+
+
+def _escapable(text: str) -> bool:
+    try:
+        text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _has_bad_bytes(cells: list[str]) -> bool:
+    try:
+        for cell in cells:
+            cell.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def iter_messages(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes, RejectError | None]]:
+    """Every non-blank line as a JSON message for Kafka, without validating it.
+
+    JSON Lines pass as they are; a CSV row becomes a JSON object of its
+    non-empty cells (all strings: the consumer validates, as replay does). A
+    CSV row that cannot be a JSON object comes with its reject and its text.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "in.csv"
+    >>> _ = p.write_text("period,reporter,partner,hs_code,value,currency\\n2024-01,DE,KZ,854231,5,\\n")
+    >>> [(n, m) for n, m, _ in iter_messages(p)]
+    [(2, b'{"period":"2024-01","reporter":"DE","partner":"KZ","hs_code":"854231","value":"5"}')]
+    """
+    if detect_format(path) == "jsonl":
+        with _open_binary(path) as stream:
+            for number, content in enumerate(stream, 1):
+                if content.isspace():
+                    continue
+                if number == 1 and content.startswith(_BOM):
+                    content = content[len(_BOM) :]
+                yield number, content.rstrip(b"\r\n"), None
+        return
+    for line, result in _iter_csv_rows(path, os.fspath(path)):
+        if isinstance(result, RejectError):
+            yield line.number, line.raw.encode("utf-8", "replace"), result
+        else:
+            yield line.number, orjson.dumps(result), None
+
+
+def _iter_csv_rows(path: str | os.PathLike[str], source: str) -> Iterator[tuple[Line, dict[str, str] | RejectError]]:
+    """CSV rows as mappings of their non-empty cells, or the reason they cannot be."""
     with _open_binary(path) as binary, io.TextIOWrapper(
         binary, encoding="utf-8-sig", errors="surrogateescape", newline=""
     ) as text:
@@ -318,24 +379,4 @@ def _iter_csv(path: str | os.PathLike[str], source: str) -> Iterator[tuple[Line,
             elif not all(cell.isascii() for cell in cells) and _has_bad_bytes(cells):
                 yield line, RejectError("encoding", "Row is not valid UTF-8; write the file as UTF-8.")
             else:
-                try:
-                    yield line, parse_mapping(dict(zip(names, cells)))
-                except RejectError as exc:
-                    yield line, exc
-
-
-def _escapable(text: str) -> bool:
-    try:
-        text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _has_bad_bytes(cells: list[str]) -> bool:
-    try:
-        for cell in cells:
-            cell.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+                yield line, {k: v for k, v in zip(names, cells) if v.strip()}

@@ -1,0 +1,144 @@
+"""``transitwatch produce``: publish input files to the service's Kafka topics.
+
+Lines are published as they are (JSON; CSV rows as JSON objects of their
+cells): validation is the worker's job, as it is replay's, so a bad line
+reaches the worker and its dead-letter topic with the worker's reason. A line
+that cannot even be a JSON message (a CSV row with the wrong number of cells)
+goes straight to the dead-letter topic with its reason, source and line in
+headers. Nothing is dropped.
+
+Declarations go to the declarations topic, monthly statistics to the monthly
+topic; both are keyed by their lane (reporter, partner, flow, HS6) where the
+line names one, so a lane's records share a partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from streams.files import iter_messages
+from streams.settings import Settings
+
+
+@dataclass
+class RateLimiter:
+    """Spaces sends to at most ``rate`` a second; the clock and sleep are injected.
+
+    Examples
+    --------
+    >>> now, slept = [0.0], []
+    >>> def sleep(s):
+    ...     slept.append(s); now[0] += s
+    >>> limit = RateLimiter(2.0, clock=lambda: now[0], sleep=sleep)
+    >>> for _ in range(5):
+    ...     limit.wait_sync()
+    >>> slept
+    [0.5, 0.5, 0.5, 0.5]
+    """
+
+    rate: float
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], object] = time.sleep
+    _next: float | None = field(default=None, init=False)
+
+    def delay(self) -> float:
+        """Seconds to wait before the next send (and book that send)."""
+        now = self.clock()
+        if self._next is None or self._next < now:
+            self._next = now
+        wait = self._next - now
+        self._next += 1.0 / self.rate
+        return wait
+
+    def wait_sync(self) -> None:
+        wait = self.delay()
+        if wait > 0:
+            self.sleep(wait)
+
+
+def route(message: bytes, settings: Settings) -> tuple[str, bytes | None]:
+    """The topic and key of one message, read cheaply (no validation).
+
+    Examples
+    --------
+    >>> s = Settings()
+    >>> route(b'{"period": "2024-01", "reporter": "de", "partner": "KZ", "hs_code": "8542.31.10"}', s)
+    ('trade.monthly', b'DE|KZ|export|854231')
+    >>> route(b'not json', s)
+    ('customs.declarations', None)
+    """
+    try:
+        obj = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return settings.declarations_topic, None
+    if not isinstance(obj, dict):
+        return settings.declarations_topic, None
+    topic = settings.monthly_topic if "period" in obj and "declaration_id" not in obj else settings.declarations_topic
+    parts = [obj.get("reporter"), obj.get("partner"), obj.get("flow") or "export", obj.get("hs_code")]
+    if not all(isinstance(p, str) for p in parts):
+        return topic, None
+    reporter, partner, flow, hs = parts
+    hs6 = hs.replace(".", "").replace(" ", "")[:6]
+    return topic, f"{reporter.upper()}|{partner.upper()}|{flow.lower()}|{hs6}".encode()
+
+
+@dataclass
+class ProduceResult:
+    """How many messages went to each topic."""
+
+    sent: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.sent.values())
+
+
+async def produce(
+    paths: Sequence[str | os.PathLike[str]],
+    settings: Settings,
+    *,
+    rate: float | None = None,
+    progress: Callable[[int], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> ProduceResult:
+    """Publish every line of ``paths``; returns the counts per topic."""
+    from aiokafka import AIOKafkaProducer
+
+    result = ProduceResult()
+    limiter = RateLimiter(rate) if rate else None
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=10)
+    await producer.start()
+    try:
+        pending = []
+        for path in paths:
+            source = os.fspath(path).encode()
+            for number, message, error in iter_messages(path):
+                if limiter is not None:
+                    wait = limiter.delay()
+                    if wait > 0:
+                        await sleep(wait)
+                if error is not None:
+                    topic, key = settings.dead_letter_topic, None
+                    headers = [("reason", error.key.encode()), ("message", error.message.encode()),
+                               ("source", source), ("line", str(number).encode())]
+                else:
+                    topic, key = route(message, settings)
+                    headers = [("source", source), ("line", str(number).encode())]
+                pending.append(await producer.send(topic, message, key=key, headers=headers))
+                result.sent[topic] += 1
+                if progress is not None:
+                    progress(1)
+                if len(pending) >= 10_000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return result
