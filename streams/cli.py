@@ -48,6 +48,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _replay(args)
 
 
+def _inputs_exist(console: Console, paths: Sequence[str]) -> bool:
+    """Say which input is missing, if one is."""
+    for path in paths:
+        if not os.path.isfile(path):
+            console.print(f"[red]input not found:[/red] {escape(path)}")
+            return False
+    return True
+
+
+def _progress(console: Console, label: str, quiet: bool) -> Progress:
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console, disable=quiet or not console.is_terminal)
+
+
 def _settings(args: argparse.Namespace):
     from streams.settings import Settings
 
@@ -72,12 +86,9 @@ def _produce(args: argparse.Namespace) -> int:
     if args.rate is not None and not args.rate > 0:
         console.print("[red]--rate must be a number > 0[/red]")
         return 2
-    for path in args.inputs:
-        if not os.path.isfile(path):
-            console.print(f"[red]input not found:[/red] {escape(path)}")
-            return 2
-    columns = (TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=args.quiet or not console.is_terminal) as bar:
+    if not _inputs_exist(console, args.inputs):
+        return 2
+    with _progress(console, "publishing", args.quiet) as bar:
         task = bar.add_task("lines", total=input_size(args.inputs))
         try:
             result = asyncio.run(produce(args.inputs, settings, rate=args.rate,
@@ -103,12 +114,9 @@ def _replay(args: argparse.Namespace) -> int:
     except (OSError, ConfigError) as exc:
         console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         return 2
-    for path in args.inputs:
-        if not os.path.isfile(path):
-            console.print(f"[red]input not found:[/red] {escape(path)}")
-            return 2
-    columns = (TextColumn("reading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=args.quiet or not console.is_terminal) as bar:
+    if not _inputs_exist(console, args.inputs):
+        return 2
+    with _progress(console, "reading", args.quiet) as bar:
         task = bar.add_task("lines", total=input_size(args.inputs))
         try:
             result = replay(

@@ -192,17 +192,23 @@ def _iter_jsonl(path: str | os.PathLike[str], source: str) -> Iterator[tuple[Lin
         yield Line(source, number, content), result
 
 
-def _parse_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes, Record | RejectError]]:
+def _jsonl_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines of a JSON Lines file with their 1-based numbers, BOM removed."""
     with _open_binary(path) as stream:
         for number, content in enumerate(stream, 1):
             if content.isspace():
                 continue
             if number == 1 and content.startswith(_BOM):
                 content = content[len(_BOM) :]
-            try:
-                yield number, content, parse_json_line(content)
-            except RejectError as exc:
-                yield number, content, exc
+            yield number, content
+
+
+def _parse_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes, Record | RejectError]]:
+    for number, content in _jsonl_lines(path):
+        try:
+            yield number, content, parse_json_line(content)
+        except RejectError as exc:
+            yield number, content, exc
 
 
 def iter_jsonl_chunks(path: str | os.PathLike[str], size: int = 65_536) -> Iterator[tuple[int, list[bytes]]]:
@@ -336,13 +342,8 @@ def iter_messages(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes, Re
     [(2, b'{"period":"2024-01","reporter":"DE","partner":"KZ","hs_code":"854231","value":"5"}')]
     """
     if detect_format(path) == "jsonl":
-        with _open_binary(path) as stream:
-            for number, content in enumerate(stream, 1):
-                if content.isspace():
-                    continue
-                if number == 1 and content.startswith(_BOM):
-                    content = content[len(_BOM) :]
-                yield number, content.rstrip(b"\r\n"), None
+        for number, content in _jsonl_lines(path):
+            yield number, content.rstrip(b"\r\n"), None
         return
     for line, result in _iter_csv_rows(path, os.fspath(path)):
         if isinstance(result, RejectError):
