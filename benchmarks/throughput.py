@@ -93,7 +93,7 @@ def _parse(path: str) -> int:
 def _replay(path: str) -> int:
     from streams.replay import replay
 
-    return replay([path], keep_snapshots=False).lines
+    return replay([path], keep_snapshots=False, final_month="auto").lines
 
 
 _WORK: dict[str, Callable[[str], int]] = {"baseline": _baseline, "parse": _parse, "replay": _replay}

@@ -19,7 +19,7 @@ import pandas as pd
 from detectors.alerts import Alert
 from detectors.contract import Declaration, Record
 from detectors.engine import Engine
-from detectors.table import SeriesKey, StateTable
+from detectors.table import SeriesKey
 from detectors.watch import WatchConfig
 
 KEY = ["reporter", "partner", "flow", "hs6"]
@@ -82,28 +82,35 @@ def monthly_cells(frame: pd.DataFrame, config: WatchConfig) -> pd.DataFrame:
 
 
 def detect(cells: pd.DataFrame, config: WatchConfig | None = None) -> list[Alert]:
-    """Month-end alerts for series-month totals from :func:`monthly_cells`."""
+    """Month-end alerts for series-month totals from :func:`monthly_cells`.
+
+    Series join the table in the month of their first cell, as in the Engine, so
+    a series' history starts when its goods group (hs6) started, or at the
+    configuration's ``watch.history_start`` when it sets one."""
     engine = Engine(config)
     if cells.empty:
         return []
     first, last = int(cells["month"].min()), int(cells["month"].max())
-    engine.table = StateTable(start=first)
-    series = cells.drop_duplicates(KEY)[KEY]
+    engine.table = engine.new_table(first)
+    series = cells.drop_duplicates(KEY)  # cells are sorted by month: series in the order they start
     counted = cells.groupby(KEY, sort=False)["count"].apply(lambda c: bool(c.notna().any()))
-    for key in series.itertuples(index=False):
-        engine._row(SeriesKey(*key), bool(counted.loc[tuple(key)]))
-    n = len(engine.table)
-    rows = np.array([engine.table.index[SeriesKey(*k)] for k in cells[KEY].itertuples(index=False)], dtype=np.int64)
+    keys = [SeriesKey(*k) for k in series[KEY].itertuples(index=False)]
+    index = {key: r for r, key in enumerate(keys)}
+    joins = np.searchsorted(series["month"].to_numpy(np.int64), np.arange(first, last + 2))
+    rows = np.array([index[SeriesKey(*k)] for k in cells[KEY].itertuples(index=False)], dtype=np.int64)
     col = cells["month"].to_numpy(np.int64) - first
-    shape = (n, last - first + 1)
+    shape = (len(keys), last - first + 1)
     value = np.zeros(shape)
     value[rows, col] = cells["value"].to_numpy(float)
-    is_counted = engine.table.counted[:n]
+    is_counted = np.array([counted.loc[tuple(key)] for key in keys], dtype=bool)
     count = np.where(is_counted[:, None], 0.0, np.nan) * np.ones(shape)
     count[rows, col] = cells["count"].to_numpy(float)
     count[is_counted[:, None] & np.isnan(count)] = 0.0
     max_item = np.full(shape, np.nan)
     max_item[rows, col] = cells["max_item"].to_numpy(float)
     for t in range(shape[1]):
-        engine.close_month(first + t, value[:, t].copy(), count[:, t].copy(), max_item[:, t].copy())
+        for r in range(joins[t], joins[t + 1]):
+            engine._row(keys[r], bool(is_counted[r]))
+        n = int(joins[t + 1])
+        engine.close_month(first + t, value[:n, t].copy(), count[:n, t].copy(), max_item[:n, t].copy())
     return engine.drain()

@@ -13,10 +13,13 @@ Engine fed one record at a time:
 - running totals are the Engine's: sums in event order (``itertools.accumulate``
   and a rank-by-rank numpy loop add in the same order as ``cell.value += value``),
   revisions of monthly statistics replace (``math.fsum`` of the latest line per HS code);
-- early checks run where the Engine runs them (the first watched, new declaration
-  dated on or after the next check day) through ``Engine.check_rows``, and months
-  close through ``Engine.close_month``, so verdicts, alerts and snapshots are the
-  Engine's own. Exporters, consignees and mass are folded only for alerted series.
+- early checks run where the Engine runs them (per goods group: the group's first
+  watched, new declaration dated on or after its next check day) through
+  ``Engine.run_checks``, and months close through ``Engine.close_month``, so
+  verdicts, alerts and snapshots are the Engine's own. The in-month verdict is
+  row-wise, so every group's n-th check of a month goes into one call; the alerts
+  are emitted in the Engine's order (by the record that triggered each check).
+  Exporters, consignees and mass are folded only for alerted series.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from detectors.engine import Cell, Engine, MonthSnapshot
+from detectors.alerts import Alert
+from detectors.engine import Cell, EarlyCheck, Engine, MonthSnapshot
 from detectors.errors import RejectError
 from detectors.frame import COUNTRIES, CURRENCIES, HS_CODES, Block
 from detectors.contract import FLOWS
-from detectors.table import SeriesKey, StateTable
+from detectors.table import SeriesKey
 from detectors.watch import WatchConfig
 
 __all__ = ["ColumnarReplay", "Outcome"]
@@ -43,6 +47,7 @@ __all__ = ["ColumnarReplay", "Outcome"]
 _USED, _NO_FX, _REASON = 0, 1, 2  # route ids; not-watched reason k is _REASON + k
 _HS6_SPAN = 1 << 24  # room for the hs6 codes of a lane code
 _RANK_LOOP = 512  # ranks summed by the vectorized loop; longer cells finish in accumulate()
+_NEVER = np.iinfo(np.int64).max  # no check: a position after every record
 
 
 @dataclass
@@ -158,11 +163,13 @@ class ColumnarReplay:
 
     # -- the run -------------------------------------------------------------------------------
 
-    def run(self, *, final_month: Literal["auto", "closed", "open"] = "auto") -> Outcome:
+    def run(self, *, final_month: Literal["auto", "closed", "open"] = "open") -> Outcome:
         """Run everything fed so far, as ``Engine.add`` per record then ``Engine.finish``.
 
-        ``final_month`` as in :func:`streams.replay.replay`: ``auto`` closes the last
-        month when the last record (event order) is a statistic or dated on its month's last day.
+        ``final_month`` as in :func:`streams.replay.replay`: ``open`` leaves the last
+        month in progress (``finish(close_last=False)``), ``closed`` closes it, ``auto``
+        closes it when the last record (event order) is a statistic or dated on its
+        month's last day.
         """
         engine = self.engine
         out = Outcome(engine=engine)
@@ -225,6 +232,7 @@ class _Run:
         self.consignee = u["consignee"]
         self.row, uniques = pd.factorize(u["series"])  # rows in the order their first record arrives
         self.keys = [SeriesKey(*owner._lane(int(c) * 256)[:4]) for c in uniques]
+        self.group = (np.asarray(uniques, dtype=np.int64) % _HS6_SPAN)[self.row]  # goods group (hs6 code)
         k = self.k = len(self.keys)
         self.first_of_row = np.unique(self.row, return_index=True)[1]
         self.decl_first = np.full(k, n + 1, np.int64)
@@ -261,7 +269,7 @@ class _Run:
 
     def go(self) -> None:
         engine = self.engine
-        engine.table = StateTable(start=self.first_month)
+        engine.table = engine.new_table(self.first_month)
         engine._open(self.first_month)
         self._created = 0
         counted = np.flatnonzero(self.decl_first <= self.n)
@@ -271,28 +279,14 @@ class _Run:
         month_bounds = np.searchsorted(self.month, np.arange(self.first_month, self.last_month + 2))
         for m in range(self.first_month, self.last_month + 1):
             ms, me = int(month_bounds[m - self.first_month]), int(month_bounds[m - self.first_month + 1])
-            since = ms
+            # The month's rows all at once: a check reads only its own rows, and whether
+            # a row was counted at its check comes from decl_first, not from the table.
+            self._advance(me)
             if days and me > ms:
-                at = ms + np.flatnonzero(self.decl[ms:me])
-                dates = self.day[at]
-                next_day = _month_day(m, days[0])
-                while next_day is not None:
-                    j = int(np.searchsorted(dates, next_day))
-                    if j == len(at):
-                        break
-                    p, date = int(at[j]), int(dates[j])
-                    self._advance(p + 1)  # the Engine makes the record's row before it checks
-                    self._check(m, ms, since, p, date - 1)
-                    since = p
-                    later = [d for d in days if _month_day(m, d) > date]
-                    next_day = _month_day(m, later[0]) if later else None
+                self._checks(m, ms, me, days)
             if m < self.last_month or self.close:
-                self._advance(me)
                 self._close(m, ms, me)
                 engine._open(m + 1)
-            else:
-                self._advance(self.n)
-                self._check(m, ms, since, self.n, int(self.day[-1]))
 
     def _advance(self, p: int) -> None:
         engine = self.engine
@@ -308,26 +302,76 @@ class _Run:
 
     # -- month totals, early checks, closes ----------------------------------------------------
 
-    def _check(self, month: int, ms: int, since: int, p: int, as_of: int) -> None:
-        """Engine.check_early as of day ``as_of`` before record ``p``: rows changed in [since, p)."""
-        if since >= p:
+    def _triggers(self, month: int, ms: int, me: int, days: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """The month's goods groups with declarations, and per group the records that
+        trigger its checks, in order (``_NEVER`` after the last). The Engine's clock of a
+        group goes to the first check day after each trigger, so its triggers are the
+        distinct first declarations on or after each check day."""
+        at = ms + np.flatnonzero(self.decl[ms:me])
+        g = self.group[at]
+        order = np.argsort(g, kind="stable")
+        at, g = at[order], g[order]
+        key = (g << 32) | self.day[at]
+        groups, first = np.unique(g, return_index=True)
+        if groups.size == 0:
+            return groups, np.empty((0, len(days)), np.int64)
+        end = np.r_[first[1:], len(g)]
+        due = np.array([_month_day(month, d) for d in days], dtype=np.int64)
+        idx = np.searchsorted(key, (groups[:, None] << 32) | due[None, :])
+        trig = np.where(idx < end[:, None], at[np.minimum(idx, len(at) - 1)], _NEVER)
+        trig[:, 1:] = np.where(trig[:, 1:] == trig[:, :-1], _NEVER, trig[:, 1:])
+        trig.sort(axis=1)
+        return groups, trig
+
+    def _checks(self, month: int, ms: int, me: int, days: tuple[int, ...]) -> None:
+        """The Engine's early checks of ``month``: every group's n-th check in one
+        ``run_checks`` call, then the alerts in the order the Engine emits them."""
+        engine = self.engine
+        groups, trig = self._triggers(month, ms, me, days)
+        if groups.size == 0:
             return
-        window = self.cell[since:p][::-1]
-        cells, back = np.unique(window, return_index=True)
-        last = p - 1 - back
-        segs = self.seg_of[self.pos_of[last]]
-        ordered = np.argsort(self.seg_first[segs], kind="stable")  # the Engine's cells: first touch first
-        rows = cells[ordered] % self.k
-        segs, last = segs[ordered], last[ordered]
-        early = self.engine._early
-        if early:
-            keep = np.array([int(r) not in early for r in rows], dtype=bool)
-            rows, segs, last = rows[keep], segs[keep], last[keep]
-        if rows.size == 0:
-            return
-        value, count, max_item = self._totals(rows, segs, self.pos_of[last], p)
-        self.engine.cells = _Cells(self, month, p)
-        self.engine.check_rows(rows.astype(np.int64), dt.date.fromordinal(as_of), value, count, max_item)
+        span = np.arange(ms, me)
+        gi = np.minimum(np.searchsorted(groups, self.group[ms:me]), len(groups) - 1)
+        has_checks = groups[gi] == self.group[ms:me]
+        since = np.full(len(groups), ms, dtype=np.int64)
+        emitted: list[tuple[int, list[Alert]]] = []
+        for j in range(trig.shape[1]):
+            p = trig[:, j]
+            live = p < _NEVER
+            if not live.any():
+                break
+            # records changed since their group's last check, before this one's trigger
+            sel = has_checks & live[gi] & (since[gi] <= span) & (span < p[gi])
+            since = np.where(live, p, since)
+            q = span[sel]
+            if q.size == 0:
+                continue
+            cells, back = np.unique(self.cell[q][::-1], return_index=True)
+            last = q[len(q) - 1 - back]  # each cell's last record before its check
+            segs = self.seg_of[self.pos_of[last]]
+            at = p[gi[last - ms]]
+            order = np.lexsort((self.seg_first[segs], at))  # by check; the Engine's cells: first touch first
+            rows, segs, last, at = cells[order] % self.k, segs[order], last[order], at[order]
+            early = engine._early
+            if early:
+                keep = np.array([int(r) not in early for r in rows.tolist()], dtype=bool)
+                rows, segs, last, at = rows[keep], segs[keep], last[keep], at[keep]
+            if rows.size == 0:
+                continue
+            value, count, max_item = self._totals(rows, segs, self.pos_of[last], at, self.decl_first[rows] <= at)
+            bounds = np.flatnonzero(np.r_[True, at[1:] != at[:-1], True])
+            checks = []
+            for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+                pos = int(at[a])
+                checks.append(EarlyCheck(
+                    rows[a:b].astype(np.int64), dt.date.fromordinal(int(self.day[pos]) - 1),
+                    value[a:b], count[a:b], max_item[a:b], _Cells(self, month, pos),
+                ))
+            results = engine.run_checks(checks)
+            emitted.extend(zip((int(at[a]) for a in bounds[:-1].tolist()), results))
+        emitted.sort(key=lambda pa: pa[0])
+        for _, alerts in emitted:
+            engine._pending.extend(alerts)
 
     def _close(self, month: int, ms: int, me: int) -> None:
         engine = self.engine
@@ -339,24 +383,28 @@ class _Run:
         lo, hi = np.searchsorted(self.seg_cell, [(month - self.first_month) * self.k, (month - self.first_month + 1) * self.k])
         segs = np.arange(lo, hi)
         rows = self.seg_cell[segs] % self.k
-        value[rows], count[rows], max_item[rows] = self._totals(rows, segs, self.ends[segs] - 1, me)
+        value[rows], count[rows], max_item[rows] = self._totals(
+            rows, segs, self.ends[segs] - 1, np.full(len(rows), me), table.counted[rows]
+        )
         engine.cells = _Cells(self, month, me)
         engine.close_month(month, value, count, max_item)
 
-    def _totals(self, rows: np.ndarray, segs: np.ndarray, last: np.ndarray, p: int) -> tuple[np.ndarray, ...]:
-        """Engine._inputs for these rows: running totals of their cells before record ``p``
-        (``last``: the sorted position of each cell's last record before ``p``)."""
+    def _totals(
+        self, rows: np.ndarray, segs: np.ndarray, last: np.ndarray, p: np.ndarray, counted: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """Engine._totals for these rows: running totals of their cells before records ``p``
+        (``last``: the sorted position of each cell's last record before its ``p``;
+        ``counted``: whether each row was counted by then)."""
         value = self.cum[last]
         count = (self.rank[last] + 1).astype(float)
         max_item = self.cmax[last].copy()
-        counted = self.engine.table.counted
         for i in np.flatnonzero(self.seg_stat[segs]).tolist():
-            cell = self.fold(int(segs[i]), p)
+            cell = self.fold(int(segs[i]), int(p[i]))
             value[i] = cell.value
             if cell.lines is None:
                 count[i], max_item[i] = cell.count, cell.max_item
             else:
-                count[i], max_item[i] = (0.0 if counted[rows[i]] else math.nan), math.nan
+                count[i], max_item[i] = (0.0 if counted[i] else math.nan), math.nan
         return value, count, max_item
 
     def fold(self, seg: int, p: int) -> Cell:

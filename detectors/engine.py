@@ -7,6 +7,14 @@ advances by one month. Within a month, running totals of the series that
 changed are checked on ``early.check_days``; a month whose running total
 already passes what the full-month test needs alerts early, and says so.
 
+Each goods group (an hs6) keeps its own clock for those checks, driven by its
+own declarations only, and the history of a new series starts when its group
+started (or at ``watch.history_start``, when the configuration sets it). So an engine holding only some hs6 codes (a partition of the service,
+which routes records by hs6) emits exactly the alerts an engine holding them all
+emits for them. The end of the input triggers nothing: a month is closed by a
+record of a later month (or :meth:`Engine.close_until`), never by running out
+of records.
+
 The engine does no I/O and reads no clock: time is the records' own.
 """
 
@@ -15,17 +23,20 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from detectors.alerts import Alert, alert_id, explain, period_of
 from detectors.base import DETECTORS, Window
 from detectors.contract import Declaration, MonthlyStat, Record
-from detectors.errors import RejectError
+from detectors.errors import RejectError, StateError
+from detectors.features import FEATURES
 from detectors.policy import SEVERITIES, Lanes, Verdict
 from detectors.reference import chpl, country_name
+from detectors.snapshot import EngineSnapshot
 from detectors.table import SeriesKey, StateTable
 from detectors.watch import WatchConfig
 
@@ -44,6 +55,29 @@ class Cell:
     consignees: dict[str, float] = field(default_factory=dict)
     lines: dict[str, float] | None = None  # monthly statistics: identity -> value (revisions replace)
     dirty: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyCheck:
+    """One goods group's check of the month in progress: the rows that changed
+    since the group's last check (not yet alerted early), their running totals
+    (arrays over ``rows``), and the cells their alerts take parties from."""
+
+    rows: np.ndarray
+    as_of: dt.date
+    value: np.ndarray
+    count: np.ndarray
+    max_item: np.ndarray
+    cells: Mapping[int, Cell]
+
+
+class SeenIds(Protocol):
+    """Where the engine remembers declaration ids, to drop re-sent declarations
+    (a set by default; the service passes a bounded one)."""
+
+    def __contains__(self, declaration_id: object, /) -> bool: ...
+
+    def add(self, declaration_id: str, /) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +109,13 @@ class Engine:
     [('2022-01', ('seasonal_surge',), 'critical')]
     """
 
-    def __init__(self, config: WatchConfig | None = None, *, on_close: Callable[[MonthSnapshot], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: WatchConfig | None = None,
+        *,
+        on_close: Callable[[MonthSnapshot], None] | None = None,
+        seen: SeenIds | None = None,
+    ) -> None:
         self.config = config or WatchConfig.default()
         self.policy = self.config.policy()
         self.on_close = on_close
@@ -85,15 +125,17 @@ class Engine:
         self._counts: Counter[str] = Counter()
         self._used = 0
         self._routes: dict[tuple[str, str, str, str, str], str | list] = {}
-        self._seen: set[str] = set()
+        self._seen: SeenIds = set() if seen is None else seen
         self._pending: list[Alert] = []
         self._early: dict[int, Alert] = {}
-        self._next_check: dt.date | None = None
-        self._last_date: dt.date | None = None
+        self._first_check: dt.date | None = None  # the open month's first check day
+        self._clocks: dict[str, dt.date | None] = {}  # hs6 -> its next check day (absent: the first)
+        self._members: dict[str, list[int]] = {}  # hs6 -> its rows with a cell this month, first touched first
         self._lane_lists: tuple[list[int], list[int], list[bool], list[bool], list[bool]] = ([], [], [], [], [])
         self._groups: tuple[dict[tuple[str, str, str], int], dict[tuple[str, str, str], int]] = ({}, {})
-        self._reference: list[np.ndarray] = []
-        self._lanes_cache: Lanes | None = None  # feature rows of the reference period (isolation model)
+        self._reference: list[np.ndarray] = []  # feature rows of the reference period (isolation model)
+        self._fitted_on: np.ndarray | None = None  # the rows the isolation model was fitted on
+        self._lanes_cache: Lanes | None = None
         cfg = self.config
         self._role = {c: "hub" for c in cfg.hubs} | {c: "destination" for c in cfg.destinations}
 
@@ -119,7 +161,7 @@ class Engine:
             return
         month = rec.month
         if self.table is None:
-            self.table = StateTable(start=month)
+            self.table = self.new_table(month)
             self._open(month)
         if month != self.open_month:
             if month > self.open_month:
@@ -135,11 +177,12 @@ class Engine:
         cell = self.cells.get(row)
         if is_declaration:
             date = rec.date
-            if self._next_check is not None and date >= self._next_check:
-                self.check_early(date - dt.timedelta(days=1))
-            self._last_date = date
+            due = self._clocks.get(hs6, self._first_check)
+            if due is not None and date >= due:
+                self._check_group(hs6, date)
             if cell is None:
                 cell = self.cells[row] = Cell()
+                self._members.setdefault(hs6, []).append(row)
             cell.value += value
             cell.count += 1
             if not value <= cell.max_item:
@@ -153,9 +196,9 @@ class Engine:
             if name:
                 cell.consignees[name] = cell.consignees.get(name, 0.0) + value
         else:
-            self._last_date = _month_end(month)
             if cell is None:
                 cell = self.cells[row] = Cell(lines={})
+                self._members.setdefault(hs6, []).append(row)
             elif cell.lines is None:
                 cell.lines = {}
             if rec.hs_code in cell.lines:
@@ -199,48 +242,149 @@ class Engine:
             self.add(rec)
 
     def finish(self, *, close_last: bool) -> None:
-        """End of input: close the month in progress, or check it early."""
-        if self.open_month is None:
-            return
-        if close_last:
+        """End of input: ``close_last`` closes the month in progress (the input
+        held it whole). Otherwise nothing happens: the month stays in progress
+        with the early checks its records triggered, as a service sees the present."""
+        if close_last and self.open_month is not None:
             self._close_until(self.open_month + 1)
-        elif self._last_date is not None:
-            self.check_early(self._last_date)
+
+    def close_until(self, month: int) -> None:
+        """Close every month before ``month`` still open, as a record of ``month``
+        would: for a service whose clock says ``month`` has begun while this
+        engine's records have not reached it, and for a snapshot at a month boundary."""
+        if self.open_month is not None and month > self.open_month:
+            self._close_until(month)
 
     def drain(self) -> list[Alert]:
         """Alerts emitted since the last call, in order."""
         out, self._pending = self._pending, []
         return out
 
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def snapshot(self) -> EngineSnapshot:
+        """Everything the engine has learned, at a month boundary: the month in
+        progress must have no records yet (call :meth:`close_until` with the
+        new month first). Alerts not yet drained and the declaration ids seen are
+        not part of it (the service keeps the ids in its own ``seen`` store).
+
+        Raises :class:`StateError` when the month in progress already has records.
+        """
+        if self.cells:
+            raise StateError(
+                f"month {period_of(self.open_month)} already has records: take a snapshot at a month boundary, "
+                "after close_until(<the new month>) and before its first record"
+            )
+        width = len(FEATURES)
+        reference = np.concatenate(self._reference) if self._reference else np.empty((0, width))
+        outcomes = {k: v for k, v in self.counts.items() if v}
+        table = self.table
+        if table is None:
+            return EngineSnapshot.empty(outcomes=outcomes, reference=reference,
+                                        reference_months=len(self._reference), fitted_on=self._fitted_on)
+        n = len(table)
+        return EngineSnapshot(
+            open_month=self.open_month,
+            start=table.start,
+            month=table.month,
+            keys=tuple(table.keys),
+            values=table.values[:n].copy(),
+            counts=table.counts[:n].copy(),
+            protected=table.protected[:n].copy(),
+            ramp=table.ramp[:n].copy(),
+            streak=table.streak[:n].copy(),
+            counted=table.counted[:n].copy(),
+            group_starts=dict(table.starts),
+            outcomes=outcomes,
+            reference=reference,
+            reference_months=len(self._reference),
+            fitted_on=self._fitted_on,
+        )
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        snapshot: EngineSnapshot,
+        config: WatchConfig | None = None,
+        *,
+        on_close: Callable[[MonthSnapshot], None] | None = None,
+        seen: SeenIds | None = None,
+    ) -> Engine:
+        """An engine that goes on exactly as the one that took ``snapshot`` would,
+        given the same configuration and the same ``seen`` ids.
+
+        Examples
+        --------
+        >>> from detectors.contract import parse_mapping
+        >>> e = Engine()
+        >>> e.add(parse_mapping({"period": "2022-01", "reporter": "DE", "partner": "KG",
+        ...                      "hs_code": "854231", "value": 5.0}))
+        >>> e.close_until(24265)
+        >>> again = Engine.from_snapshot(e.snapshot())
+        >>> again.open_month, again.table.keys, again.counts["records used"]
+        (24265, [SeriesKey(reporter='DE', partner='KG', flow='export', hs6='854231')], 1)
+        """
+        engine = cls(config, on_close=on_close, seen=seen)
+        outcomes = Counter(snapshot.outcomes)
+        engine._used = outcomes.pop("records used", 0)
+        engine._counts = outcomes
+        if snapshot.open_month is not None:
+            engine.table = StateTable.from_arrays(
+                start=snapshot.start, month=snapshot.month, keys=snapshot.keys, values=snapshot.values,
+                counts=snapshot.counts, protected=snapshot.protected, ramp=snapshot.ramp, streak=snapshot.streak,
+                counted=snapshot.counted, starts=dict(snapshot.group_starts),
+                history_start=engine.config.history_start,
+            )
+            for key in engine.table.keys:
+                engine._remember(key)
+            engine._open(snapshot.open_month)
+        if snapshot.reference_months:
+            empty = snapshot.reference[:0]
+            engine._reference = [snapshot.reference.copy()] + [empty] * (snapshot.reference_months - 1)
+        if snapshot.fitted_on is not None:
+            engine._fit(snapshot.fitted_on.copy())
+        return engine
+
     # -- months --------------------------------------------------------------------------------
+
+    def new_table(self, start: int) -> StateTable:
+        """An empty state table whose data starts in month ``start``, with this
+        configuration's ``history_start`` (the columnar and batch paths use it too)."""
+        return StateTable(start=start, history_start=self.config.history_start)
 
     def _open(self, month: int) -> None:
         self.open_month = month
         self.cells = {}
+        self._members = {}
         self._early = {}
+        self._clocks = {}
         days = self.config.early_days
-        self._next_check = _month_day(month, days[0]) if days else None
+        self._first_check = _month_day(month, days[0]) if days else None
 
     def _close_until(self, month: int) -> None:
         while self.open_month < month:
             self._close(self.open_month)
             self._open(self.open_month + 1)
 
-    def _row(self, key: SeriesKey, counted: bool) -> int:
+    def _row(self, key: SeriesKey, counted: bool, month: int | None = None) -> int:
         table = self.table
         before = len(table)
-        row = table.row(key, counted=counted)
+        row = table.row(key, counted=counted, month=month)
         if len(table) > before:
-            sources, hubs = self._groups
-            src, hub, is_hub, is_dest, prio = self._lane_lists
-            src.append(sources.setdefault((key.reporter, key.flow, key.hs6), len(sources)))
-            hub.append(hubs.setdefault((key.partner, key.flow, key.hs6), len(hubs)))
-            role = self._role.get(key.partner)
-            is_hub.append(role == "hub")
-            is_dest.append(role == "destination")
-            tier = chpl().get(key.hs6)
-            prio.append(tier is not None and tier.tier in ("1", "2"))
+            self._remember(key)
         return row
+
+    def _remember(self, key: SeriesKey) -> None:
+        """The lane facts of a new row (the next one)."""
+        sources, hubs = self._groups
+        src, hub, is_hub, is_dest, prio = self._lane_lists
+        src.append(sources.setdefault((key.reporter, key.flow, key.hs6), len(sources)))
+        hub.append(hubs.setdefault((key.partner, key.flow, key.hs6), len(hubs)))
+        role = self._role.get(key.partner)
+        is_hub.append(role == "hub")
+        is_dest.append(role == "destination")
+        tier = chpl().get(key.hs6)
+        prio.append(tier is not None and tier.tier in ("1", "2"))
 
     def _lanes(self) -> Lanes:
         """Per-row lane facts as arrays, rebuilt only when rows were added."""
@@ -256,7 +400,8 @@ class Engine:
         )
         return self._lanes_cache
 
-    def _inputs(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The month's totals over all rows."""
         table = self.table
         n = len(table)
         value = np.zeros(n)
@@ -267,8 +412,20 @@ class Engine:
             if cell.lines is None:
                 count[row] = cell.count
                 max_item[row] = cell.max_item
-        if rows is not None:
-            return value[rows], count[rows], max_item[rows]
+        return value, count, max_item
+
+    def _totals(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_inputs` for these rows only (rows with a cell)."""
+        cells, counted = self.cells, self.table.counted
+        k = len(rows)
+        value, count, max_item = np.empty(k), np.empty(k), np.empty(k)
+        for i, row in enumerate(rows):
+            cell = cells[row]
+            value[i] = cell.value
+            if cell.lines is None:
+                count[i], max_item[i] = cell.count, cell.max_item
+            else:
+                count[i], max_item[i] = (0.0 if counted[row] else math.nan), math.nan
         return value, count, max_item
 
     def _close(self, month: int) -> None:
@@ -309,44 +466,69 @@ class Engine:
             rows = np.concatenate(self._reference)
             self._reference = []
             if rows.shape[0] >= 50:
-                model.fit(rows)
+                self._fit(rows)
             else:
                 self._reference = [rows]
 
-    def check_early(self, as_of: dt.date) -> None:
-        """Check the month in progress on the series that changed since the last check."""
-        rows = np.array([r for r, c in self.cells.items() if c.dirty and r not in self._early], dtype=np.int64)
-        for cell in self.cells.values():
-            cell.dirty = False
-        today = as_of + dt.timedelta(days=1)
-        days = [d for d in self.config.early_days if _month_day(self.open_month, d) > today]
-        self._next_check = _month_day(self.open_month, days[0]) if days else None
-        if rows.size == 0:
-            return
-        self.check_rows(rows, as_of, *self._inputs(rows))
+    def _fit(self, rows: np.ndarray) -> None:
+        """Fit the isolation model, keeping the rows it saw so a snapshot can refit it
+        exactly. Sub-samples as :meth:`IsolationForestDetector.fit` would (same seed),
+        so the kept rows stay bounded and the model is the same."""
+        model = self.policy.isolation
+        p = model.params
+        if rows.shape[0] > p.max_fit_rows:
+            rng = np.random.default_rng(p.seed)
+            rows = rows[np.sort(rng.choice(rows.shape[0], p.max_fit_rows, replace=False))]
+        model.fit(rows)
+        self._fitted_on = rows
 
-    def check_rows(
-        self, rows: np.ndarray, as_of: dt.date, value: np.ndarray, count: np.ndarray, max_item: np.ndarray
-    ) -> None:
-        """Check ``rows`` of the month in progress early, with these running totals
-        (arrays over ``rows``), and emit their alerts. The columnar replay calls
-        this directly with totals it aggregated itself."""
-        self._counts["early checks"] += 1
+    def _check_group(self, hs6: str, date: dt.date) -> None:
+        """Check goods group ``hs6`` early, as of the day before ``date`` (the day of
+        its declaration that is due), on its rows changed since its last check."""
+        month = self.open_month
+        later = [d for d in self.config.early_days if _month_day(month, d) > date]
+        self._clocks[hs6] = _month_day(month, later[0]) if later else None
+        cells, early = self.cells, self._early
+        rows = []
+        for row in self._members.get(hs6, ()):
+            cell = cells[row]
+            if cell.dirty:
+                cell.dirty = False
+                if row not in early:
+                    rows.append(row)
+        if rows:
+            check = EarlyCheck(np.array(rows, dtype=np.int64), date - dt.timedelta(days=1), *self._totals(rows), cells)
+            self._pending.extend(self.run_checks([check])[0])
+
+    def run_checks(self, checks: Sequence[EarlyCheck]) -> list[list[Alert]]:
+        """Run early checks of the month in progress and return each one's alerts
+        (not queued: the caller emits them, in its order). The in-month verdict is
+        row-wise, so checks run together give what each gives alone; the columnar
+        replay runs all groups' n-th checks of a month in one call."""
+        self._counts["early checks"] += len(checks)
+        out: list[list[Alert]] = [[] for _ in checks]
         # No detector alerts on a month below its smallest money floor: skip those
         # rows (most of them, early in a month) without changing any outcome.
-        keep = value >= self.policy.smallest_alert_value
-        if not keep.all():
-            rows, value, count, max_item = rows[keep], value[keep], count[keep], max_item[keep]
-        if rows.size == 0:
-            return
+        floor = self.policy.smallest_alert_value
+        keep = [c.value >= floor for c in checks]
+        sizes = [int(k.sum()) for k in keep]
+        if not sum(sizes):
+            return out
+        rows, value, count, max_item = (
+            np.concatenate([getattr(c, name)[k] for c, k in zip(checks, keep)])
+            for name in ("rows", "value", "count", "max_item")
+        )
         window = self.table.window(rows, value, count, max_item)
         verdict = self.policy.decide(window, self._lanes().take(rows), cross=False)
-        for i in np.flatnonzero(verdict.alert).tolist():
-            row = int(rows[i])
-            alert = self._alert(row, i, self.open_month, verdict, window, early=True, as_of=as_of.isoformat(),
-                                corroborating=())
+        hits = np.flatnonzero(verdict.alert)
+        owners = np.searchsorted(np.cumsum(sizes), hits, side="right")
+        for i, j in zip(hits.tolist(), owners.tolist()):
+            check, row = checks[j], int(rows[i])
+            alert = self._alert(row, i, self.open_month, verdict, window, early=True,
+                                as_of=check.as_of.isoformat(), corroborating=(), cells=check.cells)
             self._early[row] = alert
-            self._pending.append(alert)
+            out[j].append(alert)
+        return out
 
     def _late(self, rec: Record, hs6: str, rate: float, is_declaration: bool) -> None:
         """A record for a month already closed: fold it into the history so
@@ -356,7 +538,7 @@ class Engine:
         if not is_declaration or offset >= table.history:
             self._counts["late records not applied (month closed)"] += 1
             return
-        row = self._row(SeriesKey(rec.reporter, rec.partner, rec.flow, hs6), is_declaration)
+        row = self._row(SeriesKey(rec.reporter, rec.partner, rec.flow, hs6), is_declaration, rec.month)
         pos = table.history - 1 - offset
         table.values[row, pos] = np.nan_to_num(table.values[row, pos]) + rec.value / rate
         table.counts[row, pos] = np.nan_to_num(table.counts[row, pos]) + 1
@@ -391,9 +573,10 @@ class Engine:
         early: bool,
         as_of: str,
         corroborating: tuple[str, ...],
+        cells: Mapping[int, Cell] | None = None,
     ) -> Alert:
         key = self.table.keys[row]
-        cell = self.cells.get(row) or Cell()
+        cell = (self.cells if cells is None else cells).get(row) or Cell()
         s = verdict.surge
         detectors = verdict.detectors(i)
         period = period_of(month)
@@ -476,3 +659,34 @@ def _month_end(month: int) -> dt.date:
 
 def _month_day(month: int, day: int) -> dt.date:
     return dt.date(month // 12, month % 12 + 1, day)
+
+
+def route_reason(config: WatchConfig, reporter: str, partner: str, flow: str, hs6: str, currency: str) -> str | None:
+    """Why the engine would not watch records of this lane (``None``: it would).
+
+    Raises :class:`RejectError` (``no_fx_rate``) for a watched lane in a currency
+    the configuration cannot value, as :meth:`Engine.add` does.
+
+    Examples
+    --------
+    >>> cfg = WatchConfig.default()
+    >>> route_reason(cfg, "DE", "KG", "export", "854231", "USD") is None
+    True
+    >>> route_reason(cfg, "DE", "FR", "export", "854231", "USD")
+    'not watched: partner'
+    """
+    if partner not in config.hubs and partner not in config.destinations:
+        return "not watched: partner"
+    if hs6 not in config.hs6:
+        return "not watched: hs6"
+    if flow not in config.flows:
+        return "not watched: flow"
+    if config.reporters and reporter not in config.reporters:
+        return "not watched: reporter"
+    if currency not in config.rates:
+        raise RejectError(
+            "no_fx_rate",
+            f"no exchange rate for currency {currency}: add it under [currency.rates] in the configuration",
+            field="currency",
+        )
+    return None

@@ -6,6 +6,14 @@ them are protected from the baseline, the ramp statistic and the protected
 streak. All rows are aligned on the same last closed month, so one month is
 closed for every series with a handful of vectorized operations.
 
+A series' history is known (zero, not unknown) from the month its goods group
+(its hs6) first had a record: that start is kept per group, not per table, so
+a table holding only some hs6 codes (one partition of the service) gives each
+series the same history as a table holding them all. A table given a
+``history_start`` (the configuration's ``watch.history_start``) knows every
+series' history from that month instead, whatever its group: configuration
+too, so equally the same in every partition.
+
 :class:`SeriesState` is one row on its own: it round-trips through
 ``to_state()`` / ``from_state()`` so a key-value store (a Faust table) can hold
 it and a restart restores it.
@@ -132,9 +140,11 @@ class StateTable:
     (np.float64(5.0), 24240)
     """
 
-    def __init__(self, *, start: int, history: int = HISTORY_MONTHS) -> None:
-        self.start = start
+    def __init__(self, *, start: int, history: int = HISTORY_MONTHS, history_start: int | None = None) -> None:
+        self.start = start  # the first month of the data, for reports
         self.month = start - 1
+        self.starts: dict[str, int] = {}  # hs6 -> the first month its goods group had a record
+        self.history_start = history_start  # when set, every new row's history is known from it
         self.history = history
         self.keys: list[SeriesKey] = []
         self.index: dict[SeriesKey, int] = {}
@@ -166,13 +176,16 @@ class StateTable:
         self.counted = grow(self.counted, False)
         self._cap = cap
 
-    def known_months(self) -> np.ndarray:
-        """Which history columns lie at or after the start of the data."""
+    def known_months(self, start: int | None = None) -> np.ndarray:
+        """Which history columns lie at or after ``start`` (default: the start of the data)."""
         months = self.month - self.history + 1 + np.arange(self.history)
-        return months >= self.start
+        return months >= (self.start if start is None else start)
 
-    def row(self, key: SeriesKey, *, counted: bool) -> int:
-        """The row of ``key``, created with a zero history since the data started."""
+    def row(self, key: SeriesKey, *, counted: bool, month: int | None = None) -> int:
+        """The row of ``key``, created with a zero history since its goods group
+        started (or since ``history_start``, when the table has one). A key of a
+        new group starts the group in ``month``, the month of the record that
+        makes the row (default: the month in progress)."""
         found = self.index.get(key)
         if found is not None:
             if counted and not self.counted[found]:
@@ -183,7 +196,12 @@ class StateTable:
         r = len(self.keys)
         self.keys.append(key)
         self.index[key] = r
-        known = self.known_months()
+        start = self.starts.get(key.hs6)
+        if start is None:
+            start = self.starts[key.hs6] = self.month + 1 if month is None else month
+        if self.history_start is not None:
+            start = self.history_start  # group starts are still kept: they are state, not configuration
+        known = self.known_months(start)
         self.values[r] = np.where(known, 0.0, np.nan)
         self.counts[r] = np.where(known & counted, 0.0, np.nan)
         self.protected[r] = False
@@ -264,6 +282,36 @@ class StateTable:
         self.ramp[r] = state.ramp_
         self.streak[r] = state.streak_
         self.counted[r] = state.counted_
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        start: int,
+        month: int,
+        keys: Sequence[SeriesKey],
+        values: np.ndarray,
+        counts: np.ndarray,
+        protected: np.ndarray,
+        ramp: np.ndarray,
+        streak: np.ndarray,
+        counted: np.ndarray,
+        starts: dict[str, int],
+        history_start: int | None = None,
+    ) -> StateTable:
+        """A table holding these rows (arrays over ``keys``, in row order), as of ``month``."""
+        table = cls(start=start, history=values.shape[1], history_start=history_start)
+        table.month = month
+        table.starts = dict(starts)
+        n = len(keys)
+        while table._cap < n:
+            table._grow()
+        table.keys = list(keys)
+        table.index = {key: r for r, key in enumerate(table.keys)}
+        for name, a in (("values", values), ("counts", counts), ("protected", protected), ("ramp", ramp),
+                        ("streak", streak), ("counted", counted)):
+            getattr(table, name)[:n] = a
+        return table
 
 
 def window_for(

@@ -45,6 +45,8 @@ class WatchConfig:
     (True, False, 50, 'USD')
     >>> WatchConfig.from_toml('[surge]\\nmin_ratio = 3.0').params["surge"].min_ratio
     3.0
+    >>> WatchConfig.from_toml('[watch]\\nhistory_start = "2020-01"').history_start  # a month index
+    24240
     """
 
     reporters: frozenset[str]
@@ -56,6 +58,7 @@ class WatchConfig:
     rates: dict[str, float]
     params: dict[str, Any]
     early_days: tuple[int, ...]
+    history_start: int | None = None  # month index (year * 12 + month - 1); None: per goods group
 
     @classmethod
     def default(cls) -> WatchConfig:
@@ -107,6 +110,7 @@ class WatchConfig:
             raise ConfigError(f"unknown detector parameter: {exc}") from exc
         except InvalidParameterError as exc:
             raise ConfigError(str(exc)) from exc
+        history_start = _month(watch["history_start"], "watch.history_start")
         days = tuple(sorted(int(d) for d in cfg["early"]["check_days"]))
         if any(not 2 <= d <= 28 for d in days):
             raise ConfigError("early.check_days must be days 2 to 28")
@@ -120,6 +124,7 @@ class WatchConfig:
             rates=rates,
             params=params,
             early_days=days,
+            history_start=history_start,
         )
 
     def policy(self) -> AlertPolicy:
@@ -135,6 +140,8 @@ class WatchConfig:
             "flows": sorted(self.flows),
             "hs6 codes": len(self.hs6),
             "base currency": self.base_currency,
+            "history start": "per goods group" if self.history_start is None
+            else f"{self.history_start // 12:04d}-{self.history_start % 12 + 1:02d}",
             **{name: {f.name: getattr(p, f.name) for f in fields(p)} for name, p in self.params.items()},
         }
 
@@ -158,3 +165,16 @@ def _codes(values: Any, where: str) -> list[str]:
     if not isinstance(values, list) or not all(isinstance(v, str) and len(v) == 2 for v in values):
         raise ConfigError(f"{where} must be a list of ISO 3166-1 alpha-2 codes")
     return [v.upper() for v in values]
+
+
+def _month(value: Any, where: str) -> int | None:
+    """The month index of a ``"YYYY-MM"`` setting; ``None`` for ``""`` (unset)."""
+    if value == "":
+        return None
+    if isinstance(value, str) and len(value) == 7 and value[4] == "-" and value.isascii():
+        y, m = value[:4], value[5:]
+        if y.isdigit() and m.isdigit() and 1000 <= int(y) and 1 <= int(m) <= 12:
+            return int(y) * 12 + int(m) - 1
+    raise ConfigError(
+        f'{where} must be a month written "YYYY-MM" (e.g. "2020-01"), or "" to leave it unset; got {value!r}'
+    )

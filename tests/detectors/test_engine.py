@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -247,3 +248,180 @@ def test_detectors_can_be_switched_off():
         e.add(r)
     e.finish(close_last=True)
     assert {a.detectors for a in e.drain()} <= {("novelty",)}
+
+
+# --- clocks and partitions ------------------------------------------------------------------
+
+SPARSE = WatchConfig.from_toml('[watch]\nhs6 = ["chpl", "930190", "880240"]\n')
+
+
+def _sparse_lanes():
+    """Two goods groups of sparse lanes next to the generated ones: one starting in
+    2021-01 (declarations and monthly statistics) with bursts in 2022-06 and
+    2022-12, one trading every other month from 2020-05 that stops in 2022-05."""
+    rows, i = [], 0
+    for m in range(13, 36, 3):
+        for reporter in ("DE", "PL"):
+            i += 1
+            value = 120_000.0 if m == 29 else 20_000.0 + 1_000 * (m % 4)
+            for k in range(6 if m == 29 else 1):
+                rows.append({"declaration_id": f"s{i}-{k}", "date": f"{2020 + m // 12}-{m % 12 + 1:02d}-{3 + 4 * k:02d}",
+                             "reporter": reporter, "partner": "KG", "hs_code": "93019000", "value": value,
+                             "currency": "EUR", "exporter": f"Sparse {k}"})
+    for d in (1, 2, 3, 5, 6, 10):  # a burst early in the last month, checked on the 8th
+        rows.append({"declaration_id": f"burst{d}", "date": f"2022-12-{d:02d}", "reporter": "DE", "partner": "KG",
+                     "hs_code": "93019000", "value": 90_000.0, "currency": "USD", "exporter": f"Shell {d}"})
+    for m in range(12, 36):
+        rows.append({"period": f"{2020 + m // 12}-{m % 12 + 1:02d}", "reporter": "FR", "partner": "AM",
+                     "hs_code": "930190", "value": 30_000.0 * (4 if m >= 33 else 1), "currency": "USD"})
+    for m in range(4, 29, 2):
+        for k in range(8 if m == 28 else 1):
+            i += 1
+            rows.append({"declaration_id": f"t{i}", "date": f"{2020 + m // 12}-{m % 12 + 1:02d}-{9 + m % 11 + k:02d}",
+                         "reporter": "IT", "partner": "AM", "hs_code": "88024000", "value": 60_000.0 + 5_000 * (m % 3),
+                         "currency": "USD"})
+    return [parse_mapping(r) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def stream():
+    """Generated declarations, sparse lanes, and a last month that ends on its 23rd day."""
+    lines, _ = generate(30_000, 11)
+    records = [parse_mapping(r) for r in lines] + _sparse_lanes()
+    cut = dt.date(2022, 12, 23).toordinal()
+    return sorted((r for r in records if _event_key(r) <= cut), key=_event_key)
+
+
+def _key(alert):
+    import orjson
+
+    return orjson.dumps(alert.to_dict(), option=orjson.OPT_SORT_KEYS)
+
+
+@pytest.fixture(scope="module")
+def one_engine(stream):
+    """One Engine over everything, and the columnar replay of the same records."""
+    from detectors.columnar import ColumnarReplay
+    from detectors.frame import Block
+
+    whole = Engine(SPARSE)
+    for r in stream:
+        whole.add(r)
+    whole.finish(close_last=False)
+    run = ColumnarReplay(SPARSE)
+    run.feed(Block.from_records(stream), source=0, lines=np.arange(1, len(stream) + 1))
+    columnar = run.run(final_month="open").engine
+    return whole, whole.drain(), columnar, columnar.drain()
+
+
+@pytest.mark.parametrize("parts", [1, 2, 5, None])  # None: one engine per hs6, as the service runs
+def test_engines_split_by_hs6_give_the_alerts_of_one_engine(stream, one_engine, parts):
+    import zlib
+
+    whole, expected, columnar, replayed = one_engine
+    by_part: dict[object, list] = {}
+    for r in stream:
+        hs6 = r.hs_code[:6]
+        by_part.setdefault(hs6 if parts is None else zlib.crc32(hs6.encode()) % parts, []).append(r)
+    got, counts, starts = [], Counter(), set()
+    for records in by_part.values():
+        e = Engine(SPARSE)
+        for r in records:
+            e.add(r)
+        if e.table is not None:
+            starts.add(e.table.start)
+            # A part whose records stopped before the last month still lives in it: the
+            # service's clock closes its months (records of other parts do not).
+            e.close_until(whole.open_month)
+        e.finish(close_last=False)
+        got += e.drain()
+        counts += e.counts
+
+    assert sorted(map(_key, got)) == sorted(map(_key, expected))
+    assert sorted(map(_key, replayed)) == sorted(map(_key, expected))
+    assert counts == whole.counts == columnar.counts
+    assert whole.open_month == 2022 * 12 + 11
+    assert len({a.hs6 for a in expected if a.early and a.period == "2022-12"}) == 2
+    assert any(not a.early for a in expected) and any(a.hs6 == "930190" for a in expected)
+    assert any(a.hs6 == "880240" and a.period == "2022-05" and not a.early for a in expected)
+    if parts is None:
+        assert len(starts) > 1, "some goods groups start after the first month"
+
+
+def test_early_checks_follow_each_goods_group_own_records():
+    """A declaration of another hs6 dated after the check day does not check this group."""
+    e = Engine()
+    i = 0
+    for m in range(1, 13):
+        for d in (3, 17):
+            i += 1
+            e.add(_decl(i, f"2021-{m:02d}-{d:02d}", 50_000.0 + 1000 * (i % 5)))
+    for d in range(1, 8):  # a burst in the first week of January 2022
+        for k in range(6):
+            i += 1
+            e.add(_decl(i, f"2022-01-0{d}", 60_000.0, exporter=f"Shell {k}"))
+    e.drain()
+    checks = e.counts["early checks"]
+    e.add(_decl("other", "2022-01-12", 70_000.0, hs="85176200"))
+    assert e.drain() == [] and e.counts["early checks"] == checks, "another group's record checks nothing here"
+    e.add(_decl("own", "2022-01-13", 50_000.0))
+    (alert,) = e.drain()
+    assert alert.early and alert.hs6 == "854231" and alert.as_of == "2022-01-12"
+    assert e.counts["early checks"] == checks + 1
+
+
+def test_the_end_of_input_checks_nothing():
+    e = Engine()
+    e.add(_decl(1, "2022-01-03", 5_000_000.0))
+    before = e.counts
+    e.finish(close_last=False)
+    assert e.drain() == [] and e.counts == before and e.open_month == 2022 * 12
+
+
+def test_history_of_a_new_series_starts_with_its_goods_group():
+    e = Engine()
+    e.add(_stat("2020-01", 10.0))
+    e.add(_stat("2021-01", 20.0, hs="85176200"))  # a group that starts a year later
+    e.add(_stat("2021-03", 30.0, partner="AM", hs="85176200"))  # a new series of that group
+    e.add(_stat("2021-03", 30.0, partner="AM"))  # a new series of the first group
+    t = e.table
+    assert t.starts == {"854231": 2020 * 12, "851762": 2021 * 12}
+    late = t.values[t.index[SeriesKey("DE", "AM", "export", "851762")]]
+    early = t.values[t.index[SeriesKey("DE", "AM", "export", "854231")]]
+    assert np.isnan(late[:-2]).all() and (late[-2:] == 0).all(), "known since 2021-01 only"
+    assert (early[-14:] == 0).all() and np.isnan(early[:-14]).all(), "known since 2020-01"
+
+
+def test_a_seen_store_replaces_the_set_of_declaration_ids():
+    class Seen:
+        def __init__(self):
+            self.ids, self.asked = set(), 0
+
+        def __contains__(self, declaration_id):
+            self.asked += 1
+            return declaration_id in self.ids
+
+        def add(self, declaration_id):
+            self.ids.add(declaration_id)
+
+    seen = Seen()
+    e = Engine(seen=seen)
+    e.add(_decl(1, "2022-01-05", 10.0))
+    e.add(_decl(1, "2022-01-05", 10.0))
+    assert seen.ids == {"1"} and seen.asked == 2
+    assert e.counts["duplicate declarations ignored"] == 1
+    seen.ids.clear()  # a bounded store forgets: the engine takes what it is told is new
+    e.add(_decl(1, "2022-01-06", 10.0))
+    assert e.counts["records used"] == 2
+
+
+def test_close_until_closes_the_months_a_record_would():
+    a, b = Engine(), Engine()
+    for e in (a, b):
+        for i, p in enumerate(_months(2020, 30)):
+            e.add(_stat(p, 50_000.0 * (8 if i == 29 else 1)))
+    a.close_until(2022 * 12 + 7)
+    a.close_until(2022 * 12 + 1)  # a month already closed: nothing
+    b.finish(close_last=True)
+    assert a.open_month == 2022 * 12 + 7 and len(a.table) == len(b.table)
+    assert [x.to_dict() for x in a.drain()] == [x.to_dict() for x in b.drain()]
