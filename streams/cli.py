@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,10 @@ from rich.table import Table
 
 from detectors.errors import ConfigError, StrictModeError
 from detectors.watch import WatchConfig
+
+# Modules that add their own subcommands: each has ``add_commands(subparsers)`` and sets
+# ``handler`` (``args -> exit code``) on its parsers with ``set_defaults``.
+COMMAND_MODULES: tuple[str, ...] = ("streams.worker", "streams.demo", "streams.notify.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,8 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument(
         "--final-month",
         choices=("auto", "closed", "open"),
-        default="auto",
-        help="treat the input's last month as complete or in progress (default: auto)",
+        default="open",
+        help="the input's last month: open (default) is in progress, as the service sees the present; "
+        "pass closed when the files hold complete months; auto closes it if its last day is in the input",
     )
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     pp = sub.add_parser("produce", help="publish input files to the service's Kafka topics")
@@ -42,7 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     pp.add_argument("--rate", type=float, metavar="N", help="at most N messages a second")
     pp.add_argument("--broker", metavar="URL", help="Kafka URL, e.g. kafka://127.0.0.1:9092 (default: settings)")
     pp.add_argument("--quiet", action="store_true", help="no progress bar")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(sub)
     args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return handler(args)
     if args.command == "produce":
         return _produce(args)
     return _replay(args)

@@ -8,8 +8,10 @@ goes straight to the dead-letter topic with its reason, source and line in
 headers. Nothing is dropped.
 
 Declarations go to the declarations topic, monthly statistics to the monthly
-topic; both are keyed by their lane (reporter, partner, flow, HS6) where the
-line names one, so a lane's records share a partition.
+topic; both are keyed by their goods group (the HS6 code) where the line names
+one, so a group's records share a partition and reach the worker in the order
+they were published (the order the worker's month clock needs; see
+``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def route(message: bytes, settings: Settings) -> tuple[str, bytes | None]:
     --------
     >>> s = Settings()
     >>> route(b'{"period": "2024-01", "reporter": "de", "partner": "KZ", "hs_code": "8542.31.10"}', s)
-    ('trade.monthly', b'DE|KZ|export|854231')
+    ('trade.monthly', b'854231')
     >>> route(b'not json', s)
     ('customs.declarations', None)
     """
@@ -81,12 +83,12 @@ def route(message: bytes, settings: Settings) -> tuple[str, bytes | None]:
     if not isinstance(obj, dict):
         return settings.declarations_topic, None
     topic = settings.monthly_topic if "period" in obj and "declaration_id" not in obj else settings.declarations_topic
-    parts = [obj.get("reporter"), obj.get("partner"), obj.get("flow") or "export", obj.get("hs_code")]
-    if not all(isinstance(p, str) for p in parts):
+    hs = obj.get("hs_code")
+    if isinstance(hs, int) and not isinstance(hs, bool):
+        hs = str(hs)
+    if not isinstance(hs, str):
         return topic, None
-    reporter, partner, flow, hs = parts
-    hs6 = hs.replace(".", "").replace(" ", "")[:6]
-    return topic, f"{reporter.upper()}|{partner.upper()}|{flow.lower()}|{hs6}".encode()
+    return topic, hs.replace(".", "").replace(" ", "")[:6].encode()
 
 
 @dataclass

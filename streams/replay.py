@@ -288,15 +288,17 @@ def replay(
     config: WatchConfig | None = None,
     rejects_out: str | os.PathLike[str] | None = None,
     strict: bool = False,
-    final_month: FinalMonth = "auto",
+    final_month: FinalMonth = "open",
     keep_snapshots: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Run the detectors over ``inputs`` and return alerts and counts.
 
-    ``final_month``: ``closed`` treats the last month of the input as complete,
-    ``open`` as still in progress (early checks only); ``auto`` closes it when
-    it holds monthly statistics or declarations up to its last day.
+    ``final_month``: ``open`` (the default) leaves the last month of the input in
+    progress, as the service sees the present: it keeps the early checks its
+    records triggered, and nothing more runs at the end of the input. Pass
+    ``closed`` when the files hold complete months; ``auto`` closes the last month
+    when it holds monthly statistics or declarations up to its last day.
     """
     result = ReplayResult(alerts=[])
     snapshots = result.snapshots if keep_snapshots else None

@@ -8,7 +8,9 @@ with options such as ``--broker``.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,13 +24,31 @@ class Settings(BaseSettings):
     '127.0.0.1:9092,127.0.0.1:9093'
     """
 
-    model_config = SettingsConfigDict(env_prefix="TRANSITWATCH_", env_file=".env", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TRANSITWATCH_", env_file=".env", frozen=True, extra="ignore",
+                                      env_nested_delimiter="__")
 
     broker: str = Field("kafka://127.0.0.1:9092", description="Kafka URL(s), ';'-separated")
     declarations_topic: str = "customs.declarations"
     monthly_topic: str = "trade.monthly"
     alerts_topic: str = "transitwatch.alerts"
     dead_letter_topic: str = "transitwatch.dead-letter"
+
+    # -- the worker (``transitwatch worker``) ------------------------------------------------------
+    app_id: str = Field("transitwatch", description="Faust app id: consumer group and internal topic prefix")
+    goods_topic: str = Field("transitwatch.by-goods", description="internal topic: valid records keyed by hs6")
+    partitions: int = Field(8, ge=1, description="partitions of the internal topic and state changelog")
+    replication: int = Field(1, ge=1, description="replication factor of the topics the worker creates")
+    watch_config: Path | None = Field(None, description="watch configuration (TOML); shipped defaults if unset")
+    state_dir: Path = Field(Path(".transitwatch"), description="worker data directory (Faust datadir)")
+    store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=0, le=65535, description="/metrics, /healthz, /ready, /alerts")
+    lateness_days: int = Field(3, ge=0, description="a month closes when event time passes its end by this much")
+    dedup_months: int = Field(3, ge=1, description="declaration ids are remembered this many closed months")
+    batch_size: int = Field(2000, ge=1, description="records taken per batch by the detector agent")
+    batch_seconds: float = Field(0.25, gt=0, description="longest wait to fill a batch")
+    recent_alerts: int = Field(200, ge=1, description="alerts kept for the /alerts view")
+    session_timeout: float = Field(10.0, gt=0, description="Kafka consumer group session timeout, seconds")
 
     @field_validator("broker")
     @classmethod
@@ -43,3 +63,21 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> str:
         """``host:port[,host:port]`` for Kafka clients."""
         return ",".join(url.strip().removeprefix("kafka://") for url in self.broker.split(";"))
+
+    # -- the notifier (``transitwatch notify``, ``silence``, ``redeliver``; docs/notifications.md) ----
+    notify_config: Path | None = Field(None, description="routing and receivers (TOML), e.g. examples/notify.toml")
+    notify_group_id: str = Field("transitwatch-notify", description="the notifier's consumer group on the alerts topic")
+    undelivered_topic: str = Field("transitwatch.alerts.undelivered", description="alerts whose last attempt failed")
+    deliveries_topic: str = Field("transitwatch.notify.deliveries", description="the delivery log (compacted)")
+    silences_topic: str = Field("transitwatch.notify.silences", description="silences (compacted)")
+    notify_replication: int = Field(1, ge=1, description="replication factor of the topics the notifier creates")
+    notify_web_host: str = "127.0.0.1"
+    notify_web_port: int = Field(6067, ge=0, le=65535, description="the notifier's /metrics, /healthz, /ready")
+    notify_max_attempts: int = Field(8, ge=1, description="attempts per message before the undelivered topic")
+    notify_retry_initial_seconds: float = Field(1.0, gt=0, description="first retry waits about this long")
+    notify_retry_max_seconds: float = Field(300.0, gt=0, description="longest wait between two attempts")
+    notify_message_domain: str = Field("transitwatch.local", description="right-hand side of email Message-IDs")
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="webhook URLs and passwords by name, from TRANSITWATCH_SECRETS__<NAME>; receivers name them",
+    )

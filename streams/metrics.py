@@ -1,0 +1,89 @@
+"""The worker's Prometheus metrics, in seconds, with low-cardinality labels.
+
+One :class:`WorkerMetrics` per worker, on its own registry (tests make as many
+as they like); ``/metrics`` serves it. Labels are bounded sets: input kind,
+reject reason codes, severity, partner (the configured hubs and destinations),
+CHPL tier and alert kind. Never lanes, ids or HS codes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class WorkerMetrics:
+    """Everything ``transitwatch worker`` exports.
+
+    Examples
+    --------
+    >>> m = WorkerMetrics()
+    >>> m.consumed.labels(kind="declarations").inc(3)
+    >>> m.registry.get_sample_value("transitwatch_records_consumed_total", {"kind": "declarations"})
+    3.0
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.consumed = Counter(
+            "transitwatch_records_consumed", "Input messages consumed, by kind (declarations, monthly)",
+            ["kind"], registry=r,
+        )
+        self.rejected = Counter(
+            "transitwatch_records_rejected", "Input messages sent to the dead-letter topic, by reason code",
+            ["reason"], registry=r,
+        )
+        self.duplicates = Counter(
+            "transitwatch_duplicates_dropped", "Declarations dropped as re-sent (same declaration_id)", registry=r,
+        )
+        self.redelivered = Counter(
+            "transitwatch_records_redelivered", "Records read again after a restart and dropped (already applied)",
+            registry=r,
+        )
+        self.not_watched = Counter(
+            "transitwatch_records_not_watched", "Valid records outside the watch configuration, by reason",
+            ["reason"], registry=r,
+        )
+        self.late = Counter(
+            "transitwatch_late_records", "Records for a month already closed (folded into history or not applied)",
+            registry=r,
+        )
+        self.latency = Histogram(
+            "transitwatch_processing_latency_seconds",
+            "From a record's Kafka timestamp to the end of the batch that processed it",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "transitwatch_batch_duration_seconds", "Time to process one batch of records",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.event_time_lag = Gauge(
+            "transitwatch_event_time_lag_seconds",
+            "Now minus the newest event time processed (large during a backfill)", registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "transitwatch_consumer_lag_messages",
+            "Messages on the assigned input partitions not yet processed, by topic kind",
+            ["kind"], registry=r,
+        )
+        self.series = Gauge("transitwatch_series_in_state", "Series held in this worker's state", registry=r)
+        self.open_month = Gauge(
+            "transitwatch_open_month_timestamp_seconds",
+            "Start of the oldest month still open on this worker (Unix time)", registry=r,
+        )
+        self.months_closed = Counter("transitwatch_months_closed", "Months closed (all partitions)", registry=r)
+        self.alerts = Counter(
+            "transitwatch_alerts_published", "Alerts published to the alerts topic",
+            ["severity", "partner", "chpl_tier", "kind"], registry=r,
+        )
+        self.partitions = Gauge(
+            "transitwatch_assigned_partitions", "Partitions of the internal goods topic assigned to this worker",
+            registry=r,
+        )
+        self.ready = Gauge("transitwatch_worker_ready", "1 when the worker has restored its state and consumes",
+                           registry=r)
+        self.restore_seconds = Gauge(
+            "transitwatch_state_restore_seconds", "Time the last state restore took", registry=r,
+        )
+

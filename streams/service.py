@@ -1,0 +1,383 @@
+"""The always-on service: a Faust app over the input topics.
+
+Two agents, one app (see ``docs/architecture.md``):
+
+``ingest``
+    reads the declarations and monthly-statistics topics in batches, validates
+    each message with the input contract (the same as replay), sends what fails
+    to the dead-letter topic with its reason, source topic, partition and offset
+    in headers, counts what is outside the watch configuration, and forwards the
+    rest to the internal goods topic, one message per goods partition per batch,
+    so that every series of an HS6 code is handled by one worker.
+``detect``
+    reads the goods topic in batches and feeds each goods group's
+    :class:`~streams.state.GroupState` (its engine, reorder buffer and
+    de-duplication), publishes alerts keyed by ``alert_id`` (early alerts when the
+    evidence is there, the month-end verdict when the month closes) and writes
+    the state to a changelog-backed table.
+
+Pages: ``/metrics`` (Prometheus), ``/healthz``, ``/ready`` and ``/alerts``
+(recent alerts as JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from detectors.alerts import Alert
+from detectors.contract import parse_json_line, parse_mapping
+from detectors.engine import route_reason
+from detectors.errors import RejectError
+from detectors.watch import WatchConfig
+from streams.ledger import AlertLedger
+from streams.metrics import WorkerMetrics
+from streams.settings import Settings
+from streams.state import GroupState, event_day, goods_partition, group_of
+
+STATE_TABLE = "goods-state"
+#: A goods group whose oldest waiting record has waited this long (processing time) is flushed.
+IDLE_FLUSH_SECONDS = 2.0
+
+
+class GoodsTable(faust.Table):
+    """A table whose keys start with their goods group and live in its partition,
+    whichever event (or timer) writes them."""
+
+    def partition_for_key(self, key: Any) -> int:
+        return goods_partition(group_of(key), self.partitions or self.app.conf.topic_partitions)
+
+
+@dataclass
+class Worker:
+    """What the agents share: settings, the groups held here, the ledger, metrics."""
+
+    settings: Settings
+    config: WatchConfig
+    metrics: WorkerMetrics
+    clock: Callable[[], float] = time.time
+    groups: dict[str, GroupState] = field(default_factory=dict)
+    recent: deque = field(default_factory=deque)
+    ledger: AlertLedger | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting_since: dict[str, float] = field(default_factory=dict)
+    ledger_partitions: set[int] = field(default_factory=set)
+    max_event_day: int = 0
+
+
+def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics | None = None) -> faust.App:
+    """The Faust app of ``transitwatch worker``."""
+    metrics = metrics or WorkerMetrics()
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        store=settings.store,
+        datadir=str(settings.state_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+        autodiscover=False,
+        producer_acks=-1,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=1.0,
+        broker_commit_every=2000,
+        broker_commit_interval=1.0,
+    )
+    w = Worker(settings, config, metrics, recent=deque(maxlen=settings.recent_alerts))
+    app.transitwatch = w  # type: ignore[attr-defined]
+    n = settings.partitions
+    inputs = app.topic(settings.declarations_topic, settings.monthly_topic, value_type=bytes, value_serializer="raw",
+                       key_serializer="raw", partitions=n)
+    goods = app.topic(settings.goods_topic, value_type=bytes, value_serializer="raw", key_serializer="raw",
+                      partitions=n, internal=True)
+    dead_letter = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
+    alerts = app.topic(settings.alerts_topic, value_serializer="raw", key_serializer="raw")
+    # str keys travel as JSON, bytes values as they are (the table picks serializers from the types)
+    table = app.tables.add(GoodsTable(app, name=STATE_TABLE, partitions=n, key_type=str, value_type=bytes))
+
+    @app.agent(inputs, name="ingest")
+    async def ingest(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            await _ingest(w, events, goods, dead_letter)
+
+    @app.agent(goods, name="detect")
+    async def detect(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            await _detect(w, events, table, alerts)
+
+    @app.timer(interval=1.0)
+    async def idle_flush() -> None:
+        now = w.clock()
+        due = [g for g, since in w.waiting_since.items() if now - since >= IDLE_FLUSH_SECONDS]
+        if not due:
+            return
+        async with w.lock:
+            for group in due:
+                state = w.groups.get(group)
+                w.waiting_since.pop(group, None)
+                if state is not None:
+                    state.flush()
+            await _publish_and_persist(w, [w.groups[g] for g in due if g in w.groups], alerts)
+
+    @app.timer(interval=1.0)
+    async def adopt() -> None:
+        """Open the groups of newly assigned partitions that have state but no new records:
+        what was waiting in their buffers still has to be applied, and their alerts published."""
+        if app.rebalancing or not app.tables.recovery.completed.is_set() or w.ledger is None:
+            return
+        try:
+            assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.goods_topic}
+        except Exception:  # noqa: BLE001 - not started or rebalancing: next time
+            return
+        heads = [key[:-5] for key in list(table.keys()) if key.endswith("|head")]
+        new = [g for g in heads if g not in w.groups and goods_partition(g, n) in assigned]
+        if not new:
+            return
+        async with w.lock:
+            await _learn_published(w, {goods_partition(g, n) for g in new})
+            states = [_group(w, g, table) for g in new if g not in w.groups]
+            await _publish_and_persist(w, states, alerts)
+
+    @app.timer(interval=2.0)
+    async def gauges() -> None:
+        await _update_gauges(app, w, inputs, goods)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: set, **kwargs: Any) -> None:
+        gone = {tp.partition for tp in revoked if tp.topic == settings.goods_topic}
+        async with w.lock:
+            for group in [g for g in w.groups if goods_partition(g, n) in gone]:
+                del w.groups[group]
+                w.waiting_since.pop(group, None)
+            w.ledger_partitions -= gone
+        metrics.ready.set(0)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: faust.App, assigned: set, **kwargs: Any) -> None:
+        metrics.partitions.set(sum(1 for tp in assigned if tp.topic == settings.goods_topic))
+
+    @app.task
+    async def start_ledger() -> None:
+        w.ledger = AlertLedger(settings.bootstrap_servers, settings.alerts_topic)
+        await w.ledger.start()
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        is_ready = _is_ready(app, w)
+        metrics.ready.set(1 if is_ready else 0)
+        return web.json({"ready": is_ready}, status=200 if is_ready else 503)
+
+    @app.page("/alerts")
+    async def recent_alerts(web: Any, request: Any) -> Any:
+        return web.bytes(orjson.dumps(list(reversed(w.recent))), content_type="application/json")
+
+    return app
+
+
+def _is_ready(app: faust.App, w: Worker) -> bool:
+    return (
+        w.ledger is not None
+        and bool(getattr(app.consumer, "assignment", None))
+        and not app.rebalancing
+        and app.tables.recovery.completed.is_set()
+    )
+
+
+# -- ingest --------------------------------------------------------------------------------------
+
+
+async def _ingest(w: Worker, events: list, goods: faust.TopicT, dead_letter: faust.TopicT) -> None:
+    settings, cfg, m = w.settings, w.config, w.metrics
+    n = settings.partitions
+    bundles: dict[int, tuple[list[dict], list[float], list[list]]] = {}
+    consumed = {"declarations": 0, "monthly": 0}
+    for event in events:
+        msg = event.message
+        consumed["monthly" if msg.topic == settings.monthly_topic else "declarations"] += 1
+        try:
+            rec = parse_json_line(event.value)
+            reason = route_reason(cfg, rec.reporter, rec.partner, rec.flow, rec.hs_code[:6], rec.currency)
+        except RejectError as exc:
+            await _dead_letter(dead_letter, msg, exc)
+            m.rejected.labels(reason=exc.key).inc()
+            continue
+        if reason is not None:
+            m.not_watched.labels(reason=reason).inc()
+            continue
+        records, stamps, sources = bundles.setdefault(goods_partition(rec.hs_code[:6], n), ([], [], []))
+        records.append(rec.to_dict())
+        stamps.append(msg.timestamp or 0.0)
+        sources.append([f"{msg.topic}:{msg.partition}", msg.offset])
+    for kind, count in consumed.items():
+        if count:
+            m.consumed.labels(kind=kind).inc(count)
+    for partition, (records, stamps, sources) in bundles.items():
+        await goods.send(value=orjson.dumps({"records": records, "ts": stamps, "src": sources}), partition=partition)
+
+
+async def _dead_letter(dead_letter: faust.TopicT, msg: Any, error: RejectError) -> None:
+    headers = [
+        ("reason", error.key.encode()),
+        ("message", error.message.encode()),
+        ("source_topic", msg.topic.encode()),
+        ("source_partition", str(msg.partition).encode()),
+        ("source_offset", str(msg.offset).encode()),
+    ]
+    await dead_letter.send(key=msg.key, value=msg.value, headers=headers)
+
+
+# -- detect --------------------------------------------------------------------------------------
+
+
+async def _detect(w: Worker, events: list, table: faust.Table, alerts: faust.TopicT) -> None:
+    started = time.perf_counter()
+    by_group: dict[str, tuple[list, list]] = {}
+    stamps: list[float] = []
+    partitions: set[int] = set()
+    for event in events:
+        bundle = orjson.loads(event.value)
+        partitions.add(event.message.partition)
+        stamps.extend(bundle["ts"])
+        for item, (tp, offset) in zip(bundle["records"], bundle["src"]):
+            rec = parse_mapping(item)
+            records, sources = by_group.setdefault(rec.hs_code[:6], ([], []))
+            records.append(rec)
+            sources.append((tp, offset))
+    async with w.lock:
+        await _learn_published(w, partitions)
+        touched = []
+        for group, (records, sources) in by_group.items():
+            state = _group(w, group, table)
+            before = state.engine.counts
+            redelivered = state.feed(records, sources)
+            if redelivered:
+                w.metrics.redelivered.inc(redelivered)
+            _count_engine(w.metrics, before, state.engine.counts)
+            touched.append(state)
+            if state.waiting:
+                w.waiting_since.setdefault(group, w.clock())
+            else:
+                w.waiting_since.pop(group, None)
+            day = max(event_day(r) for r in records)
+            if day > w.max_event_day:
+                w.max_event_day = day
+        await _publish_and_persist(w, touched, alerts)
+    done = time.time()
+    for ts in stamps:
+        if ts:
+            w.metrics.latency.observe(max(done - ts, 0.0))
+    w.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+
+async def _learn_published(w: Worker, partitions: set[int]) -> None:
+    """Before this worker publishes for partitions new to it, read what is already on the alerts topic."""
+    if partitions <= w.ledger_partitions:
+        return
+    while w.ledger is None:
+        await asyncio.sleep(0.05)
+    await w.ledger.catch_up()
+    w.ledger_partitions |= partitions
+
+
+def _group(w: Worker, group: str, table: faust.Table) -> GroupState:
+    """The group's state, restored from the table the first time this worker needs it."""
+    state = w.groups.get(group)
+    if state is None:
+        state = w.groups[group] = GroupState.open(
+            group, w.config, table, lateness_days=w.settings.lateness_days, dedup_months=w.settings.dedup_months,
+        )
+        if state.waiting:
+            w.waiting_since.setdefault(group, w.clock())
+    return state
+
+
+def _count_engine(m: WorkerMetrics, before: Any, after: Any) -> None:
+    dup = after["duplicate declarations ignored"] - before["duplicate declarations ignored"]
+    if dup:
+        m.duplicates.inc(dup)
+    late = sum(after[k] - before[k] for k in after if k.startswith("late records"))
+    if late:
+        m.late.inc(late)
+
+
+async def _publish_and_persist(w: Worker, states: list[GroupState], alerts: faust.TopicT) -> None:
+    """Publish new alert versions (and wait for the broker), then write the state."""
+    futures = []
+    for state in states:
+        for alert in state.drain():
+            version = (alert.alert_id, alert.early)
+            if w.ledger is not None and version in w.ledger:
+                continue
+            value = orjson.dumps(alert.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
+            futures.append(await alerts.send(key=alert.alert_id.encode(), value=value))
+            w.ledger.add(version)
+            w.recent.append(alert.to_dict())
+            _count_alert(w.metrics, alert)
+    for fut in futures:
+        await fut
+    for state in states:
+        state.persist()
+
+
+def _count_alert(m: WorkerMetrics, alert: Alert) -> None:
+    m.alerts.labels(
+        severity=alert.severity, partner=alert.partner, chpl_tier=alert.chpl_tier or "none",
+        kind="early" if alert.early else "final",
+    ).inc()
+
+
+async def _update_gauges(app: faust.App, w: Worker, inputs: faust.TopicT, goods: faust.TopicT) -> None:
+    m = w.metrics
+    m.series.set(sum(len(s.engine.table) for s in w.groups.values() if s.engine.table is not None))
+    if w.max_event_day:
+        newest = dt.datetime.combine(dt.date.fromordinal(w.max_event_day + 1), dt.time(), dt.timezone.utc)
+        m.event_time_lag.set(max(w.clock() - newest.timestamp(), 0.0))
+    open_months = [s.engine.open_month for s in w.groups.values() if s.engine.open_month is not None]
+    if open_months:
+        oldest = min(open_months)
+        start = dt.datetime(oldest // 12, oldest % 12 + 1, 1, tzinfo=dt.timezone.utc)
+        m.open_month.set(start.timestamp())
+    consumer = app.consumer
+    try:
+        assignment = consumer.assignment()
+    except Exception:  # noqa: BLE001 - not started or rebalancing: try next time
+        return
+    settings = w.settings
+    kinds = {settings.declarations_topic: "declarations", settings.monthly_topic: "monthly",
+             settings.goods_topic: "goods"}
+    lag = {"declarations": 0, "monthly": 0, "goods": 0}
+    for tp in assignment:
+        kind = kinds.get(tp.topic)
+        if kind is None:
+            continue
+        try:
+            position = await consumer.position(tp)
+            high = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - partition moving away
+            continue
+        if position is not None and high is not None:
+            lag[kind] += max(high - position, 0)
+    for kind, value in lag.items():
+        m.consumer_lag.labels(kind=kind).set(value)
+    m.ready.set(1 if _is_ready(app, w) else 0)
