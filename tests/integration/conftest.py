@@ -24,3 +24,19 @@ def kafka(tmp_path_factory: pytest.TempPathFactory):
         pytest.skip(f"no Kafka broker for the integration tests: {exc}")
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory):
+    """A real Alertmanager on a free loopback port (the notifier's Alertmanager receiver)."""
+    from tests.integration.alertmanager import Alertmanager, AlertmanagerError
+
+    server = Alertmanager(tmp_path_factory.mktemp("alertmanager"))
+    try:
+        server.start()
+    except AlertmanagerError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Alertmanager for the integration tests: {exc}")
+    yield server
+    server.stop()

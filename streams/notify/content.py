@@ -1,0 +1,176 @@
+"""Words and numbers shared by the Slack, email and Alertmanager messages.
+
+Every function reads an alert record (``docs/alerts.md``) defensively: a missing or null
+field gives a dash, never an exception, so one odd alert cannot block a group's message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from detectors.alerts import money
+from detectors.reference import country_name
+from streams.notify.sinks import Item, Notification
+
+SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+SEVERITY_COLOUR = {"critical": "#8b0000", "high": "#d9480f", "medium": "#e8a317", "low": "#5c7cfa"}
+SEVERITY_MARK = {"critical": ":red_circle:", "high": ":large_orange_circle:", "medium": ":large_yellow_circle:",
+                 "low": ":large_blue_circle:"}
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def text(value: Any) -> str:
+    return "–" if value is None or value == "" else str(value)
+
+
+def severity(alert: Mapping[str, Any]) -> str:
+    return str(alert.get("severity") or "unknown")
+
+
+def lane(alert: Mapping[str, Any]) -> str:
+    """``Germany → Armenia`` (names where known).
+
+    Examples
+    --------
+    >>> lane({"reporter": "DE", "partner": "AM"})
+    'Germany → Armenia'
+    """
+    reporter, partner = str(alert.get("reporter") or "?"), str(alert.get("partner") or "?")
+    return f"{country_name(reporter)} → {country_name(partner)}"
+
+
+def lane_codes(alert: Mapping[str, Any]) -> str:
+    return f"{alert.get('reporter') or '?'}→{alert.get('partner') or '?'}"
+
+
+def goods(alert: Mapping[str, Any]) -> str:
+    """``HS 854232 Electronic integrated circuits: memories``."""
+    description = alert.get("hs_description")
+    return f"HS {text(alert.get('hs6'))}" + (f" {description}" if description else "")
+
+
+def tier(alert: Mapping[str, Any]) -> str:
+    value = alert.get("chpl_tier")
+    return f"CHPL tier {value}" if value not in (None, "") else "not on the CHPL"
+
+
+def ratio(alert: Mapping[str, Any]) -> str:
+    value = _num(alert.get("ratio"))
+    return "–" if value is None else f"{value:,.1f}×"
+
+
+def amounts(alert: Mapping[str, Any]) -> str:
+    """``EUR 112.8k against EUR 173 expected (653.3×)``.
+
+    Examples
+    --------
+    >>> amounts({"observed_value": 112845.0, "baseline_value": 172.73, "ratio": 653.3132, "currency": "EUR"})
+    'EUR 112.8k against EUR 173 expected (653.3×)'
+    >>> amounts({"observed_value": 5000.0, "baseline_value": None, "ratio": None, "currency": "USD"})
+    'USD 5.0k, no baseline yet'
+    """
+    currency = str(alert.get("currency") or "")
+    observed, baseline = _num(alert.get("observed_value")), _num(alert.get("baseline_value"))
+    out = money(observed, currency)
+    if baseline is None:
+        return out + ", no baseline yet"
+    out += f" against {money(baseline, currency)} expected"
+    if _num(alert.get("ratio")) is not None:
+        out += f" ({ratio(alert)})"
+    return out
+
+
+def counts(alert: Mapping[str, Any]) -> str | None:
+    observed, expected = alert.get("observed_count"), _num(alert.get("baseline_count"))
+    if observed is None or expected is None:
+        return None
+    return f"{observed} declarations against about {expected:,.1f} expected"
+
+
+def detectors(alert: Mapping[str, Any]) -> str:
+    return ", ".join(str(d) for d in alert.get("detectors") or ()) or "–"
+
+
+def period(alert: Mapping[str, Any]) -> str:
+    """``2022-04``, or ``2022-04 (early, data to 2022-04-15)``."""
+    out = text(alert.get("period"))
+    if alert.get("early"):
+        out += f" (early, data to {text(alert.get('as_of'))})"
+    return out
+
+
+def parties(entries: Any, currency: Any) -> list[str]:
+    """``ACME GmbH: EUR 50.0k`` for each of the top exporters or consignees."""
+    out = []
+    for entry in entries or ():
+        if isinstance(entry, Mapping):
+            value = _num(entry.get("value"))
+            out.append(f"{text(entry.get('name'))}: {money(value, str(currency or ''))}" if value is not None
+                       else text(entry.get("name")))
+    return out
+
+
+def link(alert: Mapping[str, Any], template: str | None) -> str | None:
+    """The alert's page, from ``global.alert_url``."""
+    if not template:
+        return None
+    return template.replace("{alert_id}", quote(str(alert.get("alert_id", "")), safe=""))
+
+
+def ordered(items: Sequence[Item]) -> list[Item]:
+    """Most severe first, then highest score."""
+    def key(item: Item) -> tuple[int, float]:
+        score = _num(item.alert.get("score"))
+        return SEVERITY_RANK.get(severity(item.alert), 9), -(score if score is not None else -math.inf)
+    return sorted(items, key=key)
+
+
+def headline(alert: Mapping[str, Any]) -> str:
+    """One line per alert: ``HIGH DE→AM HS 854232 2022-04: EUR 112.8k against ... (653.3×)``."""
+    return f"{severity(alert).upper()} {lane_codes(alert)} HS {text(alert.get('hs6'))} {text(alert.get('period'))}: {amounts(alert)}"
+
+
+def summary(n: Notification) -> str:
+    """The subject of a notification: worst severity, count, updates and the group's labels.
+
+    Examples
+    --------
+    >>> from streams.notify.sinks import Item, Notification
+    >>> a = {"alert_id": "tw-1", "severity": "high", "partner": "AM", "period": "2022-04"}
+    >>> n = Notification(receiver=None, group_key="g", group_labels={"partner": "AM", "period": "2022-04"},
+    ...                  items=[Item(alert=a, labels={}, timestamp=0.0)], message_id="<m@x>")
+    >>> summary(n)
+    'HIGH: 1 alert · partner AM · period 2022-04'
+    """
+    items = n.items
+    worst = min((severity(i.alert) for i in items), key=lambda s: SEVERITY_RANK.get(s, 9), default="unknown")
+    updates = sum(1 for i in items if i.is_update)
+    new = len(items) - updates
+    parts = []
+    if new:
+        parts.append(f"{new} alert{'s' if new != 1 else ''}")
+    if updates:
+        parts.append(f"{updates} update{'s' if updates != 1 else ''}")
+    head = f"{'UPDATE ' if updates and not new else ''}{worst.upper()}: " + " and ".join(parts)
+    labels = [f"{k} {v}" for k, v in n.group_labels.items() if v and k not in ("alert_id", "detectors", "series_id")]
+    if len(items) == 1 and not labels:
+        labels = [f"{lane_codes(items[0].alert)} HS {text(items[0].alert.get('hs6'))}"]
+    return " · ".join([head, *labels[:4]])
+
+
+def update_note(item: Item) -> str | None:
+    """What an update changes, in words, or None for a new alert."""
+    if item.previous is None:
+        return None
+    note = "Update: the month is complete; these are the month-end figures of the early alert"
+    if item.previous.severity and item.previous.severity != severity(item.alert):
+        note += f" (severity was {item.previous.severity}, now {severity(item.alert)})"
+    return note + "."

@@ -1,0 +1,187 @@
+"""The one small interface every channel implements, and what goes through it.
+
+A sink's ``send(notification)`` returns when the receiver has accepted the message, or
+raises :class:`DeliveryError`: ``retry_after`` says when to try again (Slack's
+``Retry-After``), ``permanent`` that trying again cannot help (a 404 webhook, a refused
+recipient). Error messages never hold a secret: sinks build them from the receiver's name,
+and :class:`Redactor` scrubs whatever a library put in an exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from detectors.errors import TransitwatchError
+from streams.notify.config import Receiver
+from streams.notify.deliverylog import DeliveryRecord
+
+
+class DeliveryError(TransitwatchError, RuntimeError):
+    """A receiver did not accept a notification.
+
+    Examples
+    --------
+    >>> e = DeliveryError("slack receiver 'desk': HTTP 429 rate limited", retry_after=3.0)
+    >>> e.retry_after, e.permanent
+    (3.0, False)
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+        self.retry_after = retry_after
+        self.permanent = permanent
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where an alert message was read: the offset to commit once it is handled."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True, eq=False)
+class Item:
+    """One alert on its way to one receiver.
+
+    ``previous`` is set when the receiver already got the early version of this alert: the
+    item is then an update, and threads to ``previous.message_id``.
+    """
+
+    alert: Mapping[str, Any]
+    labels: Mapping[str, tuple[str, ...]]
+    timestamp: float
+    source: Source | None = None
+    previous: DeliveryRecord | None = None
+
+    @property
+    def alert_id(self) -> str:
+        return str(self.alert["alert_id"])
+
+    @property
+    def early(self) -> bool:
+        return bool(self.alert.get("early"))
+
+    @property
+    def is_update(self) -> bool:
+        return self.previous is not None
+
+
+@dataclass(slots=True, eq=False)
+class Notification:
+    """One message to one receiver: a group's alerts (or a chunk of them).
+
+    ``message_id`` is stable (the same alerts to the same receiver and group give the same
+    id, also after a restart); ``thread`` lists earlier messages it follows up (the
+    update's early alerts first, then the group's previous message), for email threading.
+    """
+
+    receiver: Receiver
+    group_key: str
+    group_labels: Mapping[str, str]
+    items: list[Item]
+    message_id: str
+    thread: tuple[str, ...] = ()
+    attempt: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str = ""
+    alert_url: str | None = None
+    seq: int = field(default=0)
+
+    @property
+    def receiver_type(self) -> str:
+        return self.receiver.type
+
+
+def message_id(receiver: str, group_key: str, items: Iterable[Item], domain: str) -> str:
+    """A stable RFC 5322 Message-ID for these alerts to this receiver and group.
+
+    Examples
+    --------
+    >>> message_id("desk", "g", [], "transitwatch.local")
+    '<tw-...@transitwatch.local>'
+    """
+    ids = sorted(f"{i.alert_id}:{'early' if i.early else 'final'}" for i in items)
+    digest = hashlib.blake2b("|".join([receiver, group_key, *ids]).encode(), digest_size=12).hexdigest()
+    return f"<tw-{digest}@{domain}>"
+
+
+class Sink(Protocol):
+    """A channel: Slack, email, Alertmanager, or the in-memory sink of the tests."""
+
+    name: str
+    type: str
+
+    async def send(self, notification: Notification) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Redactor:
+    """Replaces secret values (and the path of secret URLs) in text with ``<redacted>``.
+
+    Examples
+    --------
+    >>> r = Redactor(["https://hooks.slack.com/services/T0/B0/XyZ", "hunter22"])
+    >>> r("POST https://hooks.slack.com/services/T0/B0/XyZ failed; /services/T0/B0/XyZ; pw hunter22")
+    'POST <redacted> failed; <redacted>; pw <redacted>'
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        parts: set[str] = set()
+        for secret in secrets:
+            if not secret:
+                continue
+            parts.add(secret)
+            url = urlsplit(secret)
+            if url.scheme and url.netloc:
+                tail = url.path + (f"?{url.query}" if url.query else "")
+                if len(tail) > 1:
+                    parts.add(tail)
+                if url.password:
+                    parts.add(url.password)
+        # Longest first, so a URL is replaced whole before its path is.
+        self._parts = sorted((p for p in parts if len(p) >= 4), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for part in self._parts:
+            text = text.replace(part, "<redacted>")
+        return text
+
+
+class InMemorySink:
+    """Keeps what it is sent; ``failures`` scripts errors to raise first (tests, dry runs).
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> sink = InMemorySink("desk", failures=[DeliveryError("down")])
+    >>> n = Notification(receiver=None, group_key="g", group_labels={}, items=[], message_id="<m@x>")
+    >>> try:
+    ...     asyncio.run(sink.send(n))
+    ... except DeliveryError as e:
+    ...     print(e)
+    down
+    >>> asyncio.run(sink.send(n)); len(sink.sent)
+    1
+    """
+
+    def __init__(self, name: str, type: str = "slack", *, failures: Iterable[BaseException] = ()) -> None:
+        self.name, self.type = name, type
+        self.failures = list(failures)
+        self.sent: list[Notification] = []
+        self.attempts = 0
+
+    async def send(self, notification: Notification) -> None:
+        self.attempts += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(notification)
+
+    async def close(self) -> None:
+        return None
