@@ -100,7 +100,8 @@ class KafkaBroker:
         lib = resolve_jars()
         self.workdir.mkdir(parents=True, exist_ok=True)
         props = self._properties()
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Kafka's cluster id is a url-safe base64 uuid; one starting with "-" would read as an option
+        cluster = "k" + base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")[1:]
         classpath = f"{lib}/*"
         fmt = subprocess.run(
             [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props),
