@@ -178,7 +178,7 @@ async def _run(settings: Settings, inputs: list[Path], args: argparse.Namespace,
                 seen = _scrape(web_port)
                 consumed = seen.get("transitwatch_records_consumed_total", 0.0)
                 settled = consumed >= sent and seen.get("transitwatch_consumer_lag_messages", 1.0) == 0
-                if settled and time.monotonic() - quiet_since > 5:
+                if settled and time.monotonic() - quiet_since > settings.idle_seconds + 3:
                     break
     finally:
         await consumer.stop()

@@ -45,16 +45,44 @@ from streams.settings import Settings
 from streams.state import GroupState, event_day, goods_partition, group_of
 
 STATE_TABLE = "goods-state"
-#: A goods group whose oldest waiting record has waited this long (processing time) is flushed.
-IDLE_FLUSH_SECONDS = 2.0
 
 
 class GoodsTable(faust.Table):
-    """A table whose keys start with their goods group and live in its partition,
-    whichever event (or timer) writes them."""
+    """A table whose keys live in the partition they name, whichever event (or
+    timer) writes them: a goods group's keys start with its HS6, a partition's
+    own keys with ``#{partition}``."""
 
     def partition_for_key(self, key: Any) -> int:
+        if key.startswith("#"):
+            return int(key[1:key.index("|")])
         return goods_partition(group_of(key), self.partitions or self.app.conf.topic_partitions)
+
+
+@dataclass
+class Marks:
+    """How far each input partition has got, as one goods partition has heard it.
+
+    Every ingest batch tells every goods partition the newest event day it read
+    on each input partition; the goods partition's watermark is the oldest of
+    them, leaving out inputs silent for ``idle_seconds`` (when all are silent,
+    everything has been delivered, and it is the newest)."""
+
+    days: dict[str, int] = field(default_factory=dict)
+    heard: dict[str, float] = field(default_factory=dict)
+    changed: bool = False
+
+    def hear(self, marks: dict[str, int], now: float) -> None:
+        for tp, day in marks.items():
+            self.heard[tp] = now
+            if day > self.days.get(tp, -1):
+                self.days[tp] = day
+                self.changed = True
+
+    def watermark(self, now: float, idle_seconds: float) -> int | None:
+        if not self.days:
+            return None
+        active = [day for tp, day in self.days.items() if now - self.heard.get(tp, now) < idle_seconds]
+        return min(active) if active else max(self.days.values())
 
 
 @dataclass
@@ -69,7 +97,7 @@ class Worker:
     recent: deque = field(default_factory=deque)
     ledger: AlertLedger | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    waiting_since: dict[str, float] = field(default_factory=dict)
+    marks: dict[int, Marks] = field(default_factory=dict)  # goods partition -> input progress
     ledger_partitions: set[int] = field(default_factory=set)
     max_event_day: int = 0
 
@@ -119,18 +147,12 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
             await _detect(w, events, table, alerts)
 
     @app.timer(interval=1.0)
-    async def idle_flush() -> None:
-        now = w.clock()
-        due = [g for g, since in w.waiting_since.items() if now - since >= IDLE_FLUSH_SECONDS]
-        if not due:
-            return
+    async def watermark() -> None:
+        """Inputs fall silent: move the groups on to where the watermark now is."""
         async with w.lock:
-            for group in due:
-                state = w.groups.get(group)
-                w.waiting_since.pop(group, None)
-                if state is not None:
-                    state.flush()
-            await _publish_and_persist(w, [w.groups[g] for g in due if g in w.groups], alerts)
+            states = _advance(w, set(w.marks))
+            await _publish_and_persist(w, states, alerts)
+            _save_marks(w, table)
 
     @app.timer(interval=1.0)
     async def adopt() -> None:
@@ -147,7 +169,9 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
         if not new:
             return
         async with w.lock:
-            await _learn_published(w, {goods_partition(g, n) for g in new})
+            partitions = {goods_partition(g, n) for g in new}
+            await _learn_published(w, partitions)
+            _load_marks(w, table, partitions)
             states = [_group(w, g, table) for g in new if g not in w.groups]
             await _publish_and_persist(w, states, alerts)
 
@@ -161,7 +185,8 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
         async with w.lock:
             for group in [g for g in w.groups if goods_partition(g, n) in gone]:
                 del w.groups[group]
-                w.waiting_since.pop(group, None)
+            for partition in gone:
+                w.marks.pop(partition, None)
             w.ledger_partitions -= gone
         metrics.ready.set(0)
 
@@ -212,11 +237,16 @@ async def _ingest(w: Worker, events: list, goods: faust.TopicT, dead_letter: fau
     n = settings.partitions
     bundles: dict[int, tuple[list[dict], list[float], list[list]]] = {}
     consumed = {"declarations": 0, "monthly": 0}
+    marks: dict[str, int] = {}
     for event in events:
         msg = event.message
         consumed["monthly" if msg.topic == settings.monthly_topic else "declarations"] += 1
         try:
             rec = parse_json_line(event.value)
+            tp = f"{msg.topic}:{msg.partition}"
+            day = event_day(rec)
+            if day > marks.get(tp, -1):
+                marks[tp] = day
             reason = route_reason(cfg, rec.reporter, rec.partner, rec.flow, rec.hs_code[:6], rec.currency)
         except RejectError as exc:
             await _dead_letter(dead_letter, msg, exc)
@@ -228,12 +258,16 @@ async def _ingest(w: Worker, events: list, goods: faust.TopicT, dead_letter: fau
         records, stamps, sources = bundles.setdefault(goods_partition(rec.hs_code[:6], n), ([], [], []))
         records.append(rec.to_dict())
         stamps.append(msg.timestamp or 0.0)
-        sources.append([f"{msg.topic}:{msg.partition}", msg.offset])
+        sources.append([tp, msg.offset])
     for kind, count in consumed.items():
         if count:
             m.consumed.labels(kind=kind).inc(count)
-    for partition, (records, stamps, sources) in bundles.items():
-        await goods.send(value=orjson.dumps({"records": records, "ts": stamps, "src": sources}), partition=partition)
+    if not marks:
+        return
+    for partition in range(n):  # every goods partition hears how far the inputs have got
+        records, stamps, sources = bundles.get(partition, ([], [], []))
+        bundle = {"records": records, "ts": stamps, "src": sources, "marks": marks}
+        await goods.send(value=orjson.dumps(bundle), partition=partition)
 
 
 async def _dead_letter(dead_letter: faust.TopicT, msg: Any, error: RejectError) -> None:
@@ -255,9 +289,11 @@ async def _detect(w: Worker, events: list, table: faust.Table, alerts: faust.Top
     by_group: dict[str, tuple[list, list]] = {}
     stamps: list[float] = []
     partitions: set[int] = set()
+    heard: list[tuple[int, dict]] = []
     for event in events:
         bundle = orjson.loads(event.value)
         partitions.add(event.message.partition)
+        heard.append((event.message.partition, bundle["marks"]))
         stamps.extend(bundle["ts"])
         for item, (tp, offset) in zip(bundle["records"], bundle["src"]):
             rec = parse_mapping(item)
@@ -266,6 +302,7 @@ async def _detect(w: Worker, events: list, table: faust.Table, alerts: faust.Top
             sources.append((tp, offset))
     async with w.lock:
         await _learn_published(w, partitions)
+        _load_marks(w, table, partitions)
         touched = []
         for group, (records, sources) in by_group.items():
             state = _group(w, group, table)
@@ -275,14 +312,16 @@ async def _detect(w: Worker, events: list, table: faust.Table, alerts: faust.Top
                 w.metrics.redelivered.inc(redelivered)
             _count_engine(w.metrics, before, state.engine.counts)
             touched.append(state)
-            if state.waiting:
-                w.waiting_since.setdefault(group, w.clock())
-            else:
-                w.waiting_since.pop(group, None)
             day = max(event_day(r) for r in records)
             if day > w.max_event_day:
                 w.max_event_day = day
+        now = w.clock()
+        for partition, marks in heard:
+            w.marks[partition].hear(marks, now)
+        advanced = _advance(w, partitions)
+        touched += [s for s in advanced if s not in touched]
         await _publish_and_persist(w, touched, alerts)
+        _save_marks(w, table)
     done = time.time()
     for ts in stamps:
         if ts:
@@ -307,9 +346,36 @@ def _group(w: Worker, group: str, table: faust.Table) -> GroupState:
         state = w.groups[group] = GroupState.open(
             group, w.config, table, lateness_days=w.settings.lateness_days, dedup_months=w.settings.dedup_months,
         )
-        if state.waiting:
-            w.waiting_since.setdefault(group, w.clock())
     return state
+
+
+def _advance(w: Worker, partitions: set[int]) -> list[GroupState]:
+    """Move the groups of ``partitions`` on to their partition's watermark; returns those that changed."""
+    n, now = w.settings.partitions, w.clock()
+    marks = {p: w.marks[p].watermark(now, w.settings.idle_seconds) for p in partitions if p in w.marks}
+    changed = []
+    for group, state in w.groups.items():
+        day = marks.get(goods_partition(group, n))
+        if day is not None and state.advance(day):
+            changed.append(state)
+    return changed
+
+
+def _load_marks(w: Worker, table: faust.Table, partitions: set[int]) -> None:
+    """The input progress a goods partition had heard, for partitions new to this worker
+    (heard "now": silent inputs are left out of the watermark only after ``idle_seconds``)."""
+    now = w.clock()
+    for partition in partitions - set(w.marks):
+        raw = table.get(f"#{partition}|marks")
+        days = orjson.loads(raw) if raw is not None else {}
+        w.marks[partition] = Marks(days=days, heard=dict.fromkeys(days, now))
+
+
+def _save_marks(w: Worker, table: faust.Table) -> None:
+    for partition, marks in w.marks.items():
+        if marks.changed:
+            table[f"#{partition}|marks"] = orjson.dumps(marks.days)
+            marks.changed = False
 
 
 def _count_engine(m: WorkerMetrics, before: Any, after: Any) -> None:

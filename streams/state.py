@@ -10,8 +10,9 @@ group, whatever the partition count.
 
 A group's records pass a small reorder buffer first: a record is applied once
 the group's event time (its newest date) has passed it by ``lateness_days``, in
-date order, or when the worker flushes the group after it has been idle. A
-month closes when a record of a later month is applied.
+date order, or once the service's watermark (every input partition has passed a
+day, see ``docs/architecture.md``) has passed it. A month closes when a record
+of a later month is applied, or when the watermark enters a later month.
 
 The state is event-sourced into a key-value store (a Faust table, whose
 changelog survives a restart or a move to another worker). All keys of a group
@@ -20,7 +21,7 @@ start with its HS6:
 ``{g}|snap|{month}|{i}``
     the Engine as it was right after ``month`` closed, in parts
 ``{g}|log|{seq}``
-    what arrived since (records, and idle flushes), one key per batch; the
+    what arrived since (records, release passes, watermark advances), one key per batch; the
     first log after a snapshot carries the records then waiting in the buffer
 ``{g}|seen|{month}``
     declaration ids of a closed month, kept ``dedup_months`` (the bounded
@@ -69,6 +70,16 @@ def goods_partition(hs6: str, partitions: int) -> int:
     return zlib.crc32(hs6.encode()) % partitions
 
 
+def month_of_day(day: int) -> int:
+    """The month index (``year * 12 + month - 1``) of a day ordinal.
+
+    >>> month_of_day(dt.date(2022, 3, 31).toordinal()) == 2022 * 12 + 2
+    True
+    """
+    date = dt.date.fromordinal(day)
+    return date.year * 12 + date.month - 1
+
+
 def event_day(rec: Record) -> int:
     """A record's event time as a day ordinal: a declaration's date, a
     statistic's last day of its month."""
@@ -115,7 +126,7 @@ class MonthBuckets:
         return sorted(m for m in self.buckets if m < self.month)
 
 
-RELEASE, FLUSH = 0, 1  # log entries besides records: a release pass, an idle flush
+RELEASE = 0  # log entries besides records: a release pass; ``[day]``: an advance of the watermark
 
 
 @dataclass
@@ -132,7 +143,7 @@ class GroupState:
     """One goods group's engine, buffer and bookkeeping, bound to a store.
 
     Use :meth:`open` (restores what the store holds), then per batch
-    :meth:`feed` / :meth:`flush`, :meth:`drain` the alerts, and :meth:`persist`.
+    :meth:`feed` / :meth:`advance`, :meth:`drain` the alerts, and :meth:`persist`.
     """
 
     group: str
@@ -192,8 +203,8 @@ class GroupState:
         self.applied = dict(head["applied"])
         for seq in head["logs"]:
             for entry in _loads(self._get(f"log|{seq}"), "log"):
-                if entry == RELEASE or entry == FLUSH:
-                    self._release(flush=entry == FLUSH)
+                if type(entry) is int or type(entry) is list:
+                    self._release(entry)
                 else:
                     rec = parse_mapping(entry)
                     self._arrive(rec)
@@ -222,13 +233,19 @@ class GroupState:
                 applied[tp] = offset
             self._arrive(rec)
             self._batch.append(rec)
-        self._release(flush=False)
+        self._release(RELEASE)
         return dropped
 
-    def flush(self) -> None:
-        """Apply everything waiting (the group has been idle)."""
-        if self._heap:
-            self._release(flush=True)
+    def advance(self, day: int) -> bool:
+        """Every input has passed ``day`` (the service's watermark): apply what
+        waits up to it and close the months before its month. Returns whether
+        anything changed."""
+        heap, engine = self._heap, self.engine
+        due = bool(heap) and heap[0][0] <= day
+        if due or (engine.open_month is not None and engine.open_month < month_of_day(day)):
+            self._release([day])
+            return True
+        return False
 
     @property
     def waiting(self) -> int:
@@ -245,22 +262,29 @@ class GroupState:
         heapq.heappush(self._heap, (day, self._arrivals, rec))
         self._arrivals += 1
 
-    def _release(self, *, flush: bool) -> None:
-        """Apply waiting records in event order: those the watermark has passed, or all."""
-        self._batch.append(FLUSH if flush else RELEASE)
+    def _release(self, entry: int | list[int]) -> None:
+        """One release pass, logged as ``entry``: apply waiting records in event order,
+        those the group's own event time has passed by ``lateness_days`` (``RELEASE``)
+        or, for ``[day]``, also those up to ``day``, then close the months before it."""
+        self._batch.append(entry)
         heap = self._heap
         limit = self.max_day - self.lateness_days
+        until = entry[0] if type(entry) is list else None
+        if until is not None and until > limit:
+            limit = until
         engine = self.engine
-        while heap and (flush or heap[0][0] <= limit):
+        while heap and heap[0][0] <= limit:
             rec = heap[0][2]
             if engine.open_month is not None and rec.month > engine.open_month:
-                self._close_until(rec.month, flush)
+                self._close_until(rec.month, entry)
             heapq.heappop(heap)
             engine.add(rec)
             if self.seen.month != engine.open_month:
                 self.seen.month = engine.open_month
+        if until is not None and engine.open_month is not None and engine.open_month < month_of_day(until):
+            self._close_until(month_of_day(until), entry)
 
-    def _close_until(self, month: int, flush: bool) -> None:
+    def _close_until(self, month: int, entry: int | list[int]) -> None:
         """Close the months before ``month`` and snapshot the engine. What is still
         waiting (this record included) starts the next log, with this release."""
         engine = self.engine
@@ -270,7 +294,7 @@ class GroupState:
         self.seen.month = engine.open_month
         carry = [entry[2] for entry in sorted(self._heap, key=lambda e: (e[0], e[1]))]
         self._pending = _Pending(month - 1, engine.snapshot(), self.max_day)
-        self._batch = [*carry, FLUSH if flush else RELEASE]
+        self._batch = [*carry, entry]
 
     # -- the store -----------------------------------------------------------------------------
 
@@ -296,7 +320,7 @@ class GroupState:
             self._pending = None
         if self._batch:
             seq = head["next"]
-            entries = [e if type(e) is int else e.to_dict() for e in self._batch]
+            entries = [e if type(e) is int or type(e) is list else e.to_dict() for e in self._batch]
             self.store[self._key(f"log|{seq}")] = orjson.dumps(entries)
             head.update(logs=[*head["logs"], seq], next=seq + 1)
             self._batch = []

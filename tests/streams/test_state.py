@@ -68,9 +68,10 @@ class Service:
         self.groups = {}
         self.finish([self.state(g) for g in sorted({k.split("|")[0] for k in self.store})])
 
-    def idle(self):
+    def idle(self, day):
+        """Every input has passed ``day``: the watermark advances every group."""
         for state in self.groups.values():
-            state.flush()
+            state.advance(day)
         self.finish(list(self.groups.values()))
 
 
@@ -84,7 +85,7 @@ def run_service(records, *, seed, restarts, lateness=1):
         i += n
         if rng.random() < restarts:
             service.restart()
-    service.idle()
+    service.idle(max(event_day(r) for r in records))
     return service
 
 
@@ -117,6 +118,24 @@ def test_reorder_buffer_puts_records_back_in_date_order(records):
     expected = as_dicts(run_service(ordered, seed=5, restarts=0.0).published)
     got = run_service(jittered, seed=5, restarts=0.2, lateness=2).published
     assert {(a["alert_id"], a["early"]) for a in as_dicts(got)} == {(a["alert_id"], a["early"]) for a in expected}
+
+
+def test_the_watermark_closes_the_month_of_a_group_that_fell_silent(records):
+    """A group whose records stop after a month that alerts still gets that month's
+    verdict, as in replay, once the other groups' records move the watermark on."""
+    ordered = sorted(records, key=_event_key)
+    last_month = ordered[-1].month
+    final = next(a for a in reference(records) if not a.early and _month(a.period) < last_month - 2)
+    cut = [r for r in ordered if r.hs_code[:6] != final.hs6 or r.month <= _month(final.period)]
+    expected = as_dicts(reference(cut))
+    assert final.alert_id in {a["alert_id"] for a in expected if not a["early"]}
+    got = run_service(cut, seed=8, restarts=0.1)
+    assert as_dicts(got.published) == expected
+
+
+def _month(period: str) -> int:
+    year, month = period.split("-")
+    return int(year) * 12 + int(month) - 1
 
 
 def test_state_keys_stay_bounded(records):
