@@ -193,7 +193,8 @@ def _show(out: Console, alert: dict, *, update: bool) -> None:
     kind = "early" if alert["early"] else ("final" if update else "month-end")
     out.print(
         f"[{style}]{alert['severity']:<8}[/{style}] {alert['period']} {kind:<9} "
-        f"{alert['reporter']}>{alert['partner']} {alert['hs6']} {ratio:>7}  {', '.join(alert['detectors'])}"
+        f"{alert['reporter']}>{alert['partner']} {alert['hs6']} {ratio:>7}  {', '.join(alert['detectors'])}",
+        soft_wrap=True,
     )
 
 
