@@ -144,7 +144,7 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
     @app.agent(goods, name="detect")
     async def detect(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            await _detect(w, events, table, alerts)
+            await _detect(w, app, events, table, alerts)
 
     @app.timer(interval=1.0)
     async def watermark() -> None:
@@ -284,7 +284,24 @@ async def _dead_letter(dead_letter: faust.TopicT, msg: Any, error: RejectError) 
 # -- detect --------------------------------------------------------------------------------------
 
 
-async def _detect(w: Worker, events: list, table: faust.Table, alerts: faust.TopicT) -> None:
+def _still_ours(app: faust.App, events: list) -> list:
+    """Events of partitions still assigned here: a batch taken before a rebalance may hold events
+    of partitions that have moved; their new owner reads them again from the committed offset."""
+    try:
+        assigned = app.consumer.assignment()
+    except Exception:  # noqa: BLE001 - the consumer is rebalancing: the next batch will say
+        return []
+    return [e for e in events if e.message.tp in assigned]
+
+
+async def _detect(w: Worker, app: faust.App, events: list, table: faust.Table, alerts: faust.TopicT) -> None:
+    async with w.lock:  # the revocation handler waits for it: a batch runs on partitions still ours
+        events = _still_ours(app, events)
+        if events:
+            await _detect_batch(w, events, table, alerts)
+
+
+async def _detect_batch(w: Worker, events: list, table: faust.Table, alerts: faust.TopicT) -> None:
     started = time.perf_counter()
     by_group: dict[str, tuple[list, list]] = {}
     stamps: list[float] = []
@@ -300,28 +317,27 @@ async def _detect(w: Worker, events: list, table: faust.Table, alerts: faust.Top
             records, sources = by_group.setdefault(rec.hs_code[:6], ([], []))
             records.append(rec)
             sources.append((tp, offset))
-    async with w.lock:
-        await _learn_published(w, partitions)
-        _load_marks(w, table, partitions)
-        touched = []
-        for group, (records, sources) in by_group.items():
-            state = _group(w, group, table)
-            before = state.engine.counts
-            redelivered = state.feed(records, sources)
-            if redelivered:
-                w.metrics.redelivered.inc(redelivered)
-            _count_engine(w.metrics, before, state.engine.counts)
-            touched.append(state)
-            day = max(event_day(r) for r in records)
-            if day > w.max_event_day:
-                w.max_event_day = day
-        now = w.clock()
-        for partition, marks in heard:
-            w.marks[partition].hear(marks, now)
-        advanced = _advance(w, partitions)
-        touched += [s for s in advanced if s not in touched]
-        await _publish_and_persist(w, touched, alerts)
-        _save_marks(w, table)
+    await _learn_published(w, partitions)
+    _load_marks(w, table, partitions)
+    touched = []
+    for group, (records, sources) in by_group.items():
+        state = _group(w, group, table)
+        before = state.engine.counts
+        redelivered = state.feed(records, sources)
+        if redelivered:
+            w.metrics.redelivered.inc(redelivered)
+        _count_engine(w.metrics, before, state.engine.counts)
+        touched.append(state)
+        day = max(event_day(r) for r in records)
+        if day > w.max_event_day:
+            w.max_event_day = day
+    now = w.clock()
+    for partition, marks in heard:
+        w.marks[partition].hear(marks, now)
+    advanced = _advance(w, partitions)
+    touched += [s for s in advanced if s not in touched]
+    await _publish_and_persist(w, touched, alerts)
+    _save_marks(w, table)
     done = time.time()
     for ts in stamps:
         if ts:

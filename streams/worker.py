@@ -50,18 +50,30 @@ def load_config(settings: Settings) -> WatchConfig:
 
 
 async def ensure_topics(settings: Settings) -> None:
-    """Create the service's topics that do not exist yet (inputs, dead letters, alerts)."""
+    """Create the service's topics that do not exist yet: inputs, dead letters, alerts, and the
+    two Faust would declare itself (the goods topic, the state changelog) but, on a broker that
+    has just started, sometimes does not."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    from streams.service import STATE_TABLE
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [settings.declarations_topic, settings.monthly_topic, settings.dead_letter_topic,
-                  settings.alerts_topic]
-        new = [NewTopic(t, settings.partitions, settings.replication) for t in wanted if t not in existing]
+        n, r = settings.partitions, settings.replication
+        wanted = [NewTopic(t, n, r) for t in (settings.declarations_topic, settings.monthly_topic,
+                                              settings.dead_letter_topic, settings.alerts_topic,
+                                              settings.goods_topic)]
+        wanted.append(NewTopic(f"{settings.app_id}-{STATE_TABLE}-changelog", n, r,
+                               topic_configs={"cleanup.policy": "compact"}))
+        new = [t for t in wanted if t.name not in existing]
         if new:
-            await admin.create_topics(new)
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:  # another worker starting at the same time
+                pass
     finally:
         await admin.close()
 
