@@ -168,10 +168,13 @@ def isolation_scores(cells: pd.DataFrame, config: WatchConfig) -> pd.DataFrame:
     for t, v in enumerate(verdicts):
         if v.isolation is None:
             continue
-        if v.isolation.shape[0] != len(keys):
+        # Series join the batch table in the month of their first cell, in the order of
+        # ``keys``: a month's verdict covers the series joined so far, the first rows.
+        n = v.isolation.shape[0]
+        if n > len(keys):
             raise RuntimeError("the batch path's row order changed: series rows no longer follow the cells")
         ok = v.surge.eligible & (np.nan_to_num(v.surge.excess) >= floor)
-        scores[:, t] = np.where(ok, v.isolation, np.nan)
+        scores[:n, t] = np.where(ok, v.isolation, np.nan)
     hub = np.array([k[1] in config.hubs for k in keys])
     return _frame([k for k, h in zip(keys, hub) if h], first, scores[hub])
 

@@ -11,7 +11,8 @@ Methods: transitwatch combined, each of its detectors alone, the IsolationForest
 its engineered features (at two thresholds), combined + IsolationForest, the
 analyst's spreadsheet rule (x3 on the same month a year before, above the
 materiality floor) and river's HalfSpaceTrees. ``--eurostat`` adds the replay of
-the real Eurostat Comext file (:mod:`benchmarks.real_eurostat`).
+the real Eurostat Comext file (:mod:`benchmarks.real_eurostat`, with ``watch.history_start``
+at the file's first month).
 """
 
 from __future__ import annotations

@@ -255,7 +255,8 @@ def _real_markdown(real: dict[str, Any]) -> list[str]:
         "### Real data: Eurostat Comext CHPL exports of EU member states, 2020-01 to 2022-11",
         "",
         f"`{Path(str(real.get('path', ''))).name}`: {h['hub series']} hub lanes, transitwatch defaults "
-        "(base currency EUR).",
+        f"(base currency EUR; `watch.history_start` {h.get('history start', 'per goods group')}, the file's "
+        "first month: Comext covers every declared lane from it, so a lane absent before had no trade).",
         "",
     ]
     out += [f"- {'met' if ok else '**missed**'}: {text}" for text, ok in real_targets(real)]

@@ -48,7 +48,7 @@ def evaluate(path: str) -> dict[str, Any]:
     """Headline, per-hub timing, detectors alone and the spreadsheet rule on the real file."""
     headline = real_eurostat.run(path)
     raw = pd.read_csv(path, dtype={"cn8": str, "hs6": str}).sort_values("period", kind="stable")
-    cfg = WatchConfig.from_toml(real_eurostat.EUR_CONFIG)
+    cfg = real_eurostat.config(raw)  # the headline's configuration: history from the file's first month
     cells = _cells(raw, cfg)
     alerts = detect(cells, cfg)
     if len(alerts) != headline["alerts"]:

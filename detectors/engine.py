@@ -9,9 +9,10 @@ already passes what the full-month test needs alerts early, and says so.
 
 Each goods group (an hs6) keeps its own clock for those checks, driven by its
 own declarations only, and the history of a new series starts when its group
-started (or at ``watch.history_start``, when the configuration sets it). So an engine holding only some hs6 codes (a partition of the service,
-which routes records by hs6) emits exactly the alerts an engine holding them all
-emits for them. The end of the input triggers nothing: a month is closed by a
+started (or at ``watch.history_start``, when the configuration sets it). So an
+engine holding only some hs6 codes (a partition of the service, which routes
+records by hs6) emits exactly the alerts an engine holding them all emits for
+them. The end of the input triggers nothing: a month is closed by a
 record of a later month (or :meth:`Engine.close_until`), never by running out
 of records.
 
