@@ -83,6 +83,11 @@ class WorkerMetrics:
         )
         self.ready = Gauge("transitwatch_worker_ready", "1 when the worker has restored its state and consumes",
                            registry=r)
+        self.restore_seconds = Gauge(
+            "transitwatch_state_restore_seconds",
+            "Time the last restore of goods groups from the state table took (start, crash, rebalance)",
+            registry=r,
+        )
         # Label sets known in advance exist from the start, so rates and increase() see the first event.
         for kind in ("declarations", "monthly"):
             self.consumed.labels(kind=kind)

@@ -169,11 +169,13 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
         if not new:
             return
         async with w.lock:
+            started = time.perf_counter()
             partitions = {goods_partition(g, n) for g in new}
             await _learn_published(w, partitions)
             _load_marks(w, table, partitions)
             states = [_group(w, g, table) for g in new if g not in w.groups]
             await _publish_and_persist(w, states, alerts)
+            metrics.restore_seconds.set(time.perf_counter() - started)
 
     @app.timer(interval=2.0)
     async def gauges() -> None:

@@ -184,7 +184,7 @@ def test_produce_to_alerts_end_to_end(deployment, sample):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
     consumed = [line for line in text.splitlines() if line.startswith("transitwatch_records_consumed_total")]
-    assert consumed == [f'transitwatch_records_consumed_total{{kind="declarations"}} {float(len(lines))}']
+    assert f'transitwatch_records_consumed_total{{kind="declarations"}} {float(len(lines))}' in consumed
 
 
 def test_sigkill_mid_stream_loses_nothing_and_repeats_nothing(deployment, sample):
