@@ -25,6 +25,7 @@ class AlertLedger:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=20,  # reading to the end must not wait out 500 ms per partition (benchmarks/service.py)
         )
         self._assigned: set[TopicPartition] = set()
 

@@ -98,6 +98,7 @@ class Worker:
     ledger: AlertLedger | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     marks: dict[int, Marks] = field(default_factory=dict)  # goods partition -> input progress
+    restoring: float = 0.0  # seconds spent restoring groups since the gauge was last set
     ledger_partitions: set[int] = field(default_factory=set)
     max_event_day: int = 0
 
@@ -176,6 +177,7 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
             states = [_group(w, g, table) for g in new if g not in w.groups]
             await _publish_and_persist(w, states, alerts)
             metrics.restore_seconds.set(time.perf_counter() - started)
+            w.restoring = 0.0
 
     @app.timer(interval=2.0)
     async def gauges() -> None:
@@ -345,6 +347,9 @@ async def _detect_batch(w: Worker, events: list, table: faust.Table, alerts: fau
         if ts:
             w.metrics.latency.observe(max(done - ts, 0.0))
     w.metrics.batch_seconds.observe(time.perf_counter() - started)
+    if w.restoring:
+        w.metrics.restore_seconds.set(w.restoring)
+        w.restoring = 0.0
 
 
 async def _learn_published(w: Worker, partitions: set[int]) -> None:
@@ -361,9 +366,11 @@ def _group(w: Worker, group: str, table: faust.Table) -> GroupState:
     """The group's state, restored from the table the first time this worker needs it."""
     state = w.groups.get(group)
     if state is None:
+        started = time.perf_counter()
         state = w.groups[group] = GroupState.open(
             group, w.config, table, lateness_days=w.settings.lateness_days, dedup_months=w.settings.dedup_months,
         )
+        w.restoring += time.perf_counter() - started
     return state
 
 
