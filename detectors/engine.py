@@ -32,7 +32,7 @@ import numpy as np
 
 from detectors.alerts import Alert, alert_id, explain, period_of
 from detectors.base import DETECTORS, Window
-from detectors.contract import Declaration, MonthlyStat, Record
+from detectors.contract import Declaration, Record
 from detectors.errors import RejectError, StateError
 from detectors.features import FEATURES
 from detectors.policy import SEVERITIES, Lanes, Verdict
@@ -212,23 +212,10 @@ class Engine:
     def _route(self, lane: tuple[str, str, str, str, str]) -> str | list:
         """Where records of a lane and currency go: the reason they are not
         watched, or ``[rate, row (-1 until first used), counted]``."""
-        reporter, partner, flow, hs6, currency = lane
-        cfg = self.config
-        if partner not in self._role:
-            return "not watched: partner"
-        if hs6 not in cfg.hs6:
-            return "not watched: hs6"
-        if flow not in cfg.flows:
-            return "not watched: flow"
-        if cfg.reporters and reporter not in cfg.reporters:
-            return "not watched: reporter"
-        rate = cfg.rates.get(currency)
-        if rate is None:
-            raise RejectError(
-                "no_fx_rate",
-                f"no exchange rate for currency {currency}: add it under [currency.rates] in the configuration",
-                field="currency",
-            )
+        reason = route_reason(self.config, *lane)
+        if reason is not None:
+            return reason
+        rate = self.config.rates[lane[4]]
         return [rate, -1, False]
 
     @property
