@@ -76,8 +76,7 @@ def _progress(console: Console, label: str, quiet: bool) -> Progress:
 def _settings(args: argparse.Namespace):
     from streams.settings import Settings
 
-    overrides = {"broker": args.broker} if getattr(args, "broker", None) else {}
-    return Settings(**overrides)
+    return Settings.from_options(broker=getattr(args, "broker", None))
 
 
 def _produce(args: argparse.Namespace) -> int:

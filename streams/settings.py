@@ -62,6 +62,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"broker {url!r} must look like kafka://host:port")
         return value
 
+    @classmethod
+    def from_options(cls, **options: object) -> Settings:
+        """The environment's settings, with a command's options on top (``None``: not given).
+
+        >>> Settings.from_options(broker="kafka://10.0.0.1:9092", web_port=None).broker
+        'kafka://10.0.0.1:9092'
+        """
+        return cls(**{k: v for k, v in options.items() if v is not None})
+
     @property
     def bootstrap_servers(self) -> str:
         """``host:port[,host:port]`` for Kafka clients."""

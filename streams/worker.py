@@ -33,14 +33,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with the command's options on top."""
-    overrides = {
-        "broker": getattr(args, "broker", None),
-        "web_port": getattr(args, "web_port", None),
-        "state_dir": getattr(args, "state_dir", None),
-        "partitions": getattr(args, "partitions", None),
-        "watch_config": getattr(args, "config", None),
-    }
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return Settings.from_options(
+        broker=getattr(args, "broker", None),
+        web_port=getattr(args, "web_port", None),
+        state_dir=getattr(args, "state_dir", None),
+        partitions=getattr(args, "partitions", None),
+        watch_config=getattr(args, "config", None),
+    )
 
 
 def load_config(settings: Settings) -> WatchConfig:

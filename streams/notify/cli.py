@@ -69,12 +69,7 @@ def _console() -> Console:
 def _settings(args: argparse.Namespace):
     from streams.settings import Settings
 
-    overrides: dict[str, Any] = {}
-    if getattr(args, "broker", None):
-        overrides["broker"] = args.broker
-    if getattr(args, "config", None):
-        overrides["notify_config"] = args.config
-    return Settings(**overrides)
+    return Settings.from_options(broker=getattr(args, "broker", None), notify_config=getattr(args, "config", None))
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, int]]) -> int:
