@@ -99,6 +99,12 @@ class Deployment:
     def alerts(self) -> list[dict]:
         return asyncio.run(_read_all(self.settings.bootstrap_servers, self.settings.alerts_topic))
 
+    def wait_for_first_alert(self, timeout: float = 60.0) -> None:
+        """Until the worker has published something: the stream is under way."""
+        deadline = time.monotonic() + timeout
+        while not self.alerts() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
     def wait_for(self, expected: dict, timeout: float = 120.0) -> list[dict]:
         deadline = time.monotonic() + timeout
         got: list[dict] = []
@@ -192,9 +198,7 @@ def test_sigkill_mid_stream_loses_nothing_and_repeats_nothing(deployment, sample
     proc, port = deployment.start_worker()
     deployment.wait_ready(port)
     deployment.produce(path)
-    deadline = time.monotonic() + 60
-    while not deployment.alerts() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    deployment.wait_for_first_alert()
     assert len(_final(deployment.alerts())) < len(expected), "the kill must come mid-stream"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
@@ -209,9 +213,7 @@ def test_two_workers_and_a_rebalance_give_the_same_alerts(deployment, sample):
     _, port = deployment.start_worker()
     deployment.wait_ready(port)
     deployment.produce(path)
-    deadline = time.monotonic() + 60
-    while not deployment.alerts() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    deployment.wait_for_first_alert()
     deployment.start_worker()  # joins mid-stream: partitions and their state move
     got = deployment.wait_for(expected, timeout=180)
     assert _final(got) == expected
