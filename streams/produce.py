@@ -17,6 +17,7 @@ they were published (the order the worker's month clock needs; see
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections import Counter
@@ -31,32 +32,55 @@ from streams.settings import Settings
 
 @dataclass
 class RateLimiter:
-    """Spaces sends to at most ``rate`` a second; the clock and sleep are injected.
+    """Spaces sends to ``rate`` a second on an absolute schedule; the clock and sleep are injected.
+
+    Send ``i`` is due ``i / rate`` seconds after the first. A sleep that oversleeps
+    (``asyncio.sleep`` always does, by up to a millisecond or more) is made up by the
+    sends that follow, which go without waiting until the schedule is met again, so
+    the rate asked for is the rate delivered. After a long stall (a slow broker), at
+    most ``burst`` sends go back to back (default: a tenth of a second's worth); the
+    rest of the backlog is forgiven rather than sent as one flood.
 
     Examples
     --------
-    >>> now, slept = [0.0], []
+    Every sleep here oversleeps by 0.1 s; each send is late by that much, never by the
+    sum of them:
+
+    >>> now, sent = [0.0], []
     >>> def sleep(s):
-    ...     slept.append(s); now[0] += s
+    ...     now[0] += s + 0.1
     >>> limit = RateLimiter(2.0, clock=lambda: now[0], sleep=sleep)
     >>> for _ in range(5):
-    ...     limit.wait_sync()
-    >>> slept
-    [0.5, 0.5, 0.5, 0.5]
+    ...     limit.wait_sync(); sent.append(round(now[0], 2))
+    >>> sent
+    [0.0, 0.6, 1.1, 1.6, 2.1]
     """
 
     rate: float
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], object] = time.sleep
+    burst: float | None = None
     _next: float | None = field(default=None, init=False)
 
+    def __post_init__(self) -> None:
+        if not (self.rate > 0 and math.isfinite(self.rate)):
+            raise ValueError(f"rate {self.rate!r} must be a finite number > 0")
+        if self.burst is None:
+            self.burst = max(1.0, self.rate / 10)
+        elif not self.burst >= 1:
+            raise ValueError(f"burst {self.burst!r} must be >= 1")
+
     def delay(self) -> float:
-        """Seconds to wait before the next send (and book that send)."""
+        """Seconds to wait before the next send (and book that send); <= 0 means send now."""
         now = self.clock()
-        if self._next is None or self._next < now:
+        step = 1.0 / self.rate
+        if self._next is None:
             self._next = now
+        else:
+            # behind by more than a burst: catch up a burst's worth, forgive the rest
+            self._next = max(self._next, now - (self.burst - 1) * step)
         wait = self._next - now
-        self._next += 1.0 / self.rate
+        self._next += step
         return wait
 
     def wait_sync(self) -> None:
