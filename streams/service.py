@@ -1,15 +1,17 @@
 """The always-on service: a Faust app over the input topics.
 
-Two agents, one app (see ``docs/architecture.md``):
+Two stages, one process (see ``docs/architecture.md``):
 
-``ingest``
-    reads the declarations and monthly-statistics topics in batches, validates
+ingest (:mod:`streams.ingest`)
+    reads the declarations and monthly-statistics topics in batches with a plain
+    aiokafka consumer of its own group (outside Faust's per-message path), validates
     each message with the input contract (the same as replay), sends what fails
     to the dead-letter topic with its reason, source topic, partition and offset
     in headers, counts what is outside the watch configuration, and forwards the
     rest to the internal goods topic, one message per goods partition per batch,
-    so that every series of an HS6 code is handled by one worker.
-``detect``
+    so that every series of an HS6 code is handled by one worker. Input offsets
+    are committed once the broker has acknowledged the batch's messages.
+``detect`` (a Faust agent)
     reads the goods topic in batches and feeds each goods group's
     :class:`~streams.state.GroupState` (its engine, reorder buffer and
     de-duplication), publishes alerts keyed by ``alert_id`` (early alerts when the
@@ -35,10 +37,9 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from detectors.alerts import Alert
-from detectors.contract import parse_json_line, parse_mapping
-from detectors.engine import route_reason
-from detectors.errors import RejectError
+from detectors.contract import rebuild
 from detectors.watch import WatchConfig
+from streams.ingest import Ingest, IngestService, new_consumer
 from streams.ledger import AlertLedger
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
@@ -101,6 +102,7 @@ class Worker:
     restoring: float = 0.0  # seconds spent restoring groups since the gauge was last set
     ledger_partitions: set[int] = field(default_factory=set)
     max_event_day: int = 0
+    ingest: Ingest | None = None
 
 
 def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics | None = None) -> faust.App:
@@ -128,8 +130,6 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
     w = Worker(settings, config, metrics, recent=deque(maxlen=settings.recent_alerts))
     app.transitwatch = w  # type: ignore[attr-defined]
     n = settings.partitions
-    inputs = app.topic(settings.declarations_topic, settings.monthly_topic, value_type=bytes, value_serializer="raw",
-                       key_serializer="raw", partitions=n)
     goods = app.topic(settings.goods_topic, value_type=bytes, value_serializer="raw", key_serializer="raw",
                       partitions=n, internal=True)
     dead_letter = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
@@ -137,10 +137,12 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
     # str keys travel as JSON, bytes values as they are (the table picks serializers from the types)
     table = app.tables.add(GoodsTable(app, name=STATE_TABLE, partitions=n, key_type=str, value_type=bytes))
 
-    @app.agent(inputs, name="ingest")
-    async def ingest(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            await _ingest(w, events, goods, dead_letter)
+    @app.task
+    async def start_ingest() -> None:
+        """The input topics are read outside Faust (``streams.ingest``); started once the app is
+        (tables recovered), stopped before it (it is a child of the app)."""
+        w.ingest = Ingest(settings, config, metrics, new_consumer(settings), goods.send, dead_letter.send)
+        await app.add_runtime_dependency(IngestService(w.ingest, loop=app.loop, beacon=app.beacon))
 
     @app.agent(goods, name="detect")
     async def detect(stream: faust.StreamT) -> None:
@@ -181,7 +183,7 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
 
     @app.timer(interval=2.0)
     async def gauges() -> None:
-        await _update_gauges(app, w, inputs, goods)
+        await _update_gauges(app, w)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **kwargs: Any) -> None:
@@ -227,62 +229,12 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
 def _is_ready(app: faust.App, w: Worker) -> bool:
     return (
         w.ledger is not None
+        and w.ingest is not None
+        and w.ingest.joined
         and bool(getattr(app.consumer, "assignment", None))
         and not app.rebalancing
         and app.tables.recovery.completed.is_set()
     )
-
-
-# -- ingest --------------------------------------------------------------------------------------
-
-
-async def _ingest(w: Worker, events: list, goods: faust.TopicT, dead_letter: faust.TopicT) -> None:
-    settings, cfg, m = w.settings, w.config, w.metrics
-    n = settings.partitions
-    bundles: dict[int, tuple[list[dict], list[float], list[list]]] = {}
-    consumed = {"declarations": 0, "monthly": 0}
-    marks: dict[str, int] = {}
-    for event in events:
-        msg = event.message
-        consumed["monthly" if msg.topic == settings.monthly_topic else "declarations"] += 1
-        try:
-            rec = parse_json_line(event.value)
-            tp = f"{msg.topic}:{msg.partition}"
-            day = event_day(rec)
-            if day > marks.get(tp, -1):
-                marks[tp] = day
-            reason = route_reason(cfg, rec.reporter, rec.partner, rec.flow, rec.hs_code[:6], rec.currency)
-        except RejectError as exc:
-            await _dead_letter(dead_letter, msg, exc)
-            m.rejected.labels(reason=exc.key).inc()
-            continue
-        if reason is not None:
-            m.not_watched.labels(reason=reason).inc()
-            continue
-        records, stamps, sources = bundles.setdefault(goods_partition(rec.hs_code[:6], n), ([], [], []))
-        records.append(rec.to_dict())
-        stamps.append(msg.timestamp or 0.0)
-        sources.append([tp, msg.offset])
-    for kind, count in consumed.items():
-        if count:
-            m.consumed.labels(kind=kind).inc(count)
-    if not marks:
-        return
-    for partition in range(n):  # every goods partition hears how far the inputs have got
-        records, stamps, sources = bundles.get(partition, ([], [], []))
-        bundle = {"records": records, "ts": stamps, "src": sources, "marks": marks}
-        await goods.send(value=orjson.dumps(bundle), partition=partition)
-
-
-async def _dead_letter(dead_letter: faust.TopicT, msg: Any, error: RejectError) -> None:
-    headers = [
-        ("reason", error.key.encode()),
-        ("message", error.message.encode()),
-        ("source_topic", msg.topic.encode()),
-        ("source_partition", str(msg.partition).encode()),
-        ("source_offset", str(msg.offset).encode()),
-    ]
-    await dead_letter.send(key=msg.key, value=msg.value, headers=headers)
 
 
 # -- detect --------------------------------------------------------------------------------------
@@ -317,7 +269,7 @@ async def _detect_batch(w: Worker, events: list, table: faust.Table, alerts: fau
         heard.append((event.message.partition, bundle["marks"]))
         stamps.extend(bundle["ts"])
         for item, (tp, offset) in zip(bundle["records"], bundle["src"]):
-            rec = parse_mapping(item)
+            rec = rebuild(item)  # validated by ingest, which wrote it with to_dict()
             records, sources = by_group.setdefault(rec.hs_code[:6], ([], []))
             records.append(rec)
             sources.append((tp, offset))
@@ -438,7 +390,7 @@ def _count_alert(m: WorkerMetrics, alert: Alert) -> None:
     ).inc()
 
 
-async def _update_gauges(app: faust.App, w: Worker, inputs: faust.TopicT, goods: faust.TopicT) -> None:
+async def _update_gauges(app: faust.App, w: Worker) -> None:
     m = w.metrics
     m.series.set(sum(len(s.engine.table) for s in w.groups.values() if s.engine.table is not None))
     if w.max_event_day:
@@ -449,18 +401,17 @@ async def _update_gauges(app: faust.App, w: Worker, inputs: faust.TopicT, goods:
         oldest = min(open_months)
         start = dt.datetime(oldest // 12, oldest % 12 + 1, 1, tzinfo=dt.timezone.utc)
         m.open_month.set(start.timestamp())
+    if w.ingest is not None:
+        for kind, value in (await w.ingest.lag()).items():
+            m.consumer_lag.labels(kind=kind).set(value)
     consumer = app.consumer
     try:
         assignment = consumer.assignment()
     except Exception:  # noqa: BLE001 - not started or rebalancing: try next time
         return
-    settings = w.settings
-    kinds = {settings.declarations_topic: "declarations", settings.monthly_topic: "monthly",
-             settings.goods_topic: "goods"}
-    lag = {"declarations": 0, "monthly": 0, "goods": 0}
+    goods_lag = 0
     for tp in assignment:
-        kind = kinds.get(tp.topic)
-        if kind is None:
+        if tp.topic != w.settings.goods_topic:
             continue
         try:
             position = await consumer.position(tp)
@@ -468,7 +419,6 @@ async def _update_gauges(app: faust.App, w: Worker, inputs: faust.TopicT, goods:
         except Exception:  # noqa: BLE001 - partition moving away
             continue
         if position is not None and high is not None:
-            lag[kind] += max(high - position, 0)
-    for kind, value in lag.items():
-        m.consumer_lag.labels(kind=kind).set(value)
+            goods_lag += max(high - position, 0)
+    m.consumer_lag.labels(kind="goods").set(goods_lag)
     m.ready.set(1 if _is_ready(app, w) else 0)

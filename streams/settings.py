@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     dedup_months: int = Field(3, ge=1, description="declaration ids are remembered this many closed months")
     batch_size: int = Field(2000, ge=1, description="records taken per batch by the detector agent")
     batch_seconds: float = Field(0.25, gt=0, description="longest wait to fill a batch")
+    ingest_batch_seconds: float = Field(
+        0.1, gt=0, description="longest wait to fill a batch of input messages after its first (ingest)"
+    )
     recent_alerts: int = Field(200, ge=1, description="alerts kept for the /alerts view")
     session_timeout: float = Field(10.0, gt=0, description="Kafka consumer group session timeout, seconds")
 

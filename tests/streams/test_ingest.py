@@ -1,0 +1,310 @@
+"""The ingest loop without Kafka: routing and bundles, dead-letter headers, and the order
+of acknowledgements and commits (a fake consumer and controllable acknowledgements)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+
+from detectors.contract import parse_json_line, rebuild
+from detectors.watch import WatchConfig
+from streams.ingest import Ingest, route_batch
+from streams.metrics import WorkerMetrics
+from streams.settings import Settings
+from streams.state import event_day, goods_partition
+
+SETTINGS = Settings(partitions=4, batch_size=5, ingest_batch_seconds=0.1)
+CONFIG = WatchConfig.default()
+DECL, STAT = SETTINGS.declarations_topic, SETTINGS.monthly_topic
+
+
+def decl(i: int, date: str = "2024-01-09", hs: str = "854231", partner: str = "KG", currency: str = "USD") -> bytes:
+    return orjson.dumps({"declaration_id": f"d{i}", "date": date, "reporter": "DE", "partner": partner,
+                         "hs_code": hs, "value": 10.0 + i, "currency": currency})
+
+
+def stat(period: str = "2024-02", hs: str = "847150") -> bytes:
+    return orjson.dumps({"period": period, "reporter": "PL", "partner": "KZ", "hs_code": hs, "value": 5})
+
+
+def msg(topic: str, partition: int, offset: int, value: bytes | None, key: bytes | None = None,
+        timestamp: int = 1_700_000_000_000) -> SimpleNamespace:
+    return SimpleNamespace(topic=topic, partition=partition, offset=offset, key=key, value=value, timestamp=timestamp)
+
+
+def bundles(routed) -> list[dict]:
+    return [orjson.loads(b) for b in routed.bundles]
+
+
+# -- route_batch ---------------------------------------------------------------------------------
+
+
+def test_records_go_to_their_goods_partition_with_timestamps_and_sources():
+    batch = [msg(DECL, 0, 10, decl(1, hs="854231"), timestamp=1_700_000_000_500),
+             msg(DECL, 0, 11, decl(2, hs="847150")),
+             msg(STAT, 2, 3, stat(hs="854231"))]
+    routed = route_batch(batch, SETTINGS, CONFIG)
+    got = bundles(routed)
+    assert len(got) == SETTINGS.partitions, "every goods partition gets a bundle"
+    placed = {}
+    for partition, bundle in enumerate(got):
+        assert len(bundle["records"]) == len(bundle["ts"]) == len(bundle["src"])
+        for record, ts, src in zip(bundle["records"], bundle["ts"], bundle["src"]):
+            placed[tuple(src)] = (partition, record, ts)
+    p, record, ts = placed[(f"{DECL}:0", 10)]
+    assert p == goods_partition("854231", SETTINGS.partitions)
+    assert rebuild(record) == parse_json_line(batch[0].value)
+    assert ts == pytest.approx(1_700_000_000.5), "Kafka's milliseconds become seconds"
+    assert placed[(f"{DECL}:0", 11)][0] == goods_partition("847150", SETTINGS.partitions)
+    assert placed[(f"{STAT}:2", 3)][0] == goods_partition("854231", SETTINGS.partitions)
+    assert routed.forwarded == 3 and routed.consumed == {"declarations": 2, "monthly": 1}
+
+
+def test_group_order_within_an_input_partition_is_kept():
+    batch = [msg(DECL, 1, o, decl(o, date=f"2024-01-{o + 1:02d}")) for o in range(8)]
+    (bundle,) = [b for b in bundles(route_batch(batch, SETTINGS, CONFIG)) if b["records"]]
+    assert [offset for _, offset in bundle["src"]] == list(range(8))
+
+
+def test_marks_are_the_newest_day_per_input_partition_and_the_same_in_every_bundle():
+    batch = [msg(DECL, 0, 1, decl(1, date="2024-01-20")),
+             msg(DECL, 0, 2, decl(2, date="2024-01-05")),  # older: the mark stays at the 20th
+             msg(DECL, 1, 7, decl(3, date="2024-01-03", partner="FR")),  # not watched: still progress
+             msg(DECL, 3, 1, b"not json"),  # invalid: says nothing about progress
+             msg(STAT, 0, 4, stat(period="2024-01"))]
+    got = bundles(route_batch(batch, SETTINGS, CONFIG))
+    expected = {f"{DECL}:0": parse_json_line(batch[0].value).date.toordinal(),
+                f"{DECL}:1": parse_json_line(batch[2].value).date.toordinal(),
+                f"{STAT}:0": event_day(parse_json_line(batch[4].value))}
+    assert all(b["marks"] == expected for b in got)
+
+
+def test_a_batch_with_no_valid_record_sends_nothing_but_commits():
+    batch = [msg(DECL, 2, 5, b"[1, 2]"), msg(DECL, 2, 6, b"{"), msg(DECL, 2, 7, None)]
+    routed = route_batch(batch, SETTINGS, CONFIG)
+    assert routed.bundles == []
+    assert [m.offset for m, _ in routed.dead] == [5, 6, 7]
+    assert routed.rejected == {"not_an_object": 1, "invalid_json": 2}
+    assert routed.commit == {TopicPartition(DECL, 2): 8}
+
+
+def test_not_watched_and_no_fx_rate_are_counted_apart():
+    batch = [msg(DECL, 0, 0, decl(1, partner="FR")), msg(DECL, 0, 1, decl(2, hs="010121")),
+             msg(DECL, 0, 2, decl(3, currency="XAU"))]
+    routed = route_batch(batch, SETTINGS, CONFIG)
+    assert routed.not_watched == {"not watched: partner": 1, "not watched: hs6": 1}
+    assert [exc.key for _, exc in routed.dead] == ["no_fx_rate:currency"]
+    assert routed.forwarded == 0 and all(not b["records"] for b in bundles(routed))
+
+
+def test_commit_offsets_are_the_next_offset_per_input_partition():
+    batch = [msg(DECL, 0, 4, decl(1)), msg(STAT, 0, 9, stat()), msg(DECL, 0, 5, b"bad"), msg(DECL, 3, 0, decl(2))]
+    assert route_batch(batch, SETTINGS, CONFIG).commit == {
+        TopicPartition(DECL, 0): 6, TopicPartition(STAT, 0): 10, TopicPartition(DECL, 3): 1}
+
+
+# -- the loop: acknowledgements, then the commit --------------------------------------------------
+
+
+class FakeConsumer:
+    """Hands out prepared batches; records commits and the assignment."""
+
+    def __init__(self, batches: list[list], assigned: set[TopicPartition]) -> None:
+        self.batches = batches
+        self.assigned = assigned
+        self.commits: list[dict] = []
+        self.unacknowledged_at_commit: list[int] = []
+        self.stopped = False
+        self.broker: Broker | None = None
+
+    def subscribe(self, topics, listener):
+        self.listener = listener
+
+    async def start(self):
+        pass
+
+    async def stop(self):
+        self.stopped = True
+
+    async def getmany(self, *partitions, timeout_ms=0, max_records=None):
+        if not self.batches:
+            await asyncio.sleep(timeout_ms / 1000)  # as a real poll finding nothing
+            return {}
+        await asyncio.sleep(0)
+        batch = self.batches.pop(0)[:max_records]
+        out: dict = {}
+        for m in batch:
+            out.setdefault(TopicPartition(m.topic, m.partition), []).append(m)
+        return out
+
+    async def commit(self, offsets=None):
+        self.unacknowledged_at_commit.append(sum(not f.done() for f in self.broker.acks))
+        self.commits.append(dict(offsets))
+
+    def assignment(self):
+        return set(self.assigned)
+
+    async def position(self, tp):
+        return 3
+
+    def highwater(self, tp):
+        return 10 if tp.topic == DECL else None
+
+
+class Broker:
+    """Sends that the test acknowledges when it likes."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict]] = []
+        self.acks: list[asyncio.Future] = []
+
+    async def goods(self, **kwargs):
+        return self._send("goods", kwargs)
+
+    async def dead(self, **kwargs):
+        return self._send("dead", kwargs)
+
+    def _send(self, topic: str, kwargs: dict) -> asyncio.Future:
+        self.sent.append((topic, kwargs))
+        fut = asyncio.get_running_loop().create_future()
+        self.acks.append(fut)
+        return fut
+
+
+def make(batches, assigned=None):
+    consumer = FakeConsumer(batches, assigned if assigned is not None else {TopicPartition(DECL, p) for p in range(4)})
+    broker = consumer.broker = Broker()
+    metrics = WorkerMetrics()
+    ingest = Ingest(SETTINGS, CONFIG, metrics, consumer, broker.goods, broker.dead)
+    return ingest, consumer, broker, metrics
+
+
+async def settle():
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_input_offsets_are_committed_only_after_every_send_is_acknowledged():
+    async def scenario():
+        batch = [msg(DECL, 0, 0, decl(1)), msg(DECL, 0, 1, b"not json", key=b"854231"), msg(DECL, 1, 0, decl(2))]
+        ingest, consumer, broker, metrics = make([])
+        task = asyncio.create_task(ingest.handle(batch))
+        await settle()
+        assert [t for t, _ in broker.sent] == ["dead"] + ["goods"] * SETTINGS.partitions
+        assert consumer.commits == [], "nothing is committed while sends are unacknowledged"
+        for fut in broker.acks[:-1]:
+            fut.set_result(None)
+        await settle()
+        assert consumer.commits == [], "one goods bundle is still unacknowledged"
+        broker.acks[-1].set_result(None)
+        await task
+        assert consumer.unacknowledged_at_commit == [0]
+        assert consumer.commits == [{TopicPartition(DECL, 0): 2, TopicPartition(DECL, 1): 1}]
+        assert metrics.registry.get_sample_value("transitwatch_records_consumed_total", {"kind": "declarations"}) == 3
+        assert metrics.registry.get_sample_value("transitwatch_records_rejected_total",
+                                                 {"reason": "invalid_json"}) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_send_stops_the_batch_uncommitted():
+    async def scenario():
+        ingest, consumer, broker, _ = make([])
+        task = asyncio.create_task(ingest.handle([msg(DECL, 0, 0, decl(1))]))
+        await settle()
+        broker.acks[0].set_exception(RuntimeError("broker refused"))
+        for fut in broker.acks[1:]:
+            fut.set_result(None)
+        with pytest.raises(RuntimeError, match="broker refused"):
+            await task
+        assert consumer.commits == []
+
+    asyncio.run(scenario())
+
+
+def test_dead_letters_carry_the_message_and_where_it_came_from():
+    async def scenario():
+        ingest, consumer, broker, _ = make([])
+        task = asyncio.create_task(ingest.handle([msg(STAT, 3, 17, b"[1]", key=b"k")]))
+        await settle()
+        (topic, sent), = broker.sent
+        assert topic == "dead" and sent["key"] == b"k" and sent["value"] == b"[1]"
+        assert dict(sent["headers"]) == {"reason": b"not_an_object", "message": sent["headers"][1][1],
+                                         "source_topic": STAT.encode(), "source_partition": b"3",
+                                         "source_offset": b"17"}
+        assert b"JSON object" in dict(sent["headers"])["message"]
+        broker.acks[0].set_result(None)
+        await task
+
+    asyncio.run(scenario())
+
+
+def test_a_revocation_waits_for_the_batch_in_flight_to_be_committed():
+    async def scenario():
+        ingest, consumer, broker, _ = make([])
+        await ingest.start()
+        await consumer.listener.on_partitions_assigned({TopicPartition(DECL, 0)})
+        assert ingest.joined
+        async with ingest.lock:  # as run() does around a batch
+            batch = asyncio.create_task(ingest.handle([msg(DECL, 0, 0, decl(1))]))
+            revoke = asyncio.create_task(consumer.listener.on_partitions_revoked({TopicPartition(DECL, 0)}))
+            await settle()
+            assert not ingest.joined and not revoke.done()
+            for fut in broker.acks:
+                fut.set_result(None)
+            await batch
+            assert len(consumer.commits) == 1 and not revoke.done()
+        await revoke
+        assert consumer.unacknowledged_at_commit == [0]
+
+    asyncio.run(scenario())
+
+
+def test_take_fills_a_batch_up_to_batch_size():
+    async def scenario():
+        first = [msg(DECL, 0, o, decl(o)) for o in range(3)]
+        second = [msg(DECL, 0, o, decl(o)) for o in range(3, 6)]
+        ingest, consumer, _, _ = make([first, second])
+        ingest.settings = SETTINGS.model_copy(update={"ingest_batch_seconds": 3600.0})  # time plays no part
+        taken = await ingest.take()
+        assert [m.offset for m in taken] == [0, 1, 2, 3, 4], "batch_size is 5: two fetches, cut at 5"
+
+    asyncio.run(scenario())
+
+
+def test_run_skips_partitions_moved_away_and_stop_leaves_the_group():
+    async def scenario():
+        batch = [msg(DECL, 0, o, decl(o)) for o in range(3)] + [msg(DECL, 2, 0, decl(9))]
+        ingest, consumer, broker, _ = make([batch], assigned={TopicPartition(DECL, 0)})
+        await ingest.start()
+
+        async def acknowledge():
+            while not consumer.commits:
+                for fut in broker.acks:
+                    if not fut.done():
+                        fut.set_result(None)
+                await asyncio.sleep(0)
+            await ingest.stop()
+
+        await asyncio.gather(ingest.run(), acknowledge())
+        assert consumer.commits == [{TopicPartition(DECL, 0): 3}], "partition 2 is not ours: not sent, not committed"
+        records = [r for _, sent in broker.sent for r in orjson.loads(sent["value"])["src"]]
+        assert sorted(records) == [[f"{DECL}:0", o] for o in range(3)]
+        assert consumer.stopped and not ingest.joined and not ingest.started
+
+    asyncio.run(scenario())
+
+
+def test_lag_is_highwater_minus_position_by_kind():
+    async def scenario():
+        ingest, consumer, _, _ = make([], assigned={TopicPartition(DECL, 0), TopicPartition(DECL, 1),
+                                                    TopicPartition(STAT, 0)})
+        assert await ingest.lag() == {"declarations": 0, "monthly": 0}, "not started: nothing known"
+        await ingest.start()
+        assert await ingest.lag() == {"declarations": 14, "monthly": 0}, "no highwater yet for monthly"
+
+    asyncio.run(scenario())
