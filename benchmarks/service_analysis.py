@@ -139,7 +139,7 @@ def throughput(samples: Sequence[Progress], n: int) -> dict[str, float]:
     The run starts at the last scrape that saw nothing consumed (so the first batch's time
     is counted, never left out) and ends at the first scrape that saw all ``n`` consumed and
     every forwarded record processed: each end is off by at most one scrape interval, on the
-    side of a lower rate. ``ingest_per_s`` is the rate at which the ingest agent consumed,
+    side of a lower rate. ``ingest_per_s`` is the rate at which the ingest consumed,
     between 10 % and 90 % of the messages (the detector's counter moves in steps too large
     for such a split: it counts whole batches).
 
@@ -391,7 +391,7 @@ def state_lines(lane_list: Sequence[tuple[str, str, str, str]], *, first_month: 
 # Where the worker's time goes: (label, what a frame's text must contain: one string or several),
 # checked against every frame of a stack (inclusive time). Frames look like "func (path/file.py:line)".
 PROFILE_PARTS: tuple[tuple[str, str | tuple[str, ...]], ...] = (
-    ("ingest agent (validate, route, forward)", "ingest (streams/service.py"),
+    ("ingest (validate, route, forward, commit)", "Ingest.run (streams/ingest.py"),
     ("  input contract: parse_json_line", "parse_json_line (detectors/contract.py"),
     ("  record to dict for the bundle: _Line.to_dict", "to_dict (detectors/contract.py"),
     ("detect agent (all of a batch)", "_detect (streams/service.py"),

@@ -116,7 +116,7 @@ def _render_throughput(t: dict[str, Any]) -> list[str]:
         f"{_yes(t['ratio'] >= TARGET_RATIO)} |",
         f"| worker >= {TARGET_PER_S:,} declarations/s | {med['worker']:,.0f} | {_yes(med['worker'] >= TARGET_PER_S)} |",
         "",
-        f"Worker: from the first record consumed to all processed. Its ingest agent consumed at "
+        f"Worker: from the first record consumed to all processed. Its ingest consumed at "
         f"{t['median_ingest_per_s']:,.0f}/s (median, between 10 % and 90 % of the messages); process start to "
         f"`/ready` median {t['worker_ready_s']:.1f} s (no state). Every record was forwarded to the detector: "
         f"{runs['worker'][0]['forwarded']:,.0f} of {t['declarations']:,}. CPU: user + system seconds of the "
