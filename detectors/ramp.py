@@ -37,7 +37,7 @@ from detectors.seasonal import SurgeScores
 SHIFT_BASELINE = 24  # months the recent window is ranked among
 SHIFT_LEVEL = 12  # months whose mean is the level the window is compared with
 SHIFT_MIN_KNOWN = 18  # known months the ranking needs
-SHIFT_MAX_MONTHS = 9
+SHIFT_MAX_MONTHS = 9  # longest window: with 36 months of history, 24 known before it
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -166,8 +166,8 @@ class RampDetector:
             top = np.sort(np.where(known, base, -np.inf), axis=1)[:, -j]
             above = (recent > top[:, None]).sum(axis=1)
             tail = _rank_tail(k, j)[np.minimum(m, SHIFT_BASELINE), above]
-            level_known = known[:, -SHIFT_LEVEL:]
-            level = np.where(level_known, base[:, -SHIFT_LEVEL:], 0.0).sum(axis=1) / np.maximum(level_known.sum(axis=1), 1)
+            latest = known[:, -SHIFT_LEVEL:]
+            level = np.where(latest, base[:, -SHIFT_LEVEL:], 0.0).sum(axis=1) / np.maximum(latest.sum(axis=1), 1)
             mean = recent.mean(axis=1)
             out |= (
                 (m >= SHIFT_MIN_KNOWN)
@@ -199,4 +199,5 @@ def _rank_tail(k: int, j: int) -> np.ndarray:
             draws = min(x + j - 1, n)
             total = math.comb(n, draws)
             table[m, x] = sum(math.comb(k, s) * math.comb(m, draws - s) for s in range(x, min(k, draws) + 1)) / total
+    table.flags.writeable = False  # shared by every call (cached)
     return table
