@@ -181,7 +181,9 @@ class AlertPolicy:
             fired[:, _COL["diversion"]] = diversion.fired & self._enabled[_COL["diversion"]]
             if self._enabled[_COL["corroboration"]]:
                 corroborated = self.corroboration.score_many(
-                    group=lanes.hub_group, alert=fired.any(axis=1), candidate=surge.candidate & hub
+                    group=lanes.hub_group, alert=fired.any(axis=1),
+                    z=np.where(hub, np.maximum(surge.z_robust, surge.z_count), 0.0), ratio=surge.ratio,
+                    excess=surge.excess,
                 )
                 fired[:, _COL["corroboration"]] = corroborated
 
