@@ -7,21 +7,14 @@ tests' broker; skipped without Java and Maven, except in CI (``CI`` set), where 
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.integration.broker import BrokerError, KafkaBroker
+from tests.integration.services import running
 
 
 @pytest.fixture(scope="module")
 def kafka(tmp_path_factory: pytest.TempPathFactory):
-    broker = KafkaBroker(tmp_path_factory.mktemp("deploy-kafka"))
-    try:
-        broker.start()
-    except BrokerError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no Kafka broker for the topic initialiser's test: {exc}")
-    yield broker
-    broker.stop()
+    with running(KafkaBroker(tmp_path_factory.mktemp("deploy-kafka")), BrokerError,
+                 "Kafka broker for the topic initialiser's test") as broker:
+        yield broker

@@ -200,16 +200,21 @@ url = "{alertmanager.url}"
     assert len(smtp.messages) == 3 and g1["alert_id"] in smtp.messages[2][2]["X-Transitwatch-Alerts"]
 
 
-def test_webhook_down_then_back_every_alert_exactly_once(kafka, slack_standin, tmp_path):
-    config = write_config(tmp_path / "notify.toml", f"""
+def every_alert_to_slack(*, timeout: str) -> str:
+    """Routing that sends every alert to the Slack receiver "desk", each alert its own group."""
+    return f"""
 [route]
 receiver = "desk"
 group_by = ["..."]
 group_wait = "100ms"
 group_interval = "200ms"
 repeat_interval = "1h"
-{slack_receiver(timeout="500ms")}
-""")
+{slack_receiver(timeout=timeout)}
+"""
+
+
+def test_webhook_down_then_back_every_alert_exactly_once(kafka, slack_standin, tmp_path):
+    config = write_config(tmp_path / "notify.toml", every_alert_to_slack(timeout="500ms"))
     settings = settings_for(kafka, "flaky", {"slack_desk": slack_standin.url}, notify_max_attempts=100)
     port = settings.notify_web_port
     slack_standin.set_mode(("status", 503))
@@ -304,15 +309,7 @@ repeat_interval = "1h"
 
 
 def test_sigkill_mid_batch_and_restart_loses_nothing_and_sends_nothing_twice(kafka, slack_standin, tmp_path):
-    config = write_config(tmp_path / "notify.toml", f"""
-[route]
-receiver = "desk"
-group_by = ["..."]
-group_wait = "100ms"
-group_interval = "200ms"
-repeat_interval = "1h"
-{slack_receiver(timeout="20s")}
-""")
+    config = write_config(tmp_path / "notify.toml", every_alert_to_slack(timeout="20s"))
     settings = settings_for(kafka, "kill", {"slack_desk": slack_standin.url})
     port = settings.notify_web_port
     alerts = [make_alert(period=f"2020-{m:02d}") for m in range(1, 13)]
