@@ -103,10 +103,30 @@ class Alert:
 _WHAT = {
     "seasonal_surge": "a surge against its seasonal baseline",
     "ramp": "a rise building over several months",
+    "ramp:quarter_record": "a quarter far above any quarter of the two years before",
+    "ramp:level_shift": "a level shift: month after month above the lane's earlier highs",
     "novelty": "trade appearing on a lane that had almost none",
     "diversion": "a rise while the same goods to {dest} collapse",
     "corroboration": "a rise seen from several exporting countries at once",
 }
+
+
+def _phrases(detectors: tuple[str, ...], ramp_tests: tuple[str, ...]) -> list[str]:
+    """Keys of ``_WHAT`` for the detectors; the ramp says which of its tests passed when the
+    rise did not build (its quarter record or level shift alone).
+
+    >>> _phrases(("seasonal_surge", "ramp"), ("level_shift",))
+    ['seasonal_surge', 'ramp:level_shift']
+    >>> _phrases(("ramp",), ("cusum", "level_shift"))
+    ['ramp']
+    """
+    out = []
+    for d in detectors:
+        if d == "ramp" and ramp_tests and not {"cusum", "three_months_pooled"} & set(ramp_tests):
+            out += [f"ramp:{t}" for t in ramp_tests]
+        else:
+            out.append(d)
+    return out
 
 
 def explain(
@@ -114,6 +134,7 @@ def explain(
     key: SeriesKey,
     period: str,
     detectors: tuple[str, ...],
+    ramp_tests: tuple[str, ...] = (),
     observed_value: float,
     baseline_value: float | None,
     observed_count: int | None,
@@ -159,7 +180,7 @@ def explain(
         sentences.append("A change this large is far beyond the lane's usual variation (p < 1e-6).")
     elif p_value is not None and p_value < 0.01:
         sentences.append(f"A change this large would arise by chance about once in {1 / p_value:,.0f} months (p = {p_value:.0e}).")
-    what = [_WHAT[d].format(dest=destinations) for d in detectors if d in _WHAT]
+    what = [_WHAT[d].format(dest=destinations) for d in _phrases(detectors, ramp_tests) if d in _WHAT]
     if what:
         sentences.append("Detected as " + "; ".join(what) + ".")
     if destination_ratio is not None and "diversion" in detectors:

@@ -583,8 +583,9 @@ class Engine:
         exporters = _top(cell.exporters)
         consignees = _top(cell.consignees)
         destinations = " or ".join(country_name(c) for c in sorted(self.config.destinations))
+        ramp_tests = verdict.ramp.passed(i) if "ramp" in detectors else ()
         text = explain(
-            key=key, period=period, detectors=detectors, observed_value=observed,
+            key=key, period=period, detectors=detectors, ramp_tests=ramp_tests, observed_value=observed,
             baseline_value=baseline, observed_count=observed_count, baseline_count=baseline_count,
             ratio=ratio, p_value=p_value, currency=currency, top_exporters=exporters,
             corroborating=corroborating, early=early, as_of=as_of, destination_ratio=dest_ratio,
@@ -595,6 +596,7 @@ class Engine:
             "z_robust": round(float(s.z_robust[i]), 4),
             "band_high": _num(s.band_high[i]),
             "ramp_statistic": round(float(verdict.ramp.statistic[i]), 4),
+            "ramp_tests": list(ramp_tests),
             "destination_ratio": dest_ratio,
             "isolation_score": None if verdict.isolation is None else round(float(verdict.isolation[i]), 4),
             "distinct_exporters": len(cell.exporters) if counted else None,

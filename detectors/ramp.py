@@ -72,11 +72,21 @@ class RampParams:
                                         f"a non-empty list of numbers in [2, {SHIFT_MAX_MONTHS}]")
 
 
+#: The ramp detector's tests, in the order of the bits of :attr:`RampScores.tests`.
+RAMP_TESTS = ("cusum", "three_months_pooled", "quarter_record", "level_shift")
+
+
 @dataclass(frozen=True, slots=True)
 class RampScores:
     statistic: np.ndarray
     fired: np.ndarray
     building: np.ndarray
+    tests: np.ndarray  # per series, bit i set when RAMP_TESTS[i] passed (whether or not the ramp fired)
+
+    def passed(self, row: int) -> tuple[str, ...]:
+        """Names of the tests that passed for ``row``."""
+        bits = int(self.tests[row])
+        return tuple(name for i, name in enumerate(RAMP_TESTS) if bits >> i & 1)
 
 
 class RampDetector:
@@ -108,16 +118,19 @@ class RampDetector:
         # the month's stronger evidence: its value, or its number of declarations
         step = np.minimum(np.maximum(surge.z_robust, surge.z_count), p.z_cap) - p.drift
         new = np.where(surge.eligible, np.maximum(0.0, statistic + step), 0.0)
-        record = np.zeros_like(new, dtype=bool)
+        quarter = shift = np.zeros_like(new, dtype=bool)
         if window is not None:
-            record = self.quarter_record(window, surge) | self.level_shift(window)
+            quarter, shift = self.quarter_record(window, surge), self.level_shift(window)
+        record = quarter | shift
+        cusum = new >= p.threshold
         fired = (
-            ((new >= p.threshold) | surge.building | record)
+            (cusum | surge.building | record)
             & surge.eligible
             & (np.nan_to_num(surge.ratio) >= p.min_ratio)
             & (np.nan_to_num(surge.excess) >= p.min_excess)
         )
-        return RampScores(statistic=new, fired=fired, building=(new >= p.threshold / 2) | record)
+        tests = cusum.astype(np.int8) | surge.building << 1 | quarter << 2 | shift << 3
+        return RampScores(statistic=new, fired=fired, building=(new >= p.threshold / 2) | record, tests=tests)
 
     def quarter_record(self, window: Window, surge: SurgeScores) -> np.ndarray:
         """A quarter far above any quarter of the two years before, even without

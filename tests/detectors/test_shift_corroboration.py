@@ -105,3 +105,24 @@ def test_min_reporters_counts_the_alerting_lanes_too():
     assert _corroborate(*rising) == [True, True, False]
     assert _corroborate(*rising, min_reporters=3) == [False, False, False]
     assert _corroborate(*rising, min_alerts=2) == [False, False, False]
+
+
+def test_an_alert_says_which_ramp_test_passed():
+    """The Eurostat LT>KG 851762 shape through the engine: a ramp alert by its level shift alone,
+    and the explanation says so instead of "a rise building"."""
+    from detectors.contract import parse_mapping
+    from detectors.engine import Engine
+    from detectors.watch import WatchConfig
+
+    months = [f"{y}-{m:02d}" for y in (2020, 2021, 2022) for m in range(1, 13)][5:35]  # 2020-06 .. 2022-11
+    values = LUMPY + [100, 156, 50, 82, 272, 142]
+    engine = Engine(WatchConfig.from_toml('[watch]\nhistory_start = "2020-06"\n'))
+    for period, value in zip(months, values):
+        if value:
+            engine.add(parse_mapping({"period": period, "reporter": "LT", "partner": "KG", "flow": "export",
+                                      "hs_code": "85176200", "value": 1000.0 * value, "currency": "USD"}))
+    engine.finish(close_last=True)
+    (last,) = [a for a in engine.drain() if a.period == "2022-11"]
+    assert "ramp" in last.detectors and last.evidence["ramp_tests"] == ["level_shift"]
+    assert "a level shift: month after month above the lane's earlier highs" in last.explanation
+    assert "a rise building" not in last.explanation
