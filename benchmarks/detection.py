@@ -169,6 +169,19 @@ def run_input(kind: str, cells: pd.DataFrame, truth: Truth, first: int, last: in
     return rows
 
 
+def oracle_row(null, truth: Truth, first: int, last: int) -> Row:
+    """The oracle bound (:mod:`benchmarks.oracle`) at 2 false alarms per 1,000: not a method
+    anyone can run, the best a per-month test could do knowing each lane's true null model."""
+    from benchmarks import oracle
+
+    t0 = time.perf_counter()
+    cut, s = scoring.operating_point(truth, oracle.scored(null, first), fa_per_1000=FA_POINTS[0],
+                                     first=first, last=last)
+    return Row("oracle: true null model known", "declarations", s,
+               f"bound, not a method; threshold read at {FA_POINTS[0]:g} FA/1000", set(),
+               time.perf_counter() - t0)
+
+
 def _restrict(truth: Truth, keys: set[Key]) -> Truth:
     return Truth({k: d for k, d in truth.series.items() if k in keys},
                  tuple(s for s in truth.surges if s.key in keys), tuple(d for d in truth.decoys if d.key in keys))
@@ -198,6 +211,10 @@ def benchmark(*, seed: int, hub_series: int, eurostat: str | None = None, log=pr
         timings[f"methods, {kind}"] = time.perf_counter() - t0
         log(f"{kind}: {len(cells[kind]):,} cells, parsed in {timings[f'parse + aggregate, {kind}']:.0f} s, "
             f"methods in {timings[f'methods, {kind}']:.0f} s")
+    if scn.null is not None:
+        t0 = time.perf_counter()
+        rows.insert(len([r for r in rows if r.input == "declarations"]), oracle_row(scn.null, truth, first, last))
+        timings["oracle"] = time.perf_counter() - t0
     del scn
     real = None
     if eurostat:

@@ -162,6 +162,37 @@ class Scenario:
     truth: list[dict]
     periods: tuple[str, ...]
     eur_per_usd: dict[str, float]
+    null: NullModel | None = None
+
+
+@dataclass(frozen=True)
+class NullModel:
+    """What an oracle may know of the hub series (``benchmarks.oracle``): each one's true
+    model without surges, and what its declarations were, per month. Rows follow ``keys``;
+    columns the window's months.
+
+    Attributes
+    ----------
+    keys : tuple of (reporter, partner, flow, hs6)
+    expected : ndarray (series, months)
+        Expected declarations before surges and noise: base rate, season, trend, the dip and
+        the macro shock.
+    shape : ndarray (series,)
+        Gamma shape of the monthly over-dispersion: counts are negative binomial with mean
+        ``expected`` and size ``shape``.
+    count : ndarray (series, months)
+        Declarations drawn (decoys included, re-sent duplicates not).
+    z_sum, z_max : ndarray (series, months)
+        Sum and largest of ``(log value - mu) / sigma`` over the month's declarations (values
+        in USD, before surges a standard normal each); ``z_max`` is ``-inf`` for an empty month.
+    """
+
+    keys: tuple[tuple[str, str, str, str], ...]
+    expected: np.ndarray
+    shape: np.ndarray
+    count: np.ndarray
+    z_sum: np.ndarray
+    z_max: np.ndarray
 
 
 def _parse_month(name: str, text: str) -> int:
@@ -566,6 +597,20 @@ class _Builder:
         } for _, mo, s, c, v, ms in keyed]
         return out, {p: float(r) for p, r in zip(self.periods, rate)}
 
+    def null_model(self, lam: np.ndarray, cols: dict[str, np.ndarray]) -> NullModel:
+        """The hub series' true null model and their declarations' standardized log values."""
+        n, m = self.n_hub, self.m
+        hub = cols["series"] < n
+        series, month = cols["series"][hub], cols["month"][hub]
+        z = (np.log(cols["value"][hub]) - self.mu[series]) / self.sigma[series]
+        count, z_sum, z_max = np.zeros((n, m)), np.zeros((n, m)), np.full((n, m), -np.inf)
+        np.add.at(count, (series, month), 1.0)
+        np.add.at(z_sum, (series, month), z)
+        np.maximum.at(z_max, (series, month), z)
+        keys = tuple((self.reporter[s], self.partner[s], FLOW, self.hs6[s]) for s in range(n))
+        return NullModel(keys=keys, expected=lam[:n].copy(), shape=self.shape[:n].copy(), count=count,
+                         z_sum=z_sum, z_max=z_max)
+
     def truth_sorted(self) -> list[dict]:
         rank = {"sanctions": 0, "dip": 1, "macro_shock": 2, "series": 3, "surge": 4, "decoy": 5}
 
@@ -614,12 +659,13 @@ def generate(*, seed: int, hub_series: int = 3000, start: str = "2019-01", month
     lam = b.intensity()
     count_mult, value_mult, new_share = b.surges()
     cols = b.lines(lam, count_mult, value_mult, new_share)
+    null = b.null_model(lam, cols)
     ids = b.declaration_ids(cols)
     order = b.file_order(cols["day"])
     declarations = b.declarations(cols, ids, order)
     monthly, rates = b.monthly(cols)
     return Scenario(declarations=declarations, monthly=monthly, truth=b.truth_sorted(),
-                    periods=b.periods, eur_per_usd=rates)
+                    periods=b.periods, eur_per_usd=rates, null=null)
 
 
 def _write_gz(path: Path, rows: list[dict], chunk: int = 100_000) -> None:
