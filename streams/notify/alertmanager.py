@@ -17,7 +17,7 @@ from typing import Any
 
 from streams.notify import content as c
 from streams.notify.config import AlertmanagerReceiver
-from streams.notify.sinks import DeliveryError, Item, Notification, Redactor
+from streams.notify.sinks import DeliveryError, Item, JsonPoster, Notification, Redactor
 
 ALERTNAME = "TransitwatchExportSurge"
 
@@ -100,36 +100,18 @@ class AlertmanagerSink:
         self._endpoint = url.rstrip("/") + "/api/v2/alerts"
         self._redact = redactor or Redactor([url] if receiver.url_secret else [])
         self._clock = clock
-        self._session = None
-
-    def _client(self):
-        import aiohttp
-
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
+        self._http = JsonPoster(f"alertmanager receiver {receiver.name!r}", self._redact)
 
     async def send(self, notification: Notification) -> None:
-        import aiohttp
-
-        where = f"alertmanager receiver {self.name!r}"
         body = alertmanager_payload(notification, self._clock(), self.receiver.resolve_after)
-        timeout = self.receiver.timeout
-        try:
-            async with self._client().post(self._endpoint, json=body, timeout=aiohttp.ClientTimeout(total=timeout),
-                                           allow_redirects=False) as response:
-                status = response.status
-                text = (await response.text(errors="replace"))[:300]
-        except TimeoutError:
-            raise DeliveryError(f"{where}: no answer within {timeout:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise DeliveryError(f"{where}: {type(exc).__name__}: {self._redact(str(exc))}") from None
+        answer = await self._http.post(self._endpoint, body, timeout=self.receiver.timeout, keep=300)
+        status = answer.status
         if 200 <= status < 300:
             return
-        detail = self._redact(text.strip().replace("\n", " "))
-        raise DeliveryError(f"{where}: HTTP {status} {detail}", permanent=400 <= status < 500 and status != 429,
+        detail = self._redact(answer.text.strip().replace("\n", " "))
+        raise DeliveryError(f"{self._http.where}: HTTP {status} {detail}",
+                            permanent=400 <= status < 500 and status != 429,
                             retry_after=1.0 if status == 429 else None)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._http.close()

@@ -185,3 +185,44 @@ class InMemorySink:
 
     async def close(self) -> None:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """What a receiver's HTTP endpoint answered: status, the start of the body, headers."""
+
+    status: int
+    text: str
+    headers: Mapping[str, str]
+
+
+class JsonPoster:
+    """POSTs JSON for an HTTP sink over one aiohttp session, opened on first use.
+
+    What the network does wrong becomes a :class:`DeliveryError` named ``where``: no answer
+    within the timeout, or a client error (its text redacted). Any HTTP status is returned,
+    for the sink to judge."""
+
+    def __init__(self, where: str, redact: Redactor) -> None:
+        self.where, self._redact = where, redact
+        self._session = None
+
+    async def post(self, url: str, body: Any, *, timeout: float, keep: int) -> HttpAnswer:
+        """The answer, its body cut to ``keep`` characters; redirects are not followed."""
+        import aiohttp
+
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        try:
+            async with self._session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=timeout),
+                                          allow_redirects=False) as response:
+                text = (await response.text(errors="replace"))[:keep]
+                return HttpAnswer(response.status, text, response.headers.copy())  # case-insensitive
+        except TimeoutError:
+            raise DeliveryError(f"{self.where}: no answer within {timeout:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise DeliveryError(f"{self.where}: {type(exc).__name__}: {self._redact(str(exc))}") from None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

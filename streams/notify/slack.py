@@ -22,7 +22,7 @@ from typing import Any
 
 from streams.notify import content as c
 from streams.notify.config import SlackReceiver
-from streams.notify.sinks import DeliveryError, Notification, Redactor
+from streams.notify.sinks import DeliveryError, JsonPoster, Notification, Redactor
 
 PERMANENT = {400, 401, 403, 404, 410}
 
@@ -134,46 +134,28 @@ class SlackSink:
         self._redact = redactor or Redactor([webhook_url])
         self._clock = clock
         self._next = 0.0
-        self._session = None
-
-    def _client(self):
-        import aiohttp
-
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
+        self._http = JsonPoster(f"slack receiver {receiver.name!r}", self._redact)
 
     async def send(self, notification: Notification) -> None:
-        import aiohttp
-
         wait = self._next - self._clock()
         if wait > 0:
             await asyncio.sleep(wait)
-        where = f"slack receiver {self.name!r}"
-        timeout = self.receiver.timeout
+        where = self._http.where
         try:
-            async with self._client().post(
-                self._url, json=slack_payload(notification), timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                body = (await response.text(errors="replace"))[:200]
-                header = response.headers.get("Retry-After")
-        except TimeoutError:
-            raise DeliveryError(f"{where}: no answer within {timeout:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise DeliveryError(f"{where}: {type(exc).__name__}: {self._redact(str(exc))}") from None
+            answer = await self._http.post(self._url, slack_payload(notification), timeout=self.receiver.timeout,
+                                           keep=200)
         finally:
             self._next = self._clock() + self.receiver.min_interval
+        status = answer.status
         if status == 200:
             return
-        detail = self._redact(body.strip().replace("\n", " "))
+        detail = self._redact(answer.text.strip().replace("\n", " "))
         if status == 429:
-            raise DeliveryError(f"{where}: HTTP 429 rate limited", retry_after=retry_after(header))
+            raise DeliveryError(f"{where}: HTTP 429 rate limited",
+                                retry_after=retry_after(answer.headers.get("Retry-After")))
         if status in PERMANENT:
             raise DeliveryError(f"{where}: HTTP {status} {detail}", permanent=True)
         raise DeliveryError(f"{where}: HTTP {status} {detail}")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._http.close()
