@@ -337,12 +337,14 @@ def _objects(values: list[Any]) -> np.ndarray:
 def _columns(objs: list[Any], n: int) -> dict[str, list[Any] | None]:
     """The contract's fields of the objects as lists (None: absent from every row).
 
-    When every row has the first row's keys and no others (the usual case: one
-    writer, one layout), rows are read with one ``itemgetter`` call each and
-    transposed in C; otherwise field by field.
+    When every row has the first row's keys and no others, and those are all
+    contract fields (the usual case: one writer, one layout), rows are read with
+    one ``itemgetter`` call each and transposed in C; otherwise field by field.
+    (A first row with a key outside the contract could hide, in a row of the
+    same length, a contract field the first row lacks.)
     """
     keys = [k for k in objs[0] if k in _FIELD_SET]
-    if len(keys) > 1 and set(map(len, objs)) == {len(objs[0])}:
+    if 1 < len(keys) == len(objs[0]) and set(map(len, objs)) == {len(objs[0])}:
         try:
             columns = dict(zip(keys, map(list, zip(*map(itemgetter(*keys), objs)))))
         except KeyError:

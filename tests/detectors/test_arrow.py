@@ -290,3 +290,15 @@ def test_replay_end_to_end_with_rejects_file(tmp_path, monkeypatch):
     rows = [orjson.loads(x) for x in got_rejects.splitlines()]
     assert [(r["line"], r["reason"]) for r in rows] == [(7, "not_an_object"), (8, rows[1]["reason"]), (901, "no_fx_rate")]
     assert rows[1]["reason"] != "no_fx_rate"
+
+
+def test_a_field_is_read_when_the_first_row_has_an_unknown_key_instead():
+    """Found by the property above: both rows have nine keys, the first an unknown ``extra``,
+    the second ``origin``; the fast object path read every row by the first row's keys and
+    lost the second row's origin."""
+    base = {"reporter": "DE", "partner": "KG", "hs_code": "854231", "value": 1.0, "currency": "USD",
+            "declaration_id": "a", "date": "2024-01-05"}
+    rows = [dict(base, extra=0), dict(base, declaration_id="b", origin="CN")]
+    block, rejects = parse_objects(rows)
+    assert rejects == [] and [d.get("origin") for d in block.to_dicts()] == [None, "CN"]
+    assert assert_paths_agree([orjson.dumps(r) for r in rows])
