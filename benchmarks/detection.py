@@ -40,7 +40,7 @@ MONTHS = 60
 SANCTIONS = "2022-03"
 QUICK_HUB_SERIES = 400
 FA_POINTS = (2.0, 5.0)  # false alarms per 1,000 series-months at which score baselines are read
-ALONE = ("seasonal_surge", "ramp", "novelty", "diversion")
+ALONE = ("seasonal_surge", "ramp", "novelty", "new_consignees", "diversion")
 HST_MAX_SERIES = 3000  # river is pure Python: above this many hub series, stream a sample
 
 
@@ -169,17 +169,30 @@ def run_input(kind: str, cells: pd.DataFrame, truth: Truth, first: int, last: in
     return rows
 
 
-def oracle_row(null, truth: Truth, first: int, last: int) -> Row:
+ORACLES = (
+    ("oracle: true null model known", "bound, not a method"),
+    ("oracle, counts only", "bound, not a method"),
+    ("oracle, counts only, expected count learned", "what learning each lane's normal costs"),
+)
+
+
+def oracle_rows(null, truth: Truth, first: int, last: int) -> list[Row]:
     """The oracle bound (:mod:`benchmarks.oracle`) at 2 false alarms per 1,000: not a method
-    anyone can run, the best a per-month test could do knowing each lane's true null model."""
+    anyone can run, the best a per-month test could do knowing each lane's true null model;
+    then on the counts alone, and on the counts alone with the expected count learned from
+    each lane's past (the cost of learning, apart from any detector's design)."""
     from benchmarks import oracle
 
-    t0 = time.perf_counter()
-    cut, s = scoring.operating_point(truth, oracle.scored(null, first), fa_per_1000=FA_POINTS[0],
-                                     first=first, last=last)
-    return Row("oracle: true null model known", "declarations", s,
-               f"bound, not a method; threshold read at {FA_POINTS[0]:g} FA/1000", set(),
-               time.perf_counter() - t0)
+    rows = []
+    for (name, note), scores in zip(ORACLES, (lambda: oracle.month_scores(null),
+                                              lambda: oracle.month_scores(null, 0.0),
+                                              lambda: oracle.learned_count_scores(null))):
+        t0 = time.perf_counter()
+        cut, s = scoring.operating_point(truth, oracle.scored(null, first, scores()),
+                                         fa_per_1000=FA_POINTS[0], first=first, last=last)
+        rows.append(Row(name, "declarations", s, f"{note}; threshold read at {FA_POINTS[0]:g} FA/1000", set(),
+                        time.perf_counter() - t0))
+    return rows
 
 
 def _restrict(truth: Truth, keys: set[Key]) -> Truth:
@@ -213,7 +226,8 @@ def benchmark(*, seed: int, hub_series: int, eurostat: str | None = None, log=pr
             f"methods in {timings[f'methods, {kind}']:.0f} s")
     if scn.null is not None:
         t0 = time.perf_counter()
-        rows.insert(len([r for r in rows if r.input == "declarations"]), oracle_row(scn.null, truth, first, last))
+        at = len([r for r in rows if r.input == "declarations"])
+        rows[at:at] = oracle_rows(scn.null, truth, first, last)
         timings["oracle"] = time.perf_counter() - t0
     del scn
     real = None

@@ -57,6 +57,23 @@ def targets(run) -> list[tuple[str, str, bool]]:
     return out
 
 
+def against_oracle(run) -> list[str]:
+    """transitwatch combined set against the oracle rows (declarations), as sentences."""
+    rows = {r.method: r.score for r in run.rows if r.input == "declarations"}
+    tw, bound = rows.get(COMBINED), rows.get("oracle: true null model known")
+    if tw is None or bound is None:
+        return []
+    out = [f"transitwatch combined (declarations) reaches {tw.f1 / bound.f1:.0%} of the oracle's event F1 "
+           f"({tw.f1:.3f} against {bound.f1:.3f}) and {tw.recall_x4 / bound.recall_x4:.0%} of its recall x4+ "
+           f"({tw.recall_x4:.3f} against {bound.recall_x4:.3f}), at {tw.fa_per_1000:.2f} false alarms per 1,000 "
+           f"against the oracle's {bound.fa_per_1000:.2f}."]
+    counts, learned = rows.get("oracle, counts only"), rows.get("oracle, counts only, expected count learned")
+    if counts is not None and learned is not None:
+        out.append(f"On the counts alone, learning each lane's expected count from its past instead of knowing it "
+                   f"takes the oracle's event F1 from {counts.f1:.3f} to {learned.f1:.3f}.")
+    return out
+
+
 def real_targets(real: dict[str, Any]) -> list[tuple[str, bool]]:
     h = real["headline"]
     am = real["by hub"].get("AM", {}).get("first 2022 alert")
@@ -105,6 +122,8 @@ def print_run(run) -> None:
     console.print(table)
     for kind, text, ok in targets(run):
         console.print(f"[{'green' if ok else 'red'}]{'met ' if ok else 'MISSED'}[/] {kind}: {text}")
+    for text in against_oracle(run):
+        console.print(text)
     for kind, counter in run.fa_by_detector.items():
         console.print(f"false alarms of transitwatch combined by detector ({kind}): {dict(counter.most_common())}")
     for name, groups in breakdowns(run).items():
@@ -233,6 +252,7 @@ def results_markdown(run, *, command: str, today: dt.date, images: dict[str, str
         lines.append(f"| {name} | {r.input} | " + " | ".join(_cells(r)) + f" | {r.note} |")
     lines += ["", "### Targets (labelled scenario, transitwatch combined)", ""]
     lines += [f"- {'met' if ok else '**missed**'} ({kind}): {text}" for kind, text, ok in targets(run)]
+    lines += [f"- {text}" for text in against_oracle(run)]
     lines += ["", "### Where transitwatch combined errs", ""]
     for kind, counter in run.fa_by_detector.items():
         total = next(r.score.false_alarms for r in run.rows if r.input == kind and r.method == COMBINED)

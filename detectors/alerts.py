@@ -106,6 +106,7 @@ _WHAT = {
     "ramp:quarter_record": "a quarter far above any quarter of the two years before",
     "ramp:level_shift": "a level shift: month after month above the lane's earlier highs",
     "novelty": "trade appearing on a lane that had almost none",
+    "new_consignees": "a rise carried by consignees the lane had not shipped to in three years",
     "diversion": "a rise while the same goods to {dest} collapse",
     "corroboration": "a rise seen from several exporting countries at once",
 }

@@ -25,7 +25,10 @@ import numpy as np
 HISTORY_MONTHS = 36
 
 #: Detector names, in the order used to pick an alert's primary detector.
-DETECTORS = ("seasonal_surge", "ramp", "novelty", "diversion", "corroboration", "isolation")
+DETECTORS = ("seasonal_surge", "ramp", "novelty", "new_consignees", "diversion", "corroboration", "isolation")
+
+#: A consignee is new on a series when the series has not seen it in this many months.
+PARTY_MEMORY_MONTHS = 36
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +39,9 @@ class Window:
     column ``-1`` is last month and column ``-12`` the same month a year ago.
     ``NaN`` in ``values`` means "not known" (before the data starts); a month
     known to have no trade is ``0``. ``counts`` is ``NaN`` where declarations
-    are not counted (monthly statistics).
+    are not counted (monthly statistics). ``parties`` and ``party`` are the new
+    consignees of each month (consignees the series had not seen in
+    :data:`PARTY_MEMORY_MONTHS` months), ``NaN`` where not counted.
     """
 
     values: np.ndarray
@@ -47,6 +52,8 @@ class Window:
     max_item: np.ndarray
     ramp: np.ndarray
     streak: np.ndarray
+    parties: np.ndarray
+    party: np.ndarray
 
     @property
     def n(self) -> int:

@@ -6,7 +6,8 @@ converting currencies, keeping only what the configuration watches), and
 :func:`detect` runs the same month-closing step as the incremental
 :class:`~detectors.engine.Engine`, one vectorized call per month. Both paths
 give the same month-end alerts; a property-based test holds them to it. The
-batch path has no in-month (early) checks and no exporter names.
+batch path has no in-month (early) checks and no exporter names; it counts new
+consignees as the Engine does (``new_parties``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.alerts import Alert
+from detectors.base import PARTY_MEMORY_MONTHS
 from detectors.contract import Declaration, Record
 from detectors.engine import Engine
 from detectors.table import SeriesKey
@@ -32,15 +34,18 @@ def records_frame(records: Iterable[Record]) -> pd.DataFrame:
         is_decl = type(rec) is Declaration
         rows.append((
             rec.declaration_id if is_decl else None, rec.month, rec.reporter, rec.partner, rec.flow,
-            rec.hs_code, rec.value, rec.currency, is_decl,
+            rec.hs_code, rec.value, rec.currency, is_decl, (rec.consignee or None) if is_decl else None,
         ))
     return pd.DataFrame(
-        rows, columns=["declaration_id", "month", "reporter", "partner", "flow", "hs_code", "value", "currency", "declaration"]
+        rows, columns=["declaration_id", "month", "reporter", "partner", "flow", "hs_code", "value", "currency",
+                       "declaration", "consignee"]
     )
 
 
 def monthly_cells(frame: pd.DataFrame, config: WatchConfig) -> pd.DataFrame:
-    """Series-month totals: value (base currency), count and largest declaration.
+    """Series-month totals: value (base currency), count, largest declaration and new
+    consignees (``new_parties``: consignees the series had not seen in
+    ``PARTY_MEMORY_MONTHS`` months; ``NaN`` for monthly statistics).
 
     Examples
     --------
@@ -73,12 +78,28 @@ def monthly_cells(frame: pd.DataFrame, config: WatchConfig) -> pd.DataFrame:
     stats_cells = stats.groupby(["month", *KEY], sort=False)["value"].sum().reset_index()
     stats_cells["count"] = np.nan
     stats_cells["max_item"] = np.nan
+    stats_cells["new_parties"] = np.nan
     d = df[decl]
     decl_cells = d.groupby(["month", *KEY], sort=False)["value"].agg(["sum", "size", "max"]).reset_index()
     decl_cells.columns = ["month", *KEY, "value", "count", "max_item"]
     decl_cells["count"] = decl_cells["count"].astype(float)
+    new = _new_parties(d)
+    decl_cells = decl_cells.merge(new, on=["month", *KEY], how="left", sort=False)
+    decl_cells["new_parties"] = decl_cells["new_parties"].fillna(0.0)
     cells = pd.concat([decl_cells, stats_cells], ignore_index=True)
-    return cells[[*KEY, "month", "value", "count", "max_item"]].sort_values(["month", *KEY], kind="stable", ignore_index=True)
+    return cells[[*KEY, "month", "value", "count", "max_item", "new_parties"]].sort_values(
+        ["month", *KEY], kind="stable", ignore_index=True)
+
+
+def _new_parties(decl: pd.DataFrame) -> pd.DataFrame:
+    """Per series-month, the consignees the series had not seen in ``PARTY_MEMORY_MONTHS`` months."""
+    named = decl[decl["consignee"].notna() & (decl["consignee"] != "")] if "consignee" in decl else decl.iloc[:0]
+    pairs = named[["month", *KEY, "consignee"]].drop_duplicates().sort_values([*KEY, "consignee", "month"])
+    before = pairs.groupby([*KEY, "consignee"], sort=False)["month"].shift(1)
+    new = pairs[(before.isna() | (pairs["month"] - before > PARTY_MEMORY_MONTHS)).to_numpy()]
+    out = new.groupby(["month", *KEY], sort=False).size().rename("new_parties").reset_index()
+    out["new_parties"] = out["new_parties"].astype(float)
+    return out
 
 
 def detect(cells: pd.DataFrame, config: WatchConfig | None = None) -> list[Alert]:
@@ -108,9 +129,16 @@ def detect(cells: pd.DataFrame, config: WatchConfig | None = None) -> list[Alert
     count[is_counted[:, None] & np.isnan(count)] = 0.0
     max_item = np.full(shape, np.nan)
     max_item[rows, col] = cells["max_item"].to_numpy(float)
+    party = np.where(is_counted[:, None], 0.0, np.nan) * np.ones(shape)
+    if "new_parties" in cells:
+        party[rows, col] = cells["new_parties"].to_numpy(float)
+        party[is_counted[:, None] & np.isnan(party)] = 0.0
+    else:
+        party[:] = np.nan
     for t in range(shape[1]):
         for r in range(joins[t], joins[t + 1]):
             engine._row(keys[r], bool(is_counted[r]))
         n = int(joins[t + 1])
-        engine.close_month(first + t, value[:n, t].copy(), count[:n, t].copy(), max_item[:n, t].copy())
+        engine.close_month(first + t, value[:n, t].copy(), count[:n, t].copy(), max_item[:n, t].copy(),
+                           party[:n, t].copy())
     return engine.drain()

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.alerts import Alert
+from detectors.base import PARTY_MEMORY_MONTHS
 from detectors.engine import Cell, EarlyCheck, Engine, MonthSnapshot
 from detectors.errors import RejectError
 from detectors.frame import COUNTRIES, CURRENCIES, HS_CODES, Block
@@ -264,6 +265,29 @@ class _Run:
         self.seg_first = srt[starts]
         self.seg_stat = np.add.reduceat(stats[srt].astype(np.int64), starts) > 0
         self.cum, self.cmax = _running(self.value[srt], starts, self.ends, self.rank)
+        self.new_party, self._last_seen = self._new_parties()
+        flags = self.new_party[srt].astype(np.int64)
+        running = np.cumsum(flags)
+        self.cparty = (running - (running - flags)[starts][self.seg_of]).astype(float)
+
+    def _new_parties(self) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per record, whether it is its series' first declaration of the month to a
+        consignee the series had not seen in ``PARTY_MEMORY_MONTHS`` months (as
+        ``Engine.add`` counts ``Cell.new_parties``); and per (series, consignee) the
+        months it was seen, for the engine's memory."""
+        names = np.array([c if c else None for c in self.consignee.tolist()], dtype=object)
+        code, _ = pd.factorize(names)  # None -> -1
+        at = np.flatnonzero(self.decl & (code >= 0))
+        flag = np.zeros(self.n, dtype=bool)
+        if at.size == 0:
+            return flag, (at, at, at, at)
+        row, cons, month = self.row[at], code[at], self.month[at]
+        order = np.lexsort((at, cons, row))  # by series, consignee, then event order
+        row, cons, month, at = row[order], cons[order], month[order], at[order]
+        same = np.r_[False, (row[1:] == row[:-1]) & (cons[1:] == cons[:-1])]
+        before = np.r_[0, month[:-1]]
+        flag[at] = ~same | ((month != before) & (before < month - PARTY_MEMORY_MONTHS))
+        return flag, (row, cons, at, month)
 
     # -- the Engine's table as it is before record p -------------------------------------------
 
@@ -287,6 +311,20 @@ class _Run:
             if m < self.last_month or self.close:
                 self._close(m, ms, me)
                 engine._open(m + 1)
+        self._remember_parties(engine.open_month)
+
+    def _remember_parties(self, open_month: int) -> None:
+        """The engine's memory of consignees after the months closed before ``open_month``:
+        per series, each consignee's last closed month, those still within the memory."""
+        row, cons, at, month = self._last_seen
+        closed = month < open_month
+        row, cons, at, month = row[closed], cons[closed], at[closed], month[closed]
+        # runs of one (series, consignee) in event order: the last record of each run
+        last = np.r_[(row[1:] != row[:-1]) | (cons[1:] != cons[:-1]), True] if row.size else closed[:0]
+        keep = last & (month >= open_month - PARTY_MEMORY_MONTHS)
+        known, names = self.engine._parties, self.consignee
+        for r, i, m in zip(row[keep].tolist(), at[keep].tolist(), month[keep].tolist()):
+            known.setdefault(r, {})[names[i]] = m
 
     def _advance(self, p: int) -> None:
         engine = self.engine
@@ -358,14 +396,15 @@ class _Run:
                 rows, segs, last, at = rows[keep], segs[keep], last[keep], at[keep]
             if rows.size == 0:
                 continue
-            value, count, max_item = self._totals(rows, segs, self.pos_of[last], at, self.decl_first[rows] <= at)
+            value, count, max_item, party = self._totals(
+                rows, segs, self.pos_of[last], at, self.decl_first[rows] <= at)
             bounds = np.flatnonzero(np.r_[True, at[1:] != at[:-1], True])
             checks = []
             for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
                 pos = int(at[a])
                 checks.append(EarlyCheck(
                     rows[a:b].astype(np.int64), dt.date.fromordinal(int(self.day[pos]) - 1),
-                    value[a:b], count[a:b], max_item[a:b], _Cells(self, month, pos),
+                    value[a:b], count[a:b], max_item[a:b], _Cells(self, month, pos), party[a:b],
                 ))
             results = engine.run_checks(checks)
             emitted.extend(zip((int(at[a]) for a in bounds[:-1].tolist()), results))
@@ -380,14 +419,15 @@ class _Run:
         value = np.zeros(n)
         count = np.where(table.counted[:n], 0.0, np.nan)
         max_item = np.full(n, np.nan)
+        party = count.copy()
         lo, hi = np.searchsorted(self.seg_cell, [(month - self.first_month) * self.k, (month - self.first_month + 1) * self.k])
         segs = np.arange(lo, hi)
         rows = self.seg_cell[segs] % self.k
-        value[rows], count[rows], max_item[rows] = self._totals(
+        value[rows], count[rows], max_item[rows], party[rows] = self._totals(
             rows, segs, self.ends[segs] - 1, np.full(len(rows), me), table.counted[rows]
         )
         engine.cells = _Cells(self, month, me)
-        engine.close_month(month, value, count, max_item)
+        engine.close_month(month, value, count, max_item, party)
 
     def _totals(
         self, rows: np.ndarray, segs: np.ndarray, last: np.ndarray, p: np.ndarray, counted: np.ndarray
@@ -398,14 +438,16 @@ class _Run:
         value = self.cum[last]
         count = (self.rank[last] + 1).astype(float)
         max_item = self.cmax[last].copy()
+        party = self.cparty[last]
         for i in np.flatnonzero(self.seg_stat[segs]).tolist():
             cell = self.fold(int(segs[i]), int(p[i]))
             value[i] = cell.value
             if cell.lines is None:
-                count[i], max_item[i] = cell.count, cell.max_item
+                count[i], max_item[i], party[i] = cell.count, cell.max_item, cell.new_parties
             else:
-                count[i], max_item[i] = (0.0 if counted[i] else math.nan), math.nan
-        return value, count, max_item
+                count[i] = party[i] = 0.0 if counted[i] else math.nan
+                max_item[i] = math.nan
+        return value, count, max_item, party
 
     def fold(self, seg: int, p: int) -> Cell:
         """A cell's records before ``p`` folded exactly as Engine.add folds them."""
@@ -431,6 +473,7 @@ class _Run:
                 name = self.consignee[u]
                 if name:
                     cell.consignees[name] = cell.consignees.get(name, 0.0) + value
+                cell.new_parties += int(self.new_party[u])
             else:
                 if cell is None:
                     cell = Cell(lines={})

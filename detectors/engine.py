@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from detectors.alerts import Alert, alert_id, explain, period_of
-from detectors.base import DETECTORS, Window
+from detectors.base import DETECTORS, PARTY_MEMORY_MONTHS, Window
 from detectors.contract import Declaration, Record
 from detectors.errors import RejectError, StateError
 from detectors.features import FEATURES
@@ -56,6 +56,7 @@ class Cell:
     consignees: dict[str, float] = field(default_factory=dict)
     lines: dict[str, float] | None = None  # monthly statistics: identity -> value (revisions replace)
     dirty: bool = True
+    new_parties: int = 0  # consignees the series had not seen in PARTY_MEMORY_MONTHS months
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,7 @@ class EarlyCheck:
     count: np.ndarray
     max_item: np.ndarray
     cells: Mapping[int, Cell]
+    party: np.ndarray | None = None  # new consignees (unknown when not given)
 
 
 class SeenIds(Protocol):
@@ -137,6 +139,7 @@ class Engine:
         self._reference: list[np.ndarray] = []  # feature rows of the reference period (isolation model)
         self._fitted_on: np.ndarray | None = None  # the rows the isolation model was fitted on
         self._lanes_cache: Lanes | None = None
+        self._parties: dict[int, dict[str, int]] = {}  # row -> consignee -> last month seen
         cfg = self.config
         self._role = {c: "hub" for c in cfg.hubs} | {c: "destination" for c in cfg.destinations}
 
@@ -195,7 +198,14 @@ class Engine:
                 cell.exporters[name] = cell.exporters.get(name, 0.0) + value
             name = rec.consignee
             if name:
-                cell.consignees[name] = cell.consignees.get(name, 0.0) + value
+                got = cell.consignees.get(name)
+                if got is None:
+                    last = self._parties.get(row, _NO_PARTIES).get(name)
+                    if last is None or last < month - PARTY_MEMORY_MONTHS:
+                        cell.new_parties += 1
+                    cell.consignees[name] = value
+                else:
+                    cell.consignees[name] = got + value
         else:
             if cell is None:
                 cell = self.cells[row] = Cell(lines={})
@@ -287,7 +297,19 @@ class Engine:
             reference=reference,
             reference_months=len(self._reference),
             fitted_on=self._fitted_on,
+            parties=table.parties[:n].copy(),
+            known_parties=self._known_parties(),
         )
+
+    def _known_parties(self) -> dict[int, dict[str, int]]:
+        """The consignees each row has seen that still count as known in the month in progress."""
+        oldest = self.open_month - PARTY_MEMORY_MONTHS
+        out = {}
+        for row, known in self._parties.items():
+            kept = {c: m for c, m in known.items() if m >= oldest}
+            if kept:
+                out[row] = dict(sorted(kept.items()))
+        return out
 
     @classmethod
     def from_snapshot(
@@ -321,8 +343,9 @@ class Engine:
                 start=snapshot.start, month=snapshot.month, keys=snapshot.keys, values=snapshot.values,
                 counts=snapshot.counts, protected=snapshot.protected, ramp=snapshot.ramp, streak=snapshot.streak,
                 counted=snapshot.counted, starts=dict(snapshot.group_starts),
-                history_start=engine.config.history_start,
+                history_start=engine.config.history_start, parties=snapshot.parties,
             )
+            engine._parties = {row: dict(known) for row, known in snapshot.known_parties.items()}
             for key in engine.table.keys:
                 engine._remember(key)
             engine._open(snapshot.open_month)
@@ -388,43 +411,62 @@ class Engine:
         )
         return self._lanes_cache
 
-    def _inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The month's totals over all rows."""
+    def _inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The month's totals over all rows: value, count, largest declaration, new consignees."""
         table = self.table
         n = len(table)
         value = np.zeros(n)
         count = np.where(table.counted[:n], 0.0, np.nan)
+        party = count.copy()
         max_item = np.full(n, np.nan)
         for row, cell in self.cells.items():
             value[row] = cell.value
             if cell.lines is None:
                 count[row] = cell.count
+                party[row] = cell.new_parties
                 max_item[row] = cell.max_item
-        return value, count, max_item
+        return value, count, max_item, party
 
-    def _totals(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _totals(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`_inputs` for these rows only (rows with a cell)."""
         cells, counted = self.cells, self.table.counted
         k = len(rows)
-        value, count, max_item = np.empty(k), np.empty(k), np.empty(k)
+        value, count, max_item, party = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
         for i, row in enumerate(rows):
             cell = cells[row]
             value[i] = cell.value
             if cell.lines is None:
-                count[i], max_item[i] = cell.count, cell.max_item
+                count[i], max_item[i], party[i] = cell.count, cell.max_item, cell.new_parties
             else:
-                count[i], max_item[i] = (0.0 if counted[row] else math.nan), math.nan
-        return value, count, max_item
+                count[i] = party[i] = 0.0 if counted[row] else math.nan
+                max_item[i] = math.nan
+        return value, count, max_item, party
 
     def _close(self, month: int) -> None:
-        self.close_month(month, *self._inputs())
+        value, count, max_item, party = self._inputs()
+        self.close_month(month, value, count, max_item, party)
+        for row, cell in self.cells.items():
+            if cell.consignees:
+                self.see_parties(row, cell.consignees, month)
 
-    def close_month(self, month: int, value: np.ndarray, count: np.ndarray, max_item: np.ndarray) -> None:
+    def see_parties(self, row: int, names: Iterable[str], month: int) -> None:
+        """Remember that series ``row`` traded with these consignees in ``month``."""
+        known = self._parties.get(row)
+        if known is None:
+            known = self._parties[row] = {}
+        for name in names:
+            if known.get(name, month) <= month:
+                known[name] = month
+
+    def close_month(self, month: int, value: np.ndarray, count: np.ndarray, max_item: np.ndarray,
+                    party: np.ndarray | None = None) -> None:
         """Close ``month`` for every series with these month totals (arrays over
-        all rows), emit its alerts and advance the state. The batch path calls
-        this directly with totals it aggregated itself."""
+        all rows; ``party``: new consignees, unknown when not given), emit its alerts
+        and advance the state. The batch path calls this directly with totals it
+        aggregated itself; the caller remembers the month's consignees
+        (:meth:`see_parties`)."""
         table = self.table
-        window = table.window(slice(0, len(table)), value, count, max_item)
+        window = table.window(slice(0, len(table)), value, count, max_item, party)
         verdict = self.policy.decide(window, self._lanes())
         rows = np.flatnonzero(verdict.alert)
         if rows.size:
@@ -442,7 +484,12 @@ class Engine:
         table.commit(
             month, value, count, verdict.protect, ramp=verdict.ramp_statistic, streak=verdict.streak,
             release=verdict.release, relearn=verdict.relearn, relearn_months=self.policy.params.relearn_after,
+            party=party,
         )
+        if month % 12 == 0:  # forget consignees too old to matter, once a year
+            oldest = month + 1 - PARTY_MEMORY_MONTHS
+            for row, known in self._parties.items():
+                self._parties[row] = {c: m for c, m in known.items() if m >= oldest}
 
     def _learn_reference(self, verdict: Verdict) -> None:
         """Collect the reference period's features and fit the isolation model once."""
@@ -485,7 +532,9 @@ class Engine:
                 if row not in early:
                     rows.append(row)
         if rows:
-            check = EarlyCheck(np.array(rows, dtype=np.int64), date - dt.timedelta(days=1), *self._totals(rows), cells)
+            value, count, max_item, party = self._totals(rows)
+            check = EarlyCheck(np.array(rows, dtype=np.int64), date - dt.timedelta(days=1), value, count, max_item,
+                               cells, party)
             self._pending.extend(self.run_checks([check])[0])
 
     def run_checks(self, checks: Sequence[EarlyCheck]) -> list[list[Alert]]:
@@ -502,11 +551,11 @@ class Engine:
         sizes = [int(k.sum()) for k in keep]
         if not sum(sizes):
             return out
-        rows, value, count, max_item = (
-            np.concatenate([getattr(c, name)[k] for c, k in zip(checks, keep)])
-            for name in ("rows", "value", "count", "max_item")
+        rows, value, count, max_item, party = (
+            np.concatenate([_party(c)[k] if name == "party" else getattr(c, name)[k] for c, k in zip(checks, keep)])
+            for name in ("rows", "value", "count", "max_item", "party")
         )
-        window = self.table.window(rows, value, count, max_item)
+        window = self.table.window(rows, value, count, max_item, party)
         verdict = self.policy.decide(window, self._lanes().take(rows), cross=False)
         hits = np.flatnonzero(verdict.alert)
         owners = np.searchsorted(np.cumsum(sizes), hits, side="right")
@@ -530,6 +579,12 @@ class Engine:
         pos = table.history - 1 - offset
         table.values[row, pos] = np.nan_to_num(table.values[row, pos]) + rec.value / rate
         table.counts[row, pos] = np.nan_to_num(table.counts[row, pos]) + 1
+        name = rec.consignee
+        if name:
+            last = self._parties.get(row, _NO_PARTIES).get(name)
+            if last is None or last < rec.month - PARTY_MEMORY_MONTHS:
+                table.parties[row, pos] = np.nan_to_num(table.parties[row, pos]) + 1
+            self.see_parties(row, (name,), rec.month)
         self._counts["late records folded into history"] += 1
 
     # -- alerts --------------------------------------------------------------------------------
@@ -601,6 +656,8 @@ class Engine:
             "isolation_score": None if verdict.isolation is None else round(float(verdict.isolation[i]), 4),
             "distinct_exporters": len(cell.exporters) if counted else None,
             "distinct_consignees": len(cell.consignees) if counted else None,
+            "new_consignees": _int(window.party[i]) if counted else None,
+            "new_consignees_expected": _num(round(float(verdict.consignees.expected[i]), 4)) if counted else None,
             "net_mass_kg": cell.mass if counted and cell.mass else None,
         }
         return Alert(
@@ -631,6 +688,17 @@ class Engine:
             explanation=text,
             evidence=evidence,
         )
+
+
+_NO_PARTIES: dict[str, int] = {}
+
+
+def _party(check: EarlyCheck) -> np.ndarray:
+    return np.full(check.value.shape, np.nan) if check.party is None else check.party
+
+
+def _int(x: float) -> int | None:
+    return None if math.isnan(x) else int(x)
 
 
 def _num(x: float) -> float | None:

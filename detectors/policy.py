@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from detectors.base import DETECTORS, Window
+from detectors.consignees import ConsigneeParams, ConsigneeScores, NewConsigneeDetector
 from detectors.corroboration import CorroborationDetector, CorroborationParams
 from detectors.diversion import DiversionDetector, DiversionParams, DiversionScores
 from detectors.errors import InvalidParameterError
@@ -81,6 +83,7 @@ class Verdict:
     surge: SurgeScores
     ramp: RampScores
     novelty: NoveltyScores
+    consignees: ConsigneeScores
     diversion: DiversionScores | None
     fired: np.ndarray  # (n, len(DETECTORS)) bool
     alert: np.ndarray
@@ -116,6 +119,7 @@ class AlertPolicy:
         surge: SurgeParams | None = None,
         ramp: RampParams | None = None,
         novelty: NoveltyParams | None = None,
+        new_consignees: ConsigneeParams | None = None,
         diversion: DiversionParams | None = None,
         corroboration: CorroborationParams | None = None,
         isolation: IsolationParams | None = None,
@@ -124,6 +128,7 @@ class AlertPolicy:
         self.surge = SeasonalSurgeDetector(surge)
         self.ramp = RampDetector(ramp)
         self.novelty = NoveltyDetector(novelty)
+        self.consignees = NewConsigneeDetector(new_consignees)
         self.diversion = DiversionDetector(diversion)
         self.corroboration = CorroborationDetector(corroboration)
         self.isolation = IsolationForestDetector(isolation)
@@ -138,6 +143,7 @@ class AlertPolicy:
             self.surge.params.min_excess,
             self.ramp.params.min_excess,
             self.novelty.params.min_value,
+            self.consignees.params.min_excess,
             self.isolation.params.min_excess,
         )
 
@@ -148,6 +154,7 @@ class AlertPolicy:
         surge = self.surge.score_many(window)
         ramp = self.ramp.score_many(window.ramp, surge, window)
         novelty = self.novelty.score_many(window)
+        consignees = self.consignees.score_many(window, surge)
         n = window.n
         fired = np.zeros((n, len(DETECTORS)), dtype=bool)
         persisted = window.protected[:, -1] if window.values.shape[1] else np.zeros(n, bool)
@@ -155,6 +162,7 @@ class AlertPolicy:
         fired[:, _COL["seasonal_surge"]] = hub & (surge.immediate | (surge.candidate & persisted) | surge.sustained)
         fired[:, _COL["ramp"]] = hub & ramp.fired
         fired[:, _COL["novelty"]] = hub & novelty.fired
+        fired[:, _COL["new_consignees"]] = hub & consignees.fired
         candidate = surge.soft | ramp.building | novelty.candidate
         x = iso = None
         if self.isolation.params.in_alerting_path:
@@ -197,13 +205,14 @@ class AlertPolicy:
         # variability (a one-off shipment): learn it after all
         release = ~protect_raw & (window.streak == 1) & ~surge.elevated
         ramp_statistic = np.where(ramp.fired | relearn, 0.0, ramp.statistic)
-        score = self._score(window, surge, ramp, fired)
+        score = self._score(window, surge, ramp, consignees, fired)
         excess = np.where(surge.eligible, np.nan_to_num(surge.excess), window.value - novelty.baseline)
         severity = self._severity(surge, excess, fired, score, corroborated, lanes)
         return Verdict(
             surge=surge,
             ramp=ramp,
             novelty=novelty,
+            consignees=consignees,
             diversion=diversion,
             fired=fired,
             alert=alert,
@@ -218,15 +227,21 @@ class AlertPolicy:
             isolation=iso,
         )
 
-    def _score(self, window: Window, surge: SurgeScores, ramp: RampScores, fired: np.ndarray) -> np.ndarray:
-        """Higher is more anomalous: ``-log10 p`` of the surge test, or the
-        ramp statistic, or for new lanes 3 plus the doublings above the floor."""
+    def _score(self, window: Window, surge: SurgeScores, ramp: RampScores, consignees: ConsigneeScores,
+               fired: np.ndarray) -> np.ndarray:
+        """Higher is more anomalous: ``-log10 p`` of the surge test or of the new
+        consignees' pooled evidence, or the ramp statistic, or for new lanes 3 plus
+        the doublings above the floor."""
         floor = self.novelty.params.min_value
         novelty_score = np.where(
             fired[:, _COL["novelty"]], 3.0 + np.log2(np.maximum(window.value / floor, 1.0)), 0.0
         )
+        party_score = np.where(
+            fired[:, _COL["new_consignees"]],
+            np.minimum(-np.log10(np.maximum(special.ndtr(-consignees.statistic), 1e-300)), 50.0), 0.0,
+        )
         scores = np.stack(
-            [surge.score, np.where(fired[:, _COL["ramp"]], ramp.statistic, 0.0), novelty_score], axis=1
+            [surge.score, np.where(fired[:, _COL["ramp"]], ramp.statistic, 0.0), novelty_score, party_score], axis=1
         )
         return np.round(scores.max(axis=1), 6)
 

@@ -105,6 +105,10 @@ class SurgeScores:
     sustained: np.ndarray
     elevated: np.ndarray
     building: np.ndarray  # three months pooled pass: a rise that builds
+    z_prev: np.ndarray  # the value test of the month before, against this month's baseline
+    z_prev2: np.ndarray  # ... and of the month before that
+    count_size: np.ndarray  # the count test's negative binomial: size and probability
+    count_prob: np.ndarray
 
 
 def trimmed_mean(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -316,6 +320,10 @@ class SeasonalSurgeDetector:
             sustained=sustained,
             elevated=elevated,
             building=building,
+            z_prev=np.where(eligible, z_prev, 0.0),
+            z_prev2=np.where(eligible, z_prev2, 0.0),
+            count_size=size,
+            count_prob=prob,
         )
 
     def _seasonal_factor(self, v_hist: np.ndarray, usable: np.ndarray, share: np.ndarray) -> np.ndarray:

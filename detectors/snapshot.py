@@ -30,10 +30,11 @@ import orjson
 from detectors.errors import InvalidParameterError, StateError
 from detectors.table import SeriesKey
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 had no consignees: read with none known
 MAGIC = b"TWs\x01"
 _DTYPES = ("<f8", "<i8", "|b1")
-_KINDS = ("<f8", "<f8", "|b1", "<f8", "<i8", "|b1")  # values, counts, protected, ramp, streak, counted
+_KINDS = ("<f8", "<f8", "|b1", "<f8", "<i8", "|b1", "<f8")  # values, counts, protected, ramp, streak, counted, parties
 _FEATURE_CHUNK = 16  # feature rows per part, per series row of ``rows_per_part``
 
 
@@ -50,7 +51,10 @@ class EngineSnapshot:
     ``outcomes`` are :attr:`Engine.counts <detectors.engine.Engine.counts>`;
     ``reference`` the isolation model's reference rows collected over
     ``reference_months`` months, and ``fitted_on`` the rows it was fitted on
-    (``None``: not fitted). Equality is bit for bit.
+    (``None``: not fitted). ``parties`` is each row's history of new consignees
+    (``NaN``: unknown) and ``known_parties`` the consignees each row has seen
+    (row -> consignee -> last month, those still within the memory). Equality is
+    bit for bit.
 
     Examples
     --------
@@ -74,9 +78,13 @@ class EngineSnapshot:
     reference: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     reference_months: int = 0
     fitted_on: np.ndarray | None = None
+    parties: np.ndarray | None = None
+    known_parties: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.keys)
+        if self.parties is None and isinstance(self.values, np.ndarray):
+            object.__setattr__(self, "parties", np.full(self.values.shape, np.nan))
         try:
             keys = tuple(SeriesKey(*map(str, k)) for k in self.keys)
         except TypeError as exc:
@@ -90,17 +98,24 @@ class EngineSnapshot:
             raise StateError("a snapshot with a month in progress needs the table's start and month")
         matrices = [self.values, self.counts, self.protected]
         vectors = [self.ramp, self.streak, self.counted]
-        for a, kind in zip(matrices + vectors, _KINDS):
+        for a, kind in zip(matrices + vectors + [self.parties], _KINDS):
             if not isinstance(a, np.ndarray) or a.dtype != np.dtype(kind):
                 raise StateError(f"snapshot arrays must be numpy {kind}")
         history = self.values.shape[1] if self.values.ndim == 2 else -1
-        if any(a.shape != (n, history) for a in matrices) or any(a.shape != (n,) for a in vectors):
+        if any(a.shape != (n, history) for a in matrices + [self.parties]) or any(a.shape != (n,) for a in vectors):
             raise StateError(f"snapshot arrays must cover {n} series with one history length")
         for a in (self.reference, self.fitted_on):
             if a is not None and (not isinstance(a, np.ndarray) or a.ndim != 2 or a.dtype != np.dtype("<f8")):
                 raise StateError("snapshot feature rows must be a 2-d float64 array")
         if self.reference_months < 0 or (self.reference.shape[0] and not self.reference_months):
             raise StateError("snapshot reference rows need the count of months they came from")
+        try:
+            known = {int(r): {str(c): int(m) for c, m in names.items()} for r, names in self.known_parties.items()}
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise StateError(f"snapshot consignees must map rows to {{consignee: month}}: {exc}") from exc
+        if any(not 0 <= r < n for r in known):
+            raise StateError("snapshot consignees name a row it does not hold")
+        object.__setattr__(self, "known_parties", {r: names for r, names in sorted(known.items()) if names})
         object.__setattr__(self, "group_starts", {str(k): int(v) for k, v in self.group_starts.items()})
         object.__setattr__(self, "outcomes", {str(k): int(v) for k, v in self.outcomes.items()})
 
@@ -140,10 +155,11 @@ class EngineSnapshot:
         n = len(self.keys)
         for a in range(0, n, rows_per_part):
             b = min(n, a + rows_per_part)
+            known = [[r - a, self.known_parties[r]] for r in range(a, b) if r in self.known_parties]
             body.append(_pack(
-                {"kind": "rows", "first": a, "keys": [list(k) for k in self.keys[a:b]]},
+                {"kind": "rows", "first": a, "keys": [list(k) for k in self.keys[a:b]], "consignees": known},
                 [self.values[a:b], self.counts[a:b], self.protected[a:b], self.ramp[a:b], self.streak[a:b],
-                 self.counted[a:b]],
+                 self.counted[a:b], self.parties[a:b]],
             ))
         chunk = rows_per_part * _FEATURE_CHUNK
         for kind, rows in (("reference", self.reference), ("fitted", self.fitted_on)):
@@ -179,15 +195,18 @@ class EngineSnapshot:
         try:
             if head.get("kind") != "head":
                 raise StateError("the first snapshot part is not a head: parts are out of order")
-            if head["v"] != SNAPSHOT_VERSION:
-                raise StateError(f"snapshot version {head['v']!r} is not {SNAPSHOT_VERSION}; rebuild the state by replay")
+            version = head["v"]
+            if version not in READABLE_VERSIONS:
+                raise StateError(f"snapshot version {version!r} is not one of {READABLE_VERSIONS}; "
+                                 "rebuild the state by replay")
             digests = head["parts"]
             if len(parts) - 1 != len(digests):
                 raise StateError(f"the snapshot has {len(digests) + 1} parts, got {len(parts)}")
             n, history, width = int(head["series"]), int(head["history"]), int(head["features"])
             fitted_shape = head["fitted"]
             keys: list[SeriesKey] = []
-            rows: list[list[np.ndarray]] = [[] for _ in range(6)]
+            rows: list[list[np.ndarray]] = [[] for _ in range(7)]
+            known_parties: dict[int, dict[str, int]] = {}
             features: dict[str, list[np.ndarray]] = {"reference": [], "fitted": []}
             taken = {"rows": 0, "reference": 0, "fitted": 0}
             for i, (part, digest) in enumerate(zip(parts[1:], digests), start=1):
@@ -198,9 +217,14 @@ class EngineSnapshot:
                 if kind not in taken or header["first"] != taken[kind]:
                     raise StateError(f"snapshot part {i} is out of place")
                 if kind == "rows":
+                    first = len(keys)
                     keys.extend(SeriesKey(*k) for k in header["keys"])
+                    if version == 1:
+                        arrays.append(np.full((len(keys) - first, history), np.nan))
                     for out, a in zip(rows, arrays, strict=True):
                         out.append(a)
+                    for r, names in header.get("consignees", ()):
+                        known_parties[first + int(r)] = names
                     taken[kind] = len(keys)
                 else:
                     (a,) = arrays
@@ -208,8 +232,8 @@ class EngineSnapshot:
                     taken[kind] += a.shape[0]
             if taken["rows"] != n or taken["reference"] != int(head["reference"]):
                 raise StateError("snapshot parts are missing")
-            values, counts, protected, ramp, streak, counted = (
-                np.concatenate(r) if r else np.empty((0, history)[:1 + (j < 3)], dtype=_KINDS[j])
+            values, counts, protected, ramp, streak, counted, parties = (
+                np.concatenate(r) if r else np.empty((0, history)[:1 + (j < 3 or j == 6)], dtype=_KINDS[j])
                 for j, r in enumerate(rows)
             )
             reference = np.concatenate(features["reference"]) if features["reference"] else np.empty((0, width))
@@ -238,6 +262,8 @@ class EngineSnapshot:
                 reference=reference,
                 reference_months=int(head["reference_months"]),
                 fitted_on=fitted_on,
+                parties=parties,
+                known_parties=known_parties,
             )
         except StateError:
             raise

@@ -67,6 +67,7 @@ class SeriesState:
     ramp_: float = 0.0
     streak_: int = 0
     counted_: bool = False
+    parties_: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         h = HISTORY_MONTHS
@@ -74,6 +75,8 @@ class SeriesState:
             self.values_ = np.full(h, np.nan)
         if self.counts_ is None:
             self.counts_ = np.full(h, np.nan)
+        if self.parties_ is None:
+            self.parties_ = np.full(h, np.nan)
         if self.protected_ is None:
             self.protected_ = np.zeros(h, dtype=bool)
 
@@ -98,6 +101,7 @@ class SeriesState:
             "ramp": float(self.ramp_),
             "streak": int(self.streak_),
             "counted": bool(self.counted_),
+            "parties": floats(self.parties_),
         }
 
     @classmethod
@@ -108,9 +112,11 @@ class SeriesState:
                 raise StateError(f"state version {state['v']!r} is not {STATE_VERSION}; rebuild the state by replay")
             values = np.array([np.nan if x is None else x for x in state["values"]], dtype=float)
             counts = np.array([np.nan if x is None else x for x in state["counts"]], dtype=float)
+            parties = np.array([np.nan if x is None else x for x in state.get("parties", [None] * HISTORY_MONTHS)],
+                               dtype=float)
             bits = int(state["protected"])
             protected = np.array([(bits >> i) & 1 for i in range(HISTORY_MONTHS)], dtype=bool)
-            if values.shape != (HISTORY_MONTHS,) or counts.shape != (HISTORY_MONTHS,):
+            if {values.shape, counts.shape, parties.shape} != {(HISTORY_MONTHS,)}:
                 raise StateError(f"state history must hold {HISTORY_MONTHS} months")
             return cls(
                 key=SeriesKey(*state["key"]),
@@ -121,6 +127,7 @@ class SeriesState:
                 ramp_=float(state["ramp"]),
                 streak_=int(state["streak"]),
                 counted_=bool(state["counted"]),
+                parties_=parties,
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, StateError):
@@ -151,6 +158,7 @@ class StateTable:
         self._cap = 0
         self.values = np.empty((0, history))
         self.counts = np.empty((0, history))
+        self.parties = np.empty((0, history))  # new consignees per month
         self.protected = np.empty((0, history), dtype=bool)
         self.ramp = np.empty(0)
         self.streak = np.empty(0, dtype=np.int64)
@@ -170,6 +178,7 @@ class StateTable:
 
         self.values = grow(self.values, np.nan)
         self.counts = grow(self.counts, np.nan)
+        self.parties = grow(self.parties, np.nan)
         self.protected = grow(self.protected, False)
         self.ramp = grow(self.ramp, 0.0)
         self.streak = grow(self.streak, 0)
@@ -204,13 +213,17 @@ class StateTable:
         known = self.known_months(start)
         self.values[r] = np.where(known, 0.0, np.nan)
         self.counts[r] = np.where(known & counted, 0.0, np.nan)
+        self.parties[r] = self.counts[r]
         self.protected[r] = False
         self.ramp[r] = 0.0
         self.streak[r] = 0
         self.counted[r] = counted
         return r
 
-    def window(self, rows: np.ndarray | slice, value: np.ndarray, count: np.ndarray, max_item: np.ndarray) -> Window:
+    def window(self, rows: np.ndarray | slice, value: np.ndarray, count: np.ndarray, max_item: np.ndarray,
+               party: np.ndarray | None = None) -> Window:
+        """The detectors' view of ``rows`` with this month's totals (``party``: its new
+        consignees, unknown when not given)."""
         return Window(
             values=self.values[rows],
             counts=self.counts[rows],
@@ -220,6 +233,8 @@ class StateTable:
             max_item=max_item,
             ramp=self.ramp[rows],
             streak=self.streak[rows],
+            parties=self.parties[rows],
+            party=np.full(value.shape, np.nan) if party is None else party,
         )
 
     def commit(
@@ -234,8 +249,10 @@ class StateTable:
         release: np.ndarray | None = None,
         relearn: np.ndarray | None = None,
         relearn_months: int = 0,
+        party: np.ndarray | None = None,
     ) -> None:
-        """Append closed ``month`` for every row (arrays cover all rows).
+        """Append closed ``month`` for every row (arrays cover all rows); ``party``
+        its new consignees (unknown when not given).
 
         ``release`` lifts the protection of the month before; ``relearn``
         rows keep only their last ``relearn_months`` months, unprotected."""
@@ -244,7 +261,9 @@ class StateTable:
         n = len(self.keys)
         if release is not None:
             self.protected[:n, -1] &= ~release
-        for a, new in ((self.values, value), (self.counts, count), (self.protected, protect)):
+        if party is None:
+            party = np.full(n, np.nan)
+        for a, new in ((self.values, value), (self.counts, count), (self.parties, party), (self.protected, protect)):
             a[:n, :-1] = a[:n, 1:]
             a[:n, -1] = new
         if relearn is not None and relearn_months and relearn.any():
@@ -252,6 +271,7 @@ class StateTable:
             self.protected[rows, -relearn_months:] = False
             self.values[rows, :-relearn_months] = np.nan
             self.counts[rows, :-relearn_months] = np.nan
+            self.parties[rows, :-relearn_months] = np.nan
         if ramp is not None:
             self.ramp[:n] = ramp
         if streak is not None:
@@ -269,6 +289,7 @@ class StateTable:
             ramp_=float(self.ramp[r]),
             streak_=int(self.streak[r]),
             counted_=bool(self.counted[r]),
+            parties_=self.parties[r].copy(),
         )
 
     def restore(self, state: SeriesState) -> None:
@@ -282,6 +303,7 @@ class StateTable:
         self.ramp[r] = state.ramp_
         self.streak[r] = state.streak_
         self.counted[r] = state.counted_
+        self.parties[r] = state.parties_
 
     @classmethod
     def from_arrays(
@@ -298,6 +320,7 @@ class StateTable:
         counted: np.ndarray,
         starts: dict[str, int],
         history_start: int | None = None,
+        parties: np.ndarray | None = None,
     ) -> StateTable:
         """A table holding these rows (arrays over ``keys``, in row order), as of ``month``."""
         table = cls(start=start, history=values.shape[1], history_start=history_start)
@@ -309,7 +332,8 @@ class StateTable:
         table.keys = list(keys)
         table.index = {key: r for r, key in enumerate(table.keys)}
         for name, a in (("values", values), ("counts", counts), ("protected", protected), ("ramp", ramp),
-                        ("streak", streak), ("counted", counted)):
+                        ("streak", streak), ("counted", counted),
+                        ("parties", np.full(values.shape, np.nan) if parties is None else parties)):
             getattr(table, name)[:n] = a
         return table
 
@@ -321,6 +345,8 @@ def window_for(
     count: Sequence[float],
     counts: Sequence[Sequence[float]] | None = None,
     max_item: Sequence[float] | None = None,
+    parties: Sequence[Sequence[float]] | None = None,
+    party: Sequence[float] | None = None,
 ) -> Window:
     """A :class:`Window` from plain lists, left-padded with unknown months.
 
@@ -349,4 +375,6 @@ def window_for(
         max_item=np.asarray(max_item if max_item is not None else [np.nan] * n, dtype=float),
         ramp=np.zeros(n),
         streak=np.zeros(n, dtype=np.int64),
+        parties=pad(parties) if parties is not None else np.full((n, h), np.nan),
+        party=np.asarray(party if party is not None else [np.nan] * n, dtype=float),
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from importlib import resources
 from typing import Any
 
+from detectors.consignees import ConsigneeParams
 from detectors.corroboration import CorroborationParams
 from detectors.diversion import DiversionParams
 from detectors.errors import ConfigError, InvalidParameterError
@@ -27,6 +28,7 @@ _PARAMS = {
     "surge": SurgeParams,
     "ramp": RampParams,
     "novelty": NoveltyParams,
+    "new_consignees": ConsigneeParams,
     "diversion": DiversionParams,
     "corroboration": CorroborationParams,
     "isolation": IsolationParams,

@@ -185,6 +185,12 @@ class NullModel:
     z_sum, z_max : ndarray (series, months)
         Sum and largest of ``(log value - mu) / sigma`` over the month's declarations (values
         in USD, before surges a standard normal each); ``z_max`` is ``-inf`` for an empty month.
+    new_parties : ndarray (series, months)
+        Consignees of the month's declarations not seen on the series in the 36 months before
+        (every one is new in the data's first month).
+    new_rate : float
+        New consignees per declaration without surges: measured on the hub series that never
+        surge, from the 37th month on (the generator's churn of one-off buyers).
     """
 
     keys: tuple[tuple[str, str, str, str], ...]
@@ -193,6 +199,30 @@ class NullModel:
     count: np.ndarray
     z_sum: np.ndarray
     z_max: np.ndarray
+    new_parties: np.ndarray | None = None
+    new_rate: float = 0.0
+
+
+PARTY_MEMORY_MONTHS = 36
+
+
+def new_parties(series: np.ndarray, month: np.ndarray, party: np.ndarray, shape: tuple[int, int],
+                memory: int = PARTY_MEMORY_MONTHS) -> np.ndarray:
+    """Per (series, month): the parties of the month not seen on the series in the ``memory``
+    months before.
+
+    Examples
+    --------
+    >>> new_parties(np.array([0, 0, 0, 0]), np.array([0, 0, 2, 40]), np.array([7, 8, 7, 7]), (1, 41))[0, [0, 2, 40]]
+    array([2., 0., 1.])
+    """
+    triples = np.unique(np.stack([series, party, month]), axis=1)   # sorted by series, party, month
+    s, p, m = triples
+    first = np.ones(s.size, dtype=bool)
+    first[1:] = (s[1:] != s[:-1]) | (p[1:] != p[:-1]) | (m[1:] - m[:-1] > memory)
+    out = np.zeros(shape)
+    np.add.at(out, (s[first], m[first]), 1.0)
+    return out
 
 
 def _parse_month(name: str, text: str) -> int:
@@ -608,8 +638,14 @@ class _Builder:
         np.add.at(z_sum, (series, month), z)
         np.maximum.at(z_max, (series, month), z)
         keys = tuple((self.reporter[s], self.partner[s], FLOW, self.hs6[s]) for s in range(n))
+        parties = new_parties(series, month, cols["consignee"][hub], (n, m))
+        surged = {(t["reporter"], t["partner"], FLOW, t["hs6"]) for t in self.truth if t["kind"] == "surge"}
+        quiet = np.array([key not in surged for key in keys])
+        later = slice(PARTY_MEMORY_MONTHS, m)
+        declarations = count[quiet, later].sum()
+        rate = float(parties[quiet, later].sum() / declarations) if declarations else 0.0
         return NullModel(keys=keys, expected=lam[:n].copy(), shape=self.shape[:n].copy(), count=count,
-                         z_sum=z_sum, z_max=z_max)
+                         z_sum=z_sum, z_max=z_max, new_parties=parties, new_rate=rate)
 
     def truth_sorted(self) -> list[dict]:
         rank = {"sanctions": 0, "dip": 1, "macro_shock": 2, "series": 3, "surge": 4, "decoy": 5}

@@ -141,6 +141,10 @@ def snapshots(draw):
         reference=bits(ref_rows, width),
         reference_months=draw(st.integers(1, 12)) if ref_rows else draw(st.integers(0, 12)),
         fitted_on=None if fitted is None else bits(fitted, width),
+        parties=bits(n, history),
+        known_parties=draw(st.dictionaries(st.integers(0, n - 1), st.dictionaries(_TEXT, st.integers(0, 30_000),
+                                                                                max_size=4), max_size=n))
+        if n else {},
     )
 
 
@@ -230,3 +234,18 @@ def test_a_part_of_256_series_stays_well_under_a_megabyte_even_incompressible():
     assert len(parts) == 1 + 4 + 2 + 3
     assert max(map(len, parts)) < 400_000
     assert EngineSnapshot.from_parts(parts) == snap
+
+
+def test_a_version_1_snapshot_is_read_with_no_consignees_known():
+    from detectors import snapshot as module
+
+    snap = EngineSnapshot.from_parts(_real_parts())
+    assert snap.known_parties, "the generated declarations name consignees"
+    head, _ = module._unpack(snap.to_parts()[0])
+    rows = [module._pack({"kind": "rows", "first": 0, "keys": [list(k) for k in snap.keys]},
+                         [snap.values, snap.counts, snap.protected, snap.ramp, snap.streak, snap.counted])]
+    head = dict(head, v=1, parts=[module._digest(p) for p in rows])
+    old = EngineSnapshot.from_parts([module._pack(head, [])] + rows)
+    assert old.known_parties == {} and np.isnan(old.parties).all()
+    assert old.values.tobytes() == snap.values.tobytes() and old.keys == snap.keys
+    Engine.from_snapshot(old)  # and an engine goes on from it

@@ -1,0 +1,162 @@
+"""New consignees: a surge carried by buyers the lane has never used.
+
+Re-export through a hub runs through new buyers: shell companies registered in
+Bishkek or Yerevan months before, which start receiving goods the lane already
+carried. The declarations say so: a month's *new consignees* are those the
+series (reporter, partner, flow, hs6) had not seen in
+:data:`~detectors.base.PARTY_MEMORY_MONTHS` months. A lane has its own churn of
+one-off buyers, so the test is against the lane's own rate of new consignees
+per declaration, learned from its last 24 unprotected months and shrunk towards
+``prior_rate`` (``prior_declarations`` declarations' worth), which is generous:
+a lane must show a low churn before one new buyer says anything.
+
+The evidence of a month is three z-scores combined (a weighted Stouffer sum):
+the declaration count's negative-binomial tail and the robust value test of the
+seasonal detector, and the Poisson tail of the new consignees given the month's
+declarations. Months pool as the surge detector's do (the month alone, with the
+month before, with the two before: a surge steps or builds), and the detector
+fires when the best pool passes ``threshold``, the month itself is up, new
+consignees are part of the evidence and the month is material. Monthly
+statistics carry no consignees: this detector is silent on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from detectors.base import Window
+from detectors.params import check_positive, check_range
+from detectors.seasonal import SurgeScores
+
+LEARN_MONTHS = 24
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConsigneeParams:
+    """Parameters of :class:`NewConsigneeDetector`.
+
+    Examples
+    --------
+    >>> ConsigneeParams(prior_rate=0)
+    Traceback (most recent call last):
+    ...
+    detectors.errors.InvalidParameterError: invalid parameter prior_rate=0: expected a number in [0.001, 1.0]
+    """
+
+    threshold: float = 3.5
+    value_weight: float = 0.5
+    party_weight: float = 1.0
+    min_party_z: float = 1.5
+    prior_rate: float = 0.05
+    prior_declarations: float = 20.0
+    min_months: int = 12
+    min_excess: float = 10_000.0
+    min_ratio: float = 1.5
+
+    def __post_init__(self) -> None:
+        check_positive(self, "threshold", "min_party_z", "prior_declarations", "min_ratio")
+        check_positive(self, "value_weight", "party_weight", "min_excess", allow_zero=True)
+        check_range(self, "prior_rate", 0.001, 1.0)
+        check_range(self, "min_months", 1, LEARN_MONTHS)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsigneeScores:
+    """Per-series outputs (arrays of length n)."""
+
+    rate: np.ndarray  # new consignees per declaration, learned
+    expected: np.ndarray  # new consignees expected this month: rate x declarations
+    z_party: np.ndarray  # this month's new consignees as a z-score (0 for none)
+    statistic: np.ndarray  # the best pooled combined z
+    months: np.ndarray  # months in that pool (1-3)
+    fired: np.ndarray
+
+
+def _z(tail: np.ndarray) -> np.ndarray:
+    return np.clip(-special.ndtri(np.clip(tail, 1e-300, 1.0)), -10.0, 40.0)
+
+
+def party_z(new: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """``P(N >= new)`` for a Poisson count of mean ``expected``, as a z-score; 0 for a month
+    with no new consignee (no evidence either way) or unknown ones.
+
+    Examples
+    --------
+    >>> [round(float(z), 2) for z in party_z(np.array([0.0, 1.0, 3.0, np.nan]), np.array([0.1, 0.1, 0.1, 0.1]))]
+    [0.0, 1.31, 3.61, 0.0]
+    """
+    new = np.nan_to_num(new)
+    tail = special.pdtrc(np.maximum(new - 1.0, 0.0), np.maximum(expected, 1e-12))
+    return np.where(new > 0, np.maximum(_z(tail), 0.0), 0.0)
+
+
+class NewConsigneeDetector:
+    """Surges carried by consignees new to the lane.
+
+    Examples
+    --------
+    >>> from detectors.seasonal import SeasonalSurgeDetector
+    >>> from detectors.table import window_for
+    >>> past = [[20_000.0] * 36]
+    >>> w = window_for(past, value=[90_000.0], count=[9.0], counts=[[2.0] * 36],
+    ...                parties=[[0.0] * 36], party=[4.0])
+    >>> s = NewConsigneeDetector().score_many(w, SeasonalSurgeDetector().score_many(w))
+    >>> bool(s.fired[0]), int(s.months[0])
+    (True, 1)
+    """
+
+    name = "new_consignees"
+
+    def __init__(self, params: ConsigneeParams | None = None) -> None:
+        self.params = params or ConsigneeParams()
+
+    def score_many(self, window: Window, surge: SurgeScores) -> ConsigneeScores:
+        p = self.params
+        counts, parties = window.counts[:, -LEARN_MONTHS:], window.parties[:, -LEARN_MONTHS:]
+        usable = ~np.isnan(counts) & ~np.isnan(parties) & ~window.protected[:, -LEARN_MONTHS:]
+        known = usable.sum(axis=1)
+        new = np.where(usable, parties, 0.0).sum(axis=1)
+        declared = np.where(usable, counts, 0.0).sum(axis=1)
+        rate = (new + p.prior_declarations * p.prior_rate) / (declared + p.prior_declarations)
+
+        size, prob = surge.count_size, surge.count_prob
+        months = [
+            (window.count, window.party, surge.z_robust),
+            (window.counts[:, -1], window.parties[:, -1], surge.z_prev),
+            (window.counts[:, -2], window.parties[:, -2], surge.z_prev2),
+        ]
+        norm = np.sqrt(1.0 + p.value_weight**2 + p.party_weight**2)
+        combined, by_party = [], []
+        for count, party, z_value in months:
+            c = np.nan_to_num(count)
+            z_count = np.where(c > 0, _z(special.betainc(np.maximum(c, 1.0), size, 1.0 - prob)), 0.0)
+            z_party = party_z(party, rate * c)
+            combined.append((z_count + p.value_weight * z_value + p.party_weight * z_party) / norm)
+            by_party.append(z_party)
+        best = combined[0].copy()
+        span = np.ones(window.n, dtype=np.int64)
+        party_best = by_party[0].copy()
+        for k in (2, 3):
+            pooled = sum(combined[:k]) / np.sqrt(k)
+            better = pooled > best
+            best = np.where(better, pooled, best)
+            span = np.where(better, k, span)
+            party_best = np.where(better, np.maximum.reduce(by_party[:k]), party_best)
+
+        counted = ~np.isnan(window.count) & ~np.isnan(window.party)
+        material = (np.nan_to_num(surge.excess) >= p.min_excess) & (np.nan_to_num(surge.ratio) >= p.min_ratio)
+        fired = (
+            counted & surge.eligible & material & (known >= p.min_months)
+            & (best >= p.threshold) & (combined[0] >= 1.0) & (party_best >= p.min_party_z)
+        )
+        return ConsigneeScores(
+            rate=rate,
+            expected=rate * np.nan_to_num(window.count),
+            z_party=by_party[0],
+            statistic=best,
+            months=span,
+            fired=fired,
+        )
