@@ -170,25 +170,27 @@ def run_input(kind: str, cells: pd.DataFrame, truth: Truth, first: int, last: in
 
 
 ORACLES = (
-    ("oracle: true null model known", "bound, not a method"),
-    ("oracle, counts only", "bound, not a method"),
-    ("oracle, counts only, expected count learned", "what learning each lane's normal costs"),
+    ("oracle: true null model known", "bound, not a method", {}),
+    ("oracle without consignees", "bound, not a method", {"party_weight": 0.0}),
+    ("oracle, counts only", "bound, not a method", {"value_weight": 0.0, "party_weight": 0.0}),
+    ("learned null: counts + new consignees", "the oracle's test, null learned", {"learned": True, "party_weight": 1.0}),
+    ("learned null: counts only", "the oracle's test, null learned", {"learned": True}),
 )
 
 
 def oracle_rows(null, truth: Truth, first: int, last: int) -> list[Row]:
     """The oracle bound (:mod:`benchmarks.oracle`) at 2 false alarms per 1,000: not a method
     anyone can run, the best a per-month test could do knowing each lane's true null model;
-    then on the counts alone, and on the counts alone with the expected count learned from
-    each lane's past (the cost of learning, apart from any detector's design)."""
+    then with less evidence, and with the null learned from each lane's past (what learning
+    costs, apart from any detector's design). Thresholds are read with the truth."""
     from benchmarks import oracle
 
     rows = []
-    for (name, note), scores in zip(ORACLES, (lambda: oracle.month_scores(null),
-                                              lambda: oracle.month_scores(null, 0.0),
-                                              lambda: oracle.learned_count_scores(null))):
+    for name, note, kw in ORACLES:
         t0 = time.perf_counter()
-        cut, s = scoring.operating_point(truth, oracle.scored(null, first, scores()),
+        kw = dict(kw)
+        scores = oracle.learned_scores(null, **kw) if kw.pop("learned", False) else oracle.month_scores(null, **kw)
+        cut, s = scoring.operating_point(truth, oracle.scored(null, first, scores),
                                          fa_per_1000=FA_POINTS[0], first=first, last=last)
         rows.append(Row(name, "declarations", s, f"{note}; threshold read at {FA_POINTS[0]:g} FA/1000", set(),
                         time.perf_counter() - t0))

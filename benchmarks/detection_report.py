@@ -67,10 +67,10 @@ def against_oracle(run) -> list[str]:
            f"({tw.f1:.3f} against {bound.f1:.3f}) and {tw.recall_x4 / bound.recall_x4:.0%} of its recall x4+ "
            f"({tw.recall_x4:.3f} against {bound.recall_x4:.3f}), at {tw.fa_per_1000:.2f} false alarms per 1,000 "
            f"against the oracle's {bound.fa_per_1000:.2f}."]
-    counts, learned = rows.get("oracle, counts only"), rows.get("oracle, counts only, expected count learned")
-    if counts is not None and learned is not None:
+    known, learned = rows.get("oracle, counts only"), rows.get("learned null: counts only")
+    if known is not None and learned is not None:
         out.append(f"On the counts alone, learning each lane's expected count from its past instead of knowing it "
-                   f"takes the oracle's event F1 from {counts.f1:.3f} to {learned.f1:.3f}.")
+                   f"takes the oracle's event F1 from {known.f1:.3f} to {learned.f1:.3f}.")
     return out
 
 
