@@ -41,6 +41,7 @@ SANCTIONS = "2022-03"
 QUICK_HUB_SERIES = 400
 FA_POINTS = (2.0, 5.0)  # false alarms per 1,000 series-months at which score baselines are read
 ALONE = ("seasonal_surge", "ramp", "novelty", "new_consignees", "diversion")
+DECLARATIONS_ONLY = ("new_consignees",)  # monthly statistics name no consignees: no row of its own there
 HST_MAX_SERIES = 3000  # river is pure Python: above this many hub series, stream a sample
 
 
@@ -122,7 +123,8 @@ def run_input(kind: str, cells: pd.DataFrame, truth: Truth, first: int, last: in
             by_detector.update(a.detectors)
     fa_by_detector[kind] = by_detector
     for name in ALONE:
-        transitwatch(f"{name} alone", f'[policy]\ndetectors = ["{name}"]\n')
+        if kind == "declarations" or name not in DECLARATIONS_ONLY:
+            transitwatch(f"{name} alone", f'[policy]\ndetectors = ["{name}"]\n')
 
     # IsolationForest on the engineered features: thresholds read off its score curve
     # (with the truth: the baseline's best operating point at a comparable false-alarm rate)

@@ -20,7 +20,7 @@ from detectors.batch import detect, monthly_cells, records_frame
 from detectors.contract import parse_mapping
 from detectors.watch import WatchConfig
 
-DETECTORS_ALONE = ("seasonal_surge", "ramp", "novelty", "new_consignees", "diversion")
+DETECTORS_ALONE = ("seasonal_surge", "ramp", "novelty", "diversion")  # new_consignees: Comext names no consignees
 
 
 def _cells(raw: pd.DataFrame, cfg: WatchConfig) -> pd.DataFrame:

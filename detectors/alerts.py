@@ -149,6 +149,9 @@ def explain(
     as_of: str,
     destination_ratio: float | None,
     destinations: str,
+    new_consignees: int | None = None,
+    new_consignees_expected: float | None = None,
+    new_consignees_months: int | None = None,
 ) -> str:
     """One paragraph an analyst can read without knowing the code.
 
@@ -188,6 +191,14 @@ def explain(
         sentences.append(
             f"Over the last months {reporter}'s exports of this code to {destinations} fell to "
             f"{destination_ratio:.0%} of their usual level."
+        )
+    if new_consignees and new_consignees_expected is not None and "new_consignees" in detectors:
+        buyers = "consignee" if new_consignees == 1 else "consignees"
+        months = new_consignees_months or 1
+        when = "of the month" if months == 1 else f"of the last {months} months"
+        sentences.append(
+            f"{new_consignees} {buyers} {when} had not received these goods from {reporter} in three years "
+            f"(about {new_consignees_expected:.1f} expected at the lane's usual turnover of buyers)."
         )
     if corroborating:
         names = ", ".join(country_name(c) for c in corroborating)

@@ -68,10 +68,11 @@ class ConsigneeScores:
     """Per-series outputs (arrays of length n)."""
 
     rate: np.ndarray  # new consignees per declaration, learned
-    expected: np.ndarray  # new consignees expected this month: rate x declarations
     z_party: np.ndarray  # this month's new consignees as a z-score (0 for none)
     statistic: np.ndarray  # the best pooled combined z
-    months: np.ndarray  # months in that pool (1-3)
+    months: np.ndarray  # months in that pool (1-3), this month and the ones before
+    new: np.ndarray  # new consignees over those months
+    expected: np.ndarray  # ... and how many their declarations would bring at the lane's rate
     fired: np.ndarray
 
 
@@ -129,22 +130,27 @@ class NewConsigneeDetector:
             (window.counts[:, -2], window.parties[:, -2], surge.z_prev2),
         ]
         norm = np.sqrt(1.0 + p.value_weight**2 + p.party_weight**2)
-        combined, by_party = [], []
+        combined, by_party, new_in, expected_in = [], [], [], []
         for count, party, z_value in months:
             c = np.nan_to_num(count)
             z_count = np.where(c > 0, _z(special.betainc(np.maximum(c, 1.0), size, 1.0 - prob)), 0.0)
             z_party = party_z(party, rate * c)
             combined.append((z_count + p.value_weight * z_value + p.party_weight * z_party) / norm)
             by_party.append(z_party)
+            new_in.append(np.nan_to_num(party))
+            expected_in.append(rate * c)
         best = combined[0].copy()
         span = np.ones(window.n, dtype=np.int64)
         party_best = by_party[0].copy()
+        new, expected = new_in[0].copy(), expected_in[0].copy()
         for k in (2, 3):
             pooled = sum(combined[:k]) / np.sqrt(k)
             better = pooled > best
             best = np.where(better, pooled, best)
             span = np.where(better, k, span)
             party_best = np.where(better, np.maximum.reduce(by_party[:k]), party_best)
+            new = np.where(better, sum(new_in[:k]), new)
+            expected = np.where(better, sum(expected_in[:k]), expected)
 
         counted = ~np.isnan(window.count) & ~np.isnan(window.party)
         material = (np.nan_to_num(surge.excess) >= p.min_excess) & (np.nan_to_num(surge.ratio) >= p.min_ratio)
@@ -154,9 +160,10 @@ class NewConsigneeDetector:
         )
         return ConsigneeScores(
             rate=rate,
-            expected=rate * np.nan_to_num(window.count),
             z_party=by_party[0],
             statistic=best,
             months=span,
+            new=new,
+            expected=expected,
             fired=fired,
         )

@@ -639,12 +639,17 @@ class Engine:
         consignees = _top(cell.consignees)
         destinations = " or ".join(country_name(c) for c in sorted(self.config.destinations))
         ramp_tests = verdict.ramp.passed(i) if "ramp" in detectors else ()
+        c = verdict.consignees
+        new_parties = _int(c.new[i]) if counted and not math.isnan(window.party[i]) else None
+        new_expected = _num(round(float(c.expected[i]), 4)) if new_parties is not None else None
+        new_months = int(c.months[i]) if new_parties is not None else None
         text = explain(
             key=key, period=period, detectors=detectors, ramp_tests=ramp_tests, observed_value=observed,
             baseline_value=baseline, observed_count=observed_count, baseline_count=baseline_count,
             ratio=ratio, p_value=p_value, currency=currency, top_exporters=exporters,
             corroborating=corroborating, early=early, as_of=as_of, destination_ratio=dest_ratio,
-            destinations=destinations,
+            destinations=destinations, new_consignees=new_parties, new_consignees_expected=new_expected,
+            new_consignees_months=new_months,
         )
         evidence = {
             "z": round(float(s.z[i]), 4),
@@ -656,8 +661,9 @@ class Engine:
             "isolation_score": None if verdict.isolation is None else round(float(verdict.isolation[i]), 4),
             "distinct_exporters": len(cell.exporters) if counted else None,
             "distinct_consignees": len(cell.consignees) if counted else None,
-            "new_consignees": _int(window.party[i]) if counted else None,
-            "new_consignees_expected": _num(round(float(verdict.consignees.expected[i]), 4)) if counted else None,
+            "new_consignees": new_parties,
+            "new_consignees_expected": new_expected,
+            "new_consignees_months": new_months,
             "net_mass_kg": cell.mass if counted and cell.mass else None,
         }
         return Alert(

@@ -156,6 +156,10 @@ def test_engine_and_batch_agree_and_the_detector_fires_on_the_labelled_scenario(
     assert month_end == batch
     assert any("new_consignees" in d for _, _, d in batch), "the scenario's surges bring new buyers"
     assert any("new_consignees" in a.detectors for a in alerts if a.early), "and early alerts too"
+    for alert in (a for a in alerts if "new_consignees" in a.detectors):
+        new, expected = alert.evidence["new_consignees"], alert.evidence["new_consignees_expected"]
+        assert new >= 1 and 0 < expected < new
+        assert f"{new} consignee" in alert.explanation and "not received these goods" in alert.explanation
 
     columnar = ColumnarReplay(config)
     columnar.feed(Block.from_records(records), source=0, lines=list(range(1, len(records) + 1)))
