@@ -67,12 +67,12 @@ class ConsigneeParams:
 class ConsigneeScores:
     """Per-series outputs (arrays of length n)."""
 
-    rate: np.ndarray  # new consignees per declaration, learned
+    rate: np.ndarray  # new consignees per declaration, learned (NaN without a new one in three months)
     z_party: np.ndarray  # this month's new consignees as a z-score (0 for none)
-    statistic: np.ndarray  # the best pooled combined z
+    statistic: np.ndarray  # the best pooled combined z (0 without a new consignee in three months)
     months: np.ndarray  # months in that pool (1-3), this month and the ones before
     new: np.ndarray  # new consignees over those months
-    expected: np.ndarray  # ... and how many their declarations would bring at the lane's rate
+    expected: np.ndarray  # ... and how many their declarations would bring at the lane's rate (NaN: none new)
     fired: np.ndarray
 
 
@@ -116,51 +116,60 @@ class NewConsigneeDetector:
 
     def score_many(self, window: Window, surge: SurgeScores) -> ConsigneeScores:
         p = self.params
-        counts, parties = window.counts[:, -LEARN_MONTHS:], window.parties[:, -LEARN_MONTHS:]
-        usable = ~np.isnan(counts) & ~np.isnan(parties) & ~window.protected[:, -LEARN_MONTHS:]
-        known = usable.sum(axis=1)
-        new = np.where(usable, parties, 0.0).sum(axis=1)
-        declared = np.where(usable, counts, 0.0).sum(axis=1)
-        rate = (new + p.prior_declarations * p.prior_rate) / (declared + p.prior_declarations)
-
-        size, prob = surge.count_size, surge.count_prob
+        n = window.n
         months = [
             (window.count, window.party, surge.z_robust),
             (window.counts[:, -1], window.parties[:, -1], surge.z_prev),
             (window.counts[:, -2], window.parties[:, -2], surge.z_prev2),
         ]
-        norm = np.sqrt(1.0 + p.value_weight**2 + p.party_weight**2)
-        combined, by_party, new_in, expected_in = [], [], [], []
-        for count, party, z_value in months:
-            c = np.nan_to_num(count)
-            z_count = np.where(c > 0, _z(special.betainc(np.maximum(c, 1.0), size, 1.0 - prob)), 0.0)
-            z_party = party_z(party, rate * c)
-            combined.append((z_count + p.value_weight * z_value + p.party_weight * z_party) / norm)
-            by_party.append(z_party)
-            new_in.append(np.nan_to_num(party))
-            expected_in.append(rate * c)
-        best = combined[0].copy()
-        span = np.ones(window.n, dtype=np.int64)
-        party_best = by_party[0].copy()
-        new, expected = new_in[0].copy(), expected_in[0].copy()
-        for k in (2, 3):
-            pooled = sum(combined[:k]) / np.sqrt(k)
-            better = pooled > best
-            best = np.where(better, pooled, best)
-            span = np.where(better, k, span)
-            party_best = np.where(better, np.maximum.reduce(by_party[:k]), party_best)
-            new = np.where(better, sum(new_in[:k]), new)
-            expected = np.where(better, sum(expected_in[:k]), expected)
-
-        counted = ~np.isnan(window.count) & ~np.isnan(window.party)
-        material = (np.nan_to_num(surge.excess) >= p.min_excess) & (np.nan_to_num(surge.ratio) >= p.min_ratio)
-        fired = (
-            counted & surge.eligible & material & (known >= p.min_months)
-            & (best >= p.threshold) & (combined[0] >= 1.0) & (party_best >= p.min_party_z)
-        )
+        # Only rows with a new consignee in the three months can fire: score those alone (most
+        # rows of an early check have none). The others have no rate or expectation to report.
+        z_party, best, span = np.zeros(n), np.zeros(n), np.ones(n, dtype=np.int64)
+        new, expected, rate = np.nan_to_num(window.party), np.full(n, np.nan), np.full(n, np.nan)
+        fired = np.zeros(n, dtype=bool)
+        rows = np.flatnonzero(np.nan_to_num(window.party) + np.nan_to_num(window.parties[:, -1])
+                              + np.nan_to_num(window.parties[:, -2]) > 0)
+        if rows.size:
+            counts = window.counts[rows, -LEARN_MONTHS:]
+            parties = window.parties[rows, -LEARN_MONTHS:]
+            usable = ~np.isnan(counts) & ~np.isnan(parties) & ~window.protected[rows, -LEARN_MONTHS:]
+            known = usable.sum(axis=1)
+            seen = np.where(usable, parties, 0.0).sum(axis=1)
+            declared = np.where(usable, counts, 0.0).sum(axis=1)
+            r = rate[rows] = (seen + p.prior_declarations * p.prior_rate) / (declared + p.prior_declarations)
+            size, prob = surge.count_size[rows], surge.count_prob[rows]
+            norm = np.sqrt(1.0 + p.value_weight**2 + p.party_weight**2)
+            combined, by_party, new_in, expected_in = [], [], [], []
+            for count, party, z_value in months:
+                c = np.nan_to_num(count[rows])
+                z_count = np.where(c > 0, _z(special.betainc(np.maximum(c, 1.0), size, 1.0 - prob)), 0.0)
+                zp = party_z(party[rows], r * c)
+                combined.append((z_count + p.value_weight * z_value[rows] + p.party_weight * zp) / norm)
+                by_party.append(zp)
+                new_in.append(np.nan_to_num(party[rows]))
+                expected_in.append(r * c)
+            top, k_top, party_top = combined[0].copy(), np.ones(rows.size, dtype=np.int64), by_party[0].copy()
+            new_top, expected_top = new_in[0].copy(), expected_in[0].copy()
+            for k in (2, 3):
+                pooled = sum(combined[:k]) / np.sqrt(k)
+                better = pooled > top
+                top = np.where(better, pooled, top)
+                k_top = np.where(better, k, k_top)
+                party_top = np.where(better, np.maximum.reduce(by_party[:k]), party_top)
+                new_top = np.where(better, sum(new_in[:k]), new_top)
+                expected_top = np.where(better, sum(expected_in[:k]), expected_top)
+            z_party[rows], best[rows], span[rows] = by_party[0], top, k_top
+            new[rows], expected[rows] = new_top, expected_top
+            counted = ~np.isnan(window.count[rows]) & ~np.isnan(window.party[rows])
+            material = ((np.nan_to_num(surge.excess[rows]) >= p.min_excess)
+                        & (np.nan_to_num(surge.ratio[rows]) >= p.min_ratio))
+            fired[rows] = (
+                counted & surge.eligible[rows] & material & (known >= p.min_months)
+                & (top >= p.threshold) & (combined[0] >= 1.0) & (party_top >= p.min_party_z)
+            )
         return ConsigneeScores(
             rate=rate,
-            z_party=by_party[0],
+            z_party=z_party,
             statistic=best,
             months=span,
             new=new,
