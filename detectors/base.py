@@ -15,6 +15,8 @@ baseline.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,6 +31,22 @@ DETECTORS = ("seasonal_surge", "ramp", "novelty", "new_consignees", "diversion",
 
 #: A consignee is new on a series when the series has not seen it in this many months.
 PARTY_MEMORY_MONTHS = 36
+
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def party_key(name: str) -> str:
+    """How a consignee is recognised: case, punctuation and spacing ignored, so that the same
+    buyer written twice ("ACME Trade LLC", "Acme-Trade, LLC") is not a new one ("" for a
+    name with no letter or digit).
+
+    >>> party_key("Acme-Trade, LLC") == party_key(" ACME TRADE  llc ") == "acme trade llc"
+    True
+    >>> party_key("Ök Tic. A.Ş."), party_key("--")
+    ('ök tic a ş', '')
+    """
+    return _NOT_WORD.sub(" ", name.casefold()).strip()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.alerts import Alert
-from detectors.base import PARTY_MEMORY_MONTHS
+from detectors.base import PARTY_MEMORY_MONTHS, party_key
 from detectors.contract import Declaration, Record
 from detectors.engine import Engine
 from detectors.table import SeriesKey
@@ -94,6 +94,8 @@ def monthly_cells(frame: pd.DataFrame, config: WatchConfig) -> pd.DataFrame:
 def _new_parties(decl: pd.DataFrame) -> pd.DataFrame:
     """Per series-month, the consignees the series had not seen in ``PARTY_MEMORY_MONTHS`` months."""
     named = decl[decl["consignee"].notna() & (decl["consignee"] != "")] if "consignee" in decl else decl.iloc[:0]
+    named = named.assign(consignee=named["consignee"].map(party_key))
+    named = named[named["consignee"] != ""]
     pairs = named[["month", *KEY, "consignee"]].drop_duplicates().sort_values([*KEY, "consignee", "month"])
     before = pairs.groupby([*KEY, "consignee"], sort=False)["month"].shift(1)
     new = pairs[(before.isna() | (pairs["month"] - before > PARTY_MEMORY_MONTHS)).to_numpy()]

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.alerts import Alert
-from detectors.base import PARTY_MEMORY_MONTHS
+from detectors.base import PARTY_MEMORY_MONTHS, party_key
 from detectors.engine import Cell, EarlyCheck, Engine, MonthSnapshot
 from detectors.errors import RejectError
 from detectors.frame import COUNTRIES, CURRENCIES, HS_CODES, Block
@@ -275,8 +275,8 @@ class _Run:
         consignee the series had not seen in ``PARTY_MEMORY_MONTHS`` months (as
         ``Engine.add`` counts ``Cell.new_parties``); and per (series, consignee) the
         months it was seen, for the engine's memory."""
-        names = np.array([c if c else None for c in self.consignee.tolist()], dtype=object)
-        code, _ = pd.factorize(names)  # None -> -1
+        keys = [party_key(c) if c else "" for c in self.consignee.tolist()]
+        code, self._party_keys = pd.factorize(np.array([k or None for k in keys], dtype=object))  # None -> -1
         at = np.flatnonzero(self.decl & (code >= 0))
         flag = np.zeros(self.n, dtype=bool)
         if at.size == 0:
@@ -322,9 +322,9 @@ class _Run:
         # runs of one (series, consignee) in event order: the last record of each run
         last = np.r_[(row[1:] != row[:-1]) | (cons[1:] != cons[:-1]), True] if row.size else closed[:0]
         keep = last & (month >= open_month - PARTY_MEMORY_MONTHS)
-        known, names = self.engine._parties, self.consignee
-        for r, i, m in zip(row[keep].tolist(), at[keep].tolist(), month[keep].tolist()):
-            known.setdefault(r, {})[names[i]] = m
+        known, keys = self.engine._parties, self._party_keys
+        for r, c, m in zip(row[keep].tolist(), cons[keep].tolist(), month[keep].tolist()):
+            known.setdefault(r, {})[keys[c]] = m
 
     def _advance(self, p: int) -> None:
         engine = self.engine

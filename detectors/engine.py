@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from detectors.alerts import Alert, alert_id, explain, period_of
-from detectors.base import DETECTORS, PARTY_MEMORY_MONTHS, Window
+from detectors.base import DETECTORS, PARTY_MEMORY_MONTHS, Window, party_key
 from detectors.contract import Declaration, Record
 from detectors.errors import RejectError, StateError
 from detectors.features import FEATURES
@@ -57,6 +57,7 @@ class Cell:
     lines: dict[str, float] | None = None  # monthly statistics: identity -> value (revisions replace)
     dirty: bool = True
     new_parties: int = 0  # consignees the series had not seen in PARTY_MEMORY_MONTHS months
+    parties: set[str] = field(default_factory=set)  # the month's consignees, by party_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,14 +199,13 @@ class Engine:
                 cell.exporters[name] = cell.exporters.get(name, 0.0) + value
             name = rec.consignee
             if name:
-                got = cell.consignees.get(name)
-                if got is None:
-                    last = self._parties.get(row, _NO_PARTIES).get(name)
+                cell.consignees[name] = cell.consignees.get(name, 0.0) + value
+                key = party_key(name)
+                if key and key not in cell.parties:
+                    cell.parties.add(key)
+                    last = self._parties.get(row, _NO_PARTIES).get(key)
                     if last is None or last < month - PARTY_MEMORY_MONTHS:
                         cell.new_parties += 1
-                    cell.consignees[name] = value
-                else:
-                    cell.consignees[name] = got + value
         else:
             if cell is None:
                 cell = self.cells[row] = Cell(lines={})
@@ -446,11 +446,12 @@ class Engine:
         value, count, max_item, party = self._inputs()
         self.close_month(month, value, count, max_item, party)
         for row, cell in self.cells.items():
-            if cell.consignees:
-                self.see_parties(row, cell.consignees, month)
+            if cell.parties:
+                self.see_parties(row, cell.parties, month)
 
     def see_parties(self, row: int, names: Iterable[str], month: int) -> None:
-        """Remember that series ``row`` traded with these consignees in ``month``."""
+        """Remember that series ``row`` traded with these consignees (by
+        :func:`~detectors.base.party_key`) in ``month``."""
         known = self._parties.get(row)
         if known is None:
             known = self._parties[row] = {}
@@ -579,12 +580,12 @@ class Engine:
         pos = table.history - 1 - offset
         table.values[row, pos] = np.nan_to_num(table.values[row, pos]) + rec.value / rate
         table.counts[row, pos] = np.nan_to_num(table.counts[row, pos]) + 1
-        name = rec.consignee
-        if name:
-            last = self._parties.get(row, _NO_PARTIES).get(name)
+        key = party_key(rec.consignee) if rec.consignee else ""
+        if key:
+            last = self._parties.get(row, _NO_PARTIES).get(key)
             if last is None or last < rec.month - PARTY_MEMORY_MONTHS:
                 table.parties[row, pos] = np.nan_to_num(table.parties[row, pos]) + 1
-            self.see_parties(row, (name,), rec.month)
+            self.see_parties(row, (key,), rec.month)
         self._counts["late records folded into history"] += 1
 
     # -- alerts --------------------------------------------------------------------------------

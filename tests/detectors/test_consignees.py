@@ -51,6 +51,21 @@ def test_a_consignee_is_new_once_and_again_after_three_years():
     assert [new[m] for m in months] == [2.0, 0.0, 1.0, 1.0]
 
 
+def test_one_buyer_written_differently_is_not_new_again():
+    start = 2019 * 12
+    plan = [(0, "Acme-Trade, LLC"), (1, "ACME TRADE LLC"), (1, " acme  trade llc"), (2, "Acme Trade LLC."),
+            (2, "Beta Trade")]
+    records = [_declaration(i, start + m, name) for i, (m, name) in enumerate(plan)]
+    new, engine = _new_in_each_month(records, [start, start + 1, start + 2])
+    assert list(new.values()) == [1.0, 0.0, 1.0]  # only Beta is new in month 2
+    cells = monthly_cells(records_frame(records), WatchConfig.default())
+    assert cells["new_parties"].tolist() == [1.0, 0.0, 1.0], "the batch path reads names alike"
+    columnar = ColumnarReplay()
+    columnar.feed(Block.from_records(records), source=0, lines=list(range(1, len(records) + 1)))
+    out = columnar.run(final_month="closed")
+    assert out.engine.snapshot() == engine.snapshot(), "and so does the columnar replay"
+
+
 def test_declarations_without_consignees_count_none_and_statistics_are_unknown():
     start = 2019 * 12
     recs = [_declaration(i, start + i % 3, None) for i in range(6)]
