@@ -34,6 +34,7 @@ from scipy import special
 
 from benchmarks.scenarios.labelled import NullModel
 from benchmarks.scoring import Key
+from detectors.consignees import party_z
 
 WARMUP_MONTHS = 24
 POOLED = (1, 2, 3)
@@ -47,15 +48,6 @@ def _count_z(count: np.ndarray, expected: np.ndarray, shape: np.ndarray) -> np.n
     prob = shape / (shape + expected)
     tail = np.where(count > 0, special.betainc(np.maximum(count, 1.0), shape, 1.0 - prob), 1.0)
     return np.clip(-special.ndtri(np.clip(tail, 1e-300, 1.0)), -10.0, 40.0)
-
-
-def _party_z(new: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """The Poisson tail ``P(N >= new)`` of a month's new consignees, mean ``expected``, as a
-    z-score (0 for a month with none: no evidence either way)."""
-    from scipy import stats
-
-    tail = np.where(new > 0, stats.poisson.sf(new - 1.0, np.maximum(expected, 1e-9)), 1.0)
-    return np.where(new > 0, np.clip(-special.ndtri(np.clip(tail, 1e-300, 1.0)), 0.0, 40.0), 0.0)
 
 
 def _pooled(month: np.ndarray) -> np.ndarray:
@@ -91,7 +83,7 @@ def month_scores(null: NullModel, value_weight: float = VALUE_WEIGHT,
     z_value = np.where(kept > 0, z_sum / np.sqrt(np.maximum(kept, 1.0)), 0.0)
     month = z_count + value_weight * z_value
     if party_weight:
-        month = month + party_weight * _party_z(null.new_parties, null.new_rate * n)
+        month = month + party_weight * party_z(null.new_parties, null.new_rate * n)
     return _pooled(month / np.sqrt(1.0 + value_weight**2 + party_weight**2))
 
 
@@ -134,7 +126,7 @@ def learned_scores(null: NullModel, months: int = 24, keep_out: float = 3.0, rel
             decl = np.where(use, n[:, lo:t], 0.0).sum(axis=1)
             overall = new.sum() / max(decl.sum(), 1.0)
             rate = (new + party_prior * overall) / (decl + party_prior)
-            z = (z + party_weight * _party_z(null.new_parties[:, t], rate * n[:, t])) / np.sqrt(1.0 + party_weight**2)
+            z = (z + party_weight * party_z(null.new_parties[:, t], rate * n[:, t])) / np.sqrt(1.0 + party_weight**2)
         month[:, t] = z
         streak = np.where(unusual, streak + 1, 0)
         usable[:, t] = ~unusual | (streak >= relearn_after)

@@ -126,17 +126,18 @@ def detect(cells: pd.DataFrame, config: WatchConfig | None = None) -> list[Alert
     value = np.zeros(shape)
     value[rows, col] = cells["value"].to_numpy(float)
     is_counted = np.array([counted.loc[tuple(key)] for key in keys], dtype=bool)
-    count = np.where(is_counted[:, None], 0.0, np.nan) * np.ones(shape)
-    count[rows, col] = cells["count"].to_numpy(float)
-    count[is_counted[:, None] & np.isnan(count)] = 0.0
+
+    def counted_only(column: str) -> np.ndarray:
+        """A column known for counted series only: 0 in their months without a cell."""
+        out = np.full(shape, np.nan)
+        out[rows, col] = cells[column].to_numpy(float)
+        out[is_counted[:, None] & np.isnan(out)] = 0.0
+        return out
+
+    count = counted_only("count")
     max_item = np.full(shape, np.nan)
     max_item[rows, col] = cells["max_item"].to_numpy(float)
-    party = np.where(is_counted[:, None], 0.0, np.nan) * np.ones(shape)
-    if "new_parties" in cells:
-        party[rows, col] = cells["new_parties"].to_numpy(float)
-        party[is_counted[:, None] & np.isnan(party)] = 0.0
-    else:
-        party[:] = np.nan
+    party = counted_only("new_parties") if "new_parties" in cells else np.full(shape, np.nan)
     for t in range(shape[1]):
         for r in range(joins[t], joins[t + 1]):
             engine._row(keys[r], bool(is_counted[r]))

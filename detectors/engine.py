@@ -72,7 +72,7 @@ class EarlyCheck:
     count: np.ndarray
     max_item: np.ndarray
     cells: Mapping[int, Cell]
-    party: np.ndarray | None = None  # new consignees (unknown when not given)
+    party: np.ndarray  # new consignees (NaN where not counted)
 
 
 class SeenIds(Protocol):
@@ -203,9 +203,7 @@ class Engine:
                 key = party_key(name)
                 if key and key not in cell.parties:
                     cell.parties.add(key)
-                    last = self._parties.get(row, _NO_PARTIES).get(key)
-                    if last is None or last < month - PARTY_MEMORY_MONTHS:
-                        cell.new_parties += 1
+                    cell.new_parties += self._unseen(row, key, month)
         else:
             if cell is None:
                 cell = self.cells[row] = Cell(lines={})
@@ -303,10 +301,9 @@ class Engine:
 
     def _known_parties(self) -> dict[int, dict[str, int]]:
         """The consignees each row has seen that still count as known in the month in progress."""
-        oldest = self.open_month - PARTY_MEMORY_MONTHS
         out = {}
         for row, known in self._parties.items():
-            kept = {c: m for c, m in known.items() if m >= oldest}
+            kept = _recent(known, self.open_month)
             if kept:
                 out[row] = dict(sorted(kept.items()))
         return out
@@ -449,6 +446,11 @@ class Engine:
             if cell.parties:
                 self.see_parties(row, cell.parties, month)
 
+    def _unseen(self, row: int, key: str, month: int) -> bool:
+        """Whether series ``row`` had not seen consignee ``key`` in the memory's months before ``month``."""
+        last = self._parties.get(row, _NO_PARTIES).get(key)
+        return last is None or last < month - PARTY_MEMORY_MONTHS
+
     def see_parties(self, row: int, names: Iterable[str], month: int) -> None:
         """Remember that series ``row`` traded with these consignees (by
         :func:`~detectors.base.party_key`) in ``month``."""
@@ -488,9 +490,8 @@ class Engine:
             party=party,
         )
         if month % 12 == 0:  # forget consignees too old to matter, once a year
-            oldest = month + 1 - PARTY_MEMORY_MONTHS
             for row, known in self._parties.items():
-                self._parties[row] = {c: m for c, m in known.items() if m >= oldest}
+                self._parties[row] = _recent(known, month + 1)
 
     def _learn_reference(self, verdict: Verdict) -> None:
         """Collect the reference period's features and fit the isolation model once."""
@@ -553,7 +554,7 @@ class Engine:
         if not sum(sizes):
             return out
         rows, value, count, max_item, party = (
-            np.concatenate([_party(c)[k] if name == "party" else getattr(c, name)[k] for c, k in zip(checks, keep)])
+            np.concatenate([getattr(c, name)[k] for c, k in zip(checks, keep)])
             for name in ("rows", "value", "count", "max_item", "party")
         )
         window = self.table.window(rows, value, count, max_item, party)
@@ -582,8 +583,7 @@ class Engine:
         table.counts[row, pos] = np.nan_to_num(table.counts[row, pos]) + 1
         key = party_key(rec.consignee) if rec.consignee else ""
         if key:
-            last = self._parties.get(row, _NO_PARTIES).get(key)
-            if last is None or last < rec.month - PARTY_MEMORY_MONTHS:
+            if self._unseen(row, key, rec.month):
                 table.parties[row, pos] = np.nan_to_num(table.parties[row, pos]) + 1
             self.see_parties(row, (key,), rec.month)
         self._counts["late records folded into history"] += 1
@@ -700,8 +700,10 @@ class Engine:
 _NO_PARTIES: dict[str, int] = {}
 
 
-def _party(check: EarlyCheck) -> np.ndarray:
-    return np.full(check.value.shape, np.nan) if check.party is None else check.party
+def _recent(known: dict[str, int], month: int) -> dict[str, int]:
+    """The consignees of ``known`` (name -> last month seen) that are not new in ``month``."""
+    oldest = month - PARTY_MEMORY_MONTHS
+    return {c: m for c, m in known.items() if m >= oldest}
 
 
 def _int(x: float) -> int | None:
