@@ -17,6 +17,7 @@ from detectors.corroboration import CorroborationParams
 from detectors.diversion import DiversionParams
 from detectors.errors import ConfigError, InvalidParameterError
 from detectors.isolation import IsolationParams
+from detectors.limits import EARLIEST_DEFAULT, InputLimits
 from detectors.novelty import NoveltyParams
 from detectors.policy import AlertPolicy, PolicyParams
 from detectors.ramp import RampParams
@@ -61,6 +62,7 @@ class WatchConfig:
     params: dict[str, Any]
     early_days: tuple[int, ...]
     history_start: int | None = None  # month index (year * 12 + month - 1); None: per goods group
+    input: InputLimits = InputLimits()
 
     @classmethod
     def default(cls) -> WatchConfig:
@@ -86,7 +88,10 @@ class WatchConfig:
         destinations = frozenset(_codes(watch["destinations"], "watch.destinations"))
         hubs: set[str] = set()
         for code in watch["hubs"]:
-            hubs |= set(transit_countries()) if code == "transit" else {code.upper()}
+            if code == "transit":
+                hubs |= set(transit_countries())
+            else:
+                hubs |= set(_codes([code], "watch.hubs (or \"transit\")"))
         hubs -= destinations
         hs6: set[str] = set()
         for code in watch["hs6"]:
@@ -113,6 +118,15 @@ class WatchConfig:
         except InvalidParameterError as exc:
             raise ConfigError(str(exc)) from exc
         history_start = _month(watch["history_start"], "watch.history_start")
+        limits = cfg["input"]
+        try:
+            input_limits = InputLimits(
+                earliest=_month(limits["earliest"], "input.earliest") or EARLIEST_DEFAULT,
+                latest=_month(limits["latest"], "input.latest"),
+                **{k: v for k, v in limits.items() if k not in ("earliest", "latest")},
+            )
+        except InvalidParameterError as exc:
+            raise ConfigError(f"[input] {exc}") from exc
         days = tuple(sorted(int(d) for d in cfg["early"]["check_days"]))
         if any(not 2 <= d <= 28 for d in days):
             raise ConfigError("early.check_days must be days 2 to 28")
@@ -127,6 +141,7 @@ class WatchConfig:
             params=params,
             early_days=days,
             history_start=history_start,
+            input=input_limits,
         )
 
     def policy(self) -> AlertPolicy:
@@ -158,9 +173,28 @@ def _merge(base: Any, user: Any, where: str) -> Any:
                 raise ConfigError(f"unknown keys {sorted(unknown)} in [{where}]; known: {sorted(base)}")
         out = dict(base)
         for k, v in user.items():
-            out[k] = _merge(base[k], v, f"{where}.{k}") if k in base and isinstance(base[k], dict) else v
+            out[k] = _merge(base[k], v, f"{where}.{k}") if k in base else _shaped(v, 1.0, f"{where}.{k}")
         return out
-    return user if user != {} else base
+    return _shaped(user, base, where)
+
+
+_SHAPES = {bool: "true or false", str: "a string", list: "a list", int: "a number", float: "a number"}
+
+
+def _shaped(value: Any, like: Any, where: str) -> Any:
+    """``value`` if it has the shape of the default ``like`` (a number for a number, a list for
+    a list ...), else a :class:`ConfigError`: ``hubs = "KG"`` must not pass as a list of letters.
+    Strings (months, currency codes) are left to their own checks, which say what they must be."""
+    kind = type(like)
+    if kind is str:
+        return value
+    ok = (type(value) is bool) if kind is bool else (
+        isinstance(value, (int, float)) and type(value) is not bool if kind in (int, float)
+        else isinstance(value, kind)
+    )
+    if not ok:
+        raise ConfigError(f"{where} must be {_SHAPES.get(kind, kind.__name__)}, not {value!r}")
+    return value
 
 
 def _codes(values: Any, where: str) -> list[str]:

@@ -1,0 +1,187 @@
+"""What an input may be: the range of dates and the size and shape of one line.
+
+The contract (:mod:`detectors.contract`) says what a line must say; this says what
+a run is willing to read. A date of 9999-12-31 is a valid date, but no customs
+record carries it, and a replay would walk month by month towards it; a line of a
+gigabyte or nested 20,000 deep is valid JSON, but it would exhaust memory or a
+parser's stack. Such lines are rejects with their own reason
+(``date_out_of_range``, ``line_too_long``, ``too_deep``), on every path: replay,
+worker and notifier read their limits from here (``[input]`` in ``watch.toml``).
+
+The latest date accepted depends on the present, which this pure module never
+reads: the caller passes ``today`` (the command line's or the worker's clock).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from detectors.errors import InvalidParameterError, RejectError
+
+__all__ = ["InputLimits", "TimeDomain", "nesting_depth", "period_text"]
+
+#: months since year 0 of 1990-01: the default earliest month
+EARLIEST_DEFAULT = 1990 * 12
+#: a year past the present, by default
+AHEAD_DEFAULT = 12
+
+
+def period_text(month: int) -> str:
+    """``YYYY-MM`` of a month index (``year * 12 + month - 1``).
+
+    >>> period_text(2024 * 12 + 2)
+    '2024-03'
+    """
+    return f"{month // 12:04d}-{month % 12 + 1:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeDomain:
+    """The months (inclusive, as month indices) a run accepts records of.
+
+    Examples
+    --------
+    >>> d = TimeDomain(1990 * 12, 2027 * 12 + 11)
+    >>> d.check(2024 * 12) is None
+    True
+    >>> d.check(9999 * 12 + 11).reason
+    'date_out_of_range'
+    >>> d.mask(np.array([0, 2024 * 12, 9999 * 12])).tolist()
+    [False, True, False]
+    """
+
+    first: int
+    last: int
+
+    def __post_init__(self) -> None:
+        if not 1 * 12 <= self.first <= self.last <= 9999 * 12 + 11:
+            raise InvalidParameterError(
+                "input.earliest/latest", (period_text(self.first), period_text(self.last)),
+                "earliest <= latest, both between 0001-01 and 9999-12",
+            )
+
+    def __contains__(self, month: int) -> bool:
+        return self.first <= month <= self.last
+
+    def check(self, month: int) -> RejectError | None:
+        """The reject of a record of ``month`` outside the domain, else ``None``."""
+        if self.first <= month <= self.last:
+            return None
+        return self.reject(month)
+
+    def reject(self, month: int) -> RejectError:
+        """The reject of a record of ``month`` (which is outside the domain)."""
+        when = "before" if month < self.first else "after"
+        shown = period_text(month) if 0 <= month <= 9999 * 12 + 11 else str(month)
+        return RejectError(
+            "date_out_of_range",
+            f"The record's month {shown} is {when} the range this run accepts "
+            f"({period_text(self.first)} to {period_text(self.last)}); fix the date, or widen "
+            "[input] earliest / latest in the configuration.",
+        )
+
+    def mask(self, months: np.ndarray) -> np.ndarray:
+        """Where month indices are inside the domain."""
+        return (months >= self.first) & (months <= self.last)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InputLimits:
+    """The ``[input]`` section of the watch configuration.
+
+    Parameters
+    ----------
+    earliest : int
+        First month accepted (month index); default 1990-01.
+    latest : int or None
+        Last month accepted; ``None``: ``ahead_months`` past the present.
+    ahead_months : int
+        How far past the present ``latest`` lies when unset.
+    max_line_bytes : int
+        Longest line (or Kafka message) read; longer ones are rejected unread.
+    max_depth : int
+        Deepest nesting of JSON arrays and objects read.
+    max_quoted_lines : int
+        Lines one quoted CSV cell may span before the row is rejected.
+    max_reject_share : float
+        A run that rejects more than this share of its lines fails (exit code 4).
+
+    Examples
+    --------
+    >>> limits = InputLimits()
+    >>> d = limits.domain(dt.date(2026, 12, 6))
+    >>> period_text(d.first), period_text(d.last)
+    ('1990-01', '2027-12')
+    >>> InputLimits(max_depth=0)
+    Traceback (most recent call last):
+    ...
+    detectors.errors.InvalidParameterError: invalid parameter max_depth=0: expected an integer >= 2
+    """
+
+    earliest: int = EARLIEST_DEFAULT
+    latest: int | None = None
+    ahead_months: int = AHEAD_DEFAULT
+    max_line_bytes: int = 4 << 20
+    max_depth: int = 32
+    max_quoted_lines: int = 1
+    max_reject_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        _integer("ahead_months", self.ahead_months, 0)
+        _integer("max_line_bytes", self.max_line_bytes, 256)
+        _integer("max_depth", self.max_depth, 2)
+        _integer("max_quoted_lines", self.max_quoted_lines, 1)
+        share = self.max_reject_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise InvalidParameterError("max_reject_share", share, "a number from 0 to 1")
+        if self.latest is not None:
+            TimeDomain(self.earliest, self.latest)
+
+    def domain(self, today: dt.date) -> TimeDomain:
+        """The months accepted when the present is ``today``."""
+        last = self.latest if self.latest is not None else today.year * 12 + today.month - 1 + self.ahead_months
+        return TimeDomain(self.earliest, max(last, self.earliest))
+
+
+def _integer(name: str, value: object, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise InvalidParameterError(name, value, f"an integer >= {least}")
+
+
+def nesting_depth(data: bytes, limit: int) -> int:
+    """How deep JSON arrays and objects nest in ``data``, counted up to ``limit + 1``.
+
+    Brackets inside strings do not count. A byte loop: run it only on lines with
+    more than ``limit`` opening brackets (no other line can be too deep).
+
+    Examples
+    --------
+    >>> nesting_depth(b'{"a": [1, {"b": "[[[["}]}', 10)
+    3
+    >>> nesting_depth(b"[" * 1000, 5)
+    6
+    """
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 92:  # backslash
+                escaped = True
+            elif byte == 34:  # quote
+                in_string = False
+        elif byte == 34:
+            in_string = True
+        elif byte in (91, 123):  # [ {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        elif byte in (93, 125):  # ] }
+            depth -= 1
+    return deepest
