@@ -60,11 +60,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _inputs_exist(console: Console, paths: Sequence[str]) -> bool:
-    """Say which input is missing, if one is."""
+    """Say which input is missing, or not a file, if one is."""
     for path in paths:
+        if os.path.isdir(path):
+            console.print(f"[red]input is a directory, not a file:[/red] {escape(path)} (give the files in it)")
+            return False
         if not os.path.isfile(path):
             console.print(f"[red]input not found:[/red] {escape(path)}")
             return False
+    return True
+
+
+def _outputs_writable(console: Console, paths: Sequence[tuple[str, str | None]]) -> bool:
+    """Check, before a run, that each output file can be written: a run of minutes must not end
+    in a traceback because a folder is missing."""
+    for option, path in paths:
+        if not path:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            problem = "is a directory; give a file name"
+        elif not os.path.isdir(folder):
+            problem = f"its folder {folder} does not exist"
+        elif not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            problem = "cannot be written (permissions)"
+        else:
+            continue
+        console.print(f"[red]cannot write {option} {escape(path)}:[/red] {escape(problem)}")
+        return False
     return True
 
 
@@ -85,13 +108,16 @@ def _produce(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from streams.produce import produce
+    from streams.settings import Settings
+
+    settings_error = Settings.explain
     from streams.replay import input_size
 
-    console = Console(stderr=True, emoji=False, highlight=False)
+    console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     try:
         settings = _settings(args)
     except ValidationError as exc:
-        console.print(f"[red]settings error:[/red] {escape(str(exc))}")
+        console.print(f"[red]settings error:[/red] {escape(settings_error(exc))}")
         return 2
     if args.rate is not None and not args.rate > 0:
         console.print("[red]--rate must be a number > 0[/red]")
@@ -115,9 +141,10 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from streams.diagnose import verdict
     from streams.replay import charts, input_size, replay, write_alerts
 
-    console = Console(stderr=True, emoji=False, highlight=False)
+    console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     out = Console(emoji=False, highlight=False)
     try:
         config = WatchConfig.from_toml(Path(args.config).read_text("utf-8")) if args.config else WatchConfig.default()
@@ -125,6 +152,9 @@ def _replay(args: argparse.Namespace) -> int:
         console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         return 2
     if not _inputs_exist(console, args.inputs):
+        return 2
+    outputs = [("--alerts-out", args.alerts_out), ("--report", args.report), ("--rejects-out", args.rejects_out)]
+    if not _outputs_writable(console, outputs):
         return 2
     with _progress(console, "reading", args.quiet) as bar:
         task = bar.add_task("lines", total=input_size(args.inputs))
@@ -146,6 +176,13 @@ def _replay(args: argparse.Namespace) -> int:
             return 2
     summary = result.summary([str(p) for p in args.inputs])
     _print_summary(out, summary, result.alerts)
+    unusable = verdict(args.inputs, result.lines, result.accepted, result.rejected, config.input.max_reject_share)
+    if unusable is not None:
+        console.print(f"[red]unusable input:[/red] {escape(str(unusable))}")
+        if args.rejects_out and result.rejected:
+            console.print(f"rejected lines written to {escape(args.rejects_out)}")
+        console.print("no alerts or report written: the run did not see enough of its input to speak for it.")
+        return 4
     if args.alerts_out:
         write_alerts(args.alerts_out, result.alerts)
         out.print(f"alerts written to {args.alerts_out}")

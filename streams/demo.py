@@ -101,7 +101,7 @@ def _ready(port: int) -> bool:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    console = Console(stderr=True, emoji=False, highlight=False)
+    console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     out = Console(emoji=False, highlight=False)
     inputs = [Path(p) for p in args.inputs] or [SAMPLE]
     config = Path(args.config) if args.config else (SAMPLE_CONFIG if not args.inputs else None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,9 +60,9 @@ class Settings(BaseSettings):
     @classmethod
     def _kafka_urls(cls, value: str) -> str:
         for url in value.split(";"):
-            host = url.strip().removeprefix("kafka://")
-            if not host or ":" not in host:
-                raise ValueError(f"broker {url!r} must look like kafka://host:port")
+            host, _, port = url.strip().removeprefix("kafka://").rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c in host.strip("[]") for c in "/@ ?#" + ":" * (host[:1] != "[")):
+                raise ValueError(f"{url.strip()!r} must look like kafka://host:port, e.g. kafka://127.0.0.1:9092")
         return value
 
     @classmethod
@@ -73,6 +73,22 @@ class Settings(BaseSettings):
         'kafka://10.0.0.1:9092'
         """
         return cls(**{k: v for k, v in options.items() if v is not None})
+
+    @staticmethod
+    def explain(error: ValidationError) -> str:
+        """One line per wrong setting, for the command line (pydantic's own text spans lines).
+
+        >>> try:
+        ...     Settings(broker="http://x")
+        ... except ValidationError as exc:
+        ...     print(Settings.explain(exc))
+        broker: 'http://x' must look like kafka://host:port, e.g. kafka://127.0.0.1:9092
+        """
+        parts = []
+        for e in error.errors(include_url=False):
+            where = ".".join(map(str, e["loc"])) or "settings"
+            parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+        return "; ".join(parts)
 
     @property
     def bootstrap_servers(self) -> str:

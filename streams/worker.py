@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -82,10 +83,13 @@ def run_worker(args: argparse.Namespace) -> int:
 
     from streams.service import create_app
 
-    console = Console(stderr=True, emoji=False, highlight=False)
+    console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     try:
         settings = settings_from(args)
         config = load_config(settings)
+    except ValidationError as exc:
+        console.print(f"[red]settings error:[/red] {escape(Settings.explain(exc))}")
+        return 2
     except (OSError, ConfigError, ValueError) as exc:
         console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         return 2
@@ -102,11 +106,11 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_alerts(args: argparse.Namespace) -> int:
-    console = Console(stderr=True, emoji=False, highlight=False)
+    console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     try:
         settings = settings_from(args)
-    except ValueError as exc:
-        console.print(f"[red]settings error:[/red] {escape(str(exc))}")
+    except ValidationError as exc:
+        console.print(f"[red]settings error:[/red] {escape(Settings.explain(exc))}")
         return 2
     try:
         asyncio.run(print_alerts(settings, sys.stdout.buffer, follow=args.follow))
