@@ -10,8 +10,9 @@ reasons are stable codes, the values of the ``reason`` label of
 - ``too_deep``: JSON nested deeper than the input limit (``detectors.limits``);
 - ``invalid_json``: not JSON (also: a number too large for a double, invalid UTF-8);
 - ``invalid_alert``: JSON, but not an alert record (``docs/alerts.md``): not an object, no
-  usable ``alert_id``, a field of the wrong type, a label longer than :data:`MAX_LABEL_CHARS`,
-  a period that is not ``YYYY-MM``;
+  usable ``alert_id``, a field of the wrong type, a label longer than :data:`MAX_LABEL_CHARS`
+  or with a control character or line break (labels go into mail headers), a period that is
+  not ``YYYY-MM``;
 - ``date_out_of_range``: a period outside the months a run accepts (``detectors.limits``:
   1990-01 to a year past the present), such as ``0000-01`` or ``9999-12``;
 - ``invalid_number``: an amount, count, score, ratio or p-value that is not a finite number
@@ -46,6 +47,8 @@ MAX_LABEL_CHARS = 200
 #: Ids are ``tw-`` and a hash; the characters keep delivery-log keys (``receiver|id|version``) unambiguous.
 ALERT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 PERIOD = re.compile(r"(\d{4})-(\d{2})")
+#: Control characters and line or paragraph separators: a label is one line (it becomes a mail header).
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 #: (lowest, highest, integer only) per numeric field (each may also be null or missing).
 #: Amounts are in the base currency: 1e15 is more than a year of world trade.
@@ -120,8 +123,9 @@ def check_alert(alert: Any, domain: TimeDomain) -> dict[str, Any]:
         raise domain.reject(month)
     for name in LABEL_FIELDS:
         value = alert.get(name)
-        if value is not None and (not isinstance(value, str) or len(value) > MAX_LABEL_CHARS):
-            raise _wrong(name, value, f"a string of at most {MAX_LABEL_CHARS} characters")
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_LABEL_CHARS
+                                  or CONTROL.search(value)):
+            raise _wrong(name, value, f"one line of at most {MAX_LABEL_CHARS} characters")
     for name in TEXT_FIELDS:
         if alert.get(name) is not None and not isinstance(alert[name], str):
             raise _wrong(name, alert[name], "a string")
@@ -130,7 +134,7 @@ def check_alert(alert: Any, domain: TimeDomain) -> dict[str, Any]:
         if value is not None and not isinstance(value, list):
             raise _wrong(name, value, "a list")
     for d in alert.get("detectors") or ():
-        if not isinstance(d, str) or len(d) > MAX_LABEL_CHARS:
+        if not isinstance(d, str) or len(d) > MAX_LABEL_CHARS or CONTROL.search(d):
             raise _wrong("detectors", d, "names of detectors")
     for name in ("top_exporters", "top_consignees"):
         for entry in alert.get(name) or ():

@@ -279,9 +279,9 @@ repeat_interval = "1h"
     assert sorted(slack_standin.alert_ids()) == sorted(a["alert_id"] for a in [*first, later])
     assert failed == 4 * 3, "three attempts for each of the four alerts"
     undelivered = read_topic(settings, settings.undelivered_topic)
-    assert sorted(m.key.decode() for m in undelivered) == sorted(a["alert_id"] for a in [*first, later])
+    assert sorted(m.key.decode() for m in undelivered) == sorted(f"mail|{a['alert_id']}|final" for a in [*first, later])
     headers = dict(undelivered[0].headers)
-    assert headers["receiver"] == b"mail" and headers["attempts"] == b"3"
+    assert headers["receiver"] == b"mail" and headers["attempts"] == b"3" and headers["outcome"] == b"failed"
     assert headers["reason"].startswith(b"email receiver 'mail'") and b"SMTPConnectError" in headers["reason"]
     assert smtp.password.encode() not in b"".join(m.value + b"".join(v for _, v in m.headers) for m in undelivered)
 

@@ -43,6 +43,7 @@ class Durable:
     kill_at: int | None = None
     kill_after: bool = False
     fail_sends: int = 0
+    poison: set[str] = field(default_factory=set)
 
     def step(self, what: str, effect) -> None:
         """Take one durable step, dying before or after it when its turn comes."""
@@ -81,6 +82,8 @@ class DurableSink:
         self.name, self.type, self.durable = name, type_, durable
 
     async def send(self, n: Notification) -> None:
+        if any(i.alert_id in self.durable.poison for i in n.items):
+            raise TypeError("a bug that this alert's content triggers")
         if self.durable.fail_sends:
             self.durable.fail_sends -= 1
             raise DeliveryError(f"{self.name}: HTTP 503")
@@ -309,3 +312,17 @@ def test_a_delivered_record_is_final_whatever_the_order_records_are_read_in():
         log.apply(DeliveryRecord(state=state, **base))
     assert log.get("desk", "tw-1").final.state == DELIVERED
     assert log.get("desk", "tw-1").has(early=True), "the month-end version covers the early one"
+
+
+def test_an_alert_that_makes_a_sink_raise_fails_alone_and_the_notifier_goes_on():
+    good1, bad, good2 = make_alert(), make_alert(), make_alert()  # one group: same partner and period
+    durable, clock = Durable(poison={bad["alert_id"]}), FakeClock()
+    p = life(durable, clock, [good1, bad, good2])
+    assert p is not None, "the exception did not escape"
+    for receiver in ("desk", "mail"):
+        assert sorted(durable.received(receiver)) == sorted([good1["alert_id"], good2["alert_id"]])
+    keys = durable.undelivered_keys()
+    assert sorted(keys) == sorted(f"{r}|{bad['alert_id']}|final" for r in ("desk", "mail"))
+    assert all(b"TypeError" in h["reason"] and h["outcome"] == b"failed" for _, _, h in durable.undelivered)
+    assert sorted(s.offset for s in p.done) == [0, 1, 2], "every offset released"
+    assert p.metrics.registry.get_sample_value("transitwatch_notify_undelivered_total", {"receiver_type": "slack"}) == 1
