@@ -57,6 +57,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--config", metavar="FILE.toml", help="routing and receivers (default: TRANSITWATCH_NOTIFY_CONFIG)")
     r.add_argument("--receiver", metavar="NAME", help="only this receiver's alerts (the others are put back)")
     r.add_argument("--attempts", type=int, default=3, metavar="N", help="attempts per message (default 3)")
+    r.add_argument("--unknown", choices=("keep", "resend", "drop"), default="keep",
+                   help="alerts whose earlier send has an unknown outcome (the receiver may have them): put them "
+                        "back (keep, default), send them (resend) or take them off the topic unsent (drop)")
+    r.add_argument("--alert", action="append", metavar="ID", dest="alerts",
+                   help="only this alert (repeatable); the others are put back")
     r.add_argument("--list", action="store_true", help="only list what is undelivered")
     r.add_argument("--broker", metavar="URL", help=_BROKER_HELP)
     r.set_defaults(handler=redeliver_command)
@@ -252,9 +257,14 @@ def redeliver_command(args: argparse.Namespace) -> int:
         if args.receiver is not None and args.receiver not in config.receivers:
             _console().print(f"[red]no receiver {escape(args.receiver)} in the configuration[/red]")
             return 2
-        result = await redeliver(settings, config, receiver=args.receiver, attempts=args.attempts)
+        result = await redeliver(settings, config, receiver=args.receiver, attempts=args.attempts,
+                                 unknown=args.unknown, alerts=frozenset(args.alerts) if args.alerts else None)
         out.print(f"{result.delivered} delivered, {result.already_delivered} already delivered, "
-                  f"{result.failed_again} failed again, {result.put_back} put back, {result.unreadable} unreadable")
-        return 1 if result.failed_again or (result.put_back and args.receiver is None) else 0
+                  f"{result.failed_again} failed again, {result.put_back} put back, {result.unreadable} unreadable, "
+                  f"{result.unknown_kept + result.unknown_found} unknown outcome(s) kept, "
+                  f"{result.unknown_dropped} dropped")
+        narrowed = args.receiver is not None or args.alerts
+        return 1 if result.failed_again or result.unknown_kept or result.unknown_found or (
+            result.put_back and not narrowed) else 0
 
     return _run(main)

@@ -1,11 +1,13 @@
 """The notifier's state on compacted Kafka topics, so it survives restarts and moves.
 
 Two small topics, created compacted if missing: the delivery log (one record per alert
-version per receiver, keyed ``receiver|alert_id|early|final``) and the silences (keyed by
-silence id; expiring one writes it again with its new end). The notifier reads each to the
-end before it takes an alert, and keeps tailing them, so a silence added with
-``transitwatch silence add`` on any machine takes effect within a second. A record is
-written with ``acks=all`` and awaited before the alert's offset is committed.
+version per receiver, keyed ``receiver|alert_id|early|final``, rewritten from intent to
+outcome) and the silences (keyed by silence id; expiring one writes it again with its new
+end). The notifier reads each to the end before it takes an alert, and keeps tailing them,
+so a silence added with ``transitwatch silence add`` on any machine takes effect within a
+second. A record is written with ``acks=all`` and awaited before the alert's offset is
+committed. It also reads the keys of the undelivered topic (same keys), so that it puts
+each alert version there at most once, whatever restarts happen in between.
 """
 
 from __future__ import annotations
@@ -148,6 +150,38 @@ class KafkaDeliveryLog(DeliveryLog):
         await asyncio.gather(*pending)
         for r in records:
             self.apply(r)
+
+
+def parse_version_key(key: bytes | None) -> tuple[str, str, bool] | None:
+    """``(receiver, alert_id, early)`` of a key written by :func:`version_key`, else None.
+
+    Examples
+    --------
+    >>> from streams.notify.deliverylog import version_key
+    >>> parse_version_key(version_key("desk", "tw-1", True).encode()), parse_version_key(b"tw-1")
+    (('desk', 'tw-1', True), None)
+    """
+    parts = (key or b"").decode("utf-8", "replace").rsplit("|", 2)
+    if len(parts) != 3 or parts[2] not in ("early", "final") or not parts[0] or not parts[1]:
+        return None
+    return parts[0], parts[1], parts[2] == "early"
+
+
+class UndeliveredKeys:
+    """Follows the undelivered topic's keys into ``log`` (:meth:`DeliveryLog.mark_undelivered`).
+
+    Records written before keys named the receiver and version (keyed by alert id alone)
+    are left out: they can only be written again once, by the first restart after an upgrade.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, log_: DeliveryLog) -> None:
+        self.topic, self.log = topic, log_
+        self.tail = TopicTail(bootstrap, topic, self._read)
+
+    def _read(self, key: bytes | None, value: bytes | None) -> None:
+        parsed = parse_version_key(key)
+        if parsed is not None:
+            self.log.mark_undelivered(*parsed)
 
 
 class KafkaSilences:

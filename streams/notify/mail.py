@@ -121,7 +121,8 @@ def email_message(n: Notification, receiver: EmailReceiver, charts: Mapping[str,
                   now: float | None = None) -> EmailMessage:
     """The whole message; ``charts`` maps each item's content id to its PNG."""
     msg = EmailMessage()
-    msg["Subject"] = f"[transitwatch] {c.summary(n)}"
+    # One line whatever the labels hold: a line break in a header value is refused (and unsafe).
+    msg["Subject"] = " ".join(f"[transitwatch] {c.summary(n)}".split())
     msg["From"] = receiver.sender
     msg["To"] = ", ".join(receiver.to)
     msg["Date"] = formatdate(time.time() if now is None else now, usegmt=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.notify.config import RECEIVER_TYPES
+from streams.notify.intake import REJECT_REASONS
 
 #: From the alert's Kafka timestamp to delivered: group_wait (30 s by default) dominates.
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0)
@@ -52,11 +53,16 @@ class NotifyMetrics:
             "transitwatch_notify_undelivered",
             "Alerts sent to the undelivered topic after their last attempt failed", ["receiver_type"], registry=r,
         )
+        self.unknown_outcomes = Counter(
+            "transitwatch_notify_unknown_outcomes",
+            "Alerts whose send was recorded as intended but never as done (the notifier stopped in between): "
+            "not sent again, put on the undelivered topic for an operator", ["receiver_type"], registry=r,
+        )
         self.consumed = Counter("transitwatch_notify_alerts_consumed", "Alert messages read from the alerts topic",
                                 registry=r)
         self.invalid = Counter(
             "transitwatch_notify_invalid_alerts",
-            "Alert messages that are not alerts, sent to the dead-letter topic, by reason", ["reason"], registry=r,
+            "Alert messages skipped as not alerts (sent to the dead-letter topic), by reason", ["reason"], registry=r,
         )
         self.pending_groups = Gauge("transitwatch_notify_pending_groups",
                                     "Groups holding alerts that wait to be sent", registry=r)
@@ -65,6 +71,7 @@ class NotifyMetrics:
                 self.deliveries.labels(receiver_type=kind, outcome=outcome)
             self.retries.labels(receiver_type=kind)
             self.undelivered.labels(receiver_type=kind)
+            self.unknown_outcomes.labels(receiver_type=kind)
             self.latency.labels(receiver_type=kind)
-        for reason in ("invalid_json", "invalid_alert"):
+        for reason in REJECT_REASONS:
             self.invalid.labels(reason=reason)

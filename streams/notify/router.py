@@ -26,7 +26,7 @@ from typing import Any
 
 from detectors.errors import InvalidParameterError
 from streams.notify.config import NotifyConfig, Receiver, Route
-from streams.notify.deliverylog import DeliveryLog, DeliveryRecord
+from streams.notify.deliverylog import DELIVERED, DeliveryLog, DeliveryRecord
 from streams.notify.matchers import LABELS, alert_labels, label_value
 from streams.notify.metrics import NotifyMetrics
 from streams.notify.silences import Silences
@@ -115,6 +115,7 @@ class Router:
         rng: random.Random | None = None,
         on_done: Callable[[Source], None] | None = None,
         domain: str = "transitwatch.local",
+        redelivery: bool = False,
     ) -> None:
         self.config, self.log, self.silences = config, log, silences
         self.metrics = metrics if metrics is not None else NotifyMetrics()
@@ -122,6 +123,9 @@ class Router:
         self.rng = rng if rng is not None else random.Random()
         self.on_done = on_done or (lambda source: None)
         self.domain = domain
+        # ``redeliver`` sends what is on the undelivered topic, so only a delivery skips an alert.
+        self.redelivery = redelivery
+        self._unknown: list[Notification] = []
         self._groups: dict[str, _Group] = {}
         self._in_group: dict[tuple[str, str], _Group] = {}
         self._in_flight: dict[tuple[str, str], list[Item]] = {}
@@ -182,12 +186,30 @@ class Router:
             self.metrics.silenced.inc()
         return True
 
+    def _covered(self, receiver: str, alert_id: str, early: bool) -> bool:
+        delivered = self.log.get(receiver, alert_id)
+        return delivered.has(early) if self.redelivery else delivered.covers(early)
+
     def _hold(self, receiver: Receiver, route: Route, item: Item, now: float) -> bool:
         """Put the item in its group unless the receiver has, or will get, this alert anyway."""
         key = (receiver.name, item.alert_id)
-        if self.log.get(*key).covers(item.early):
+        delivered = self.log.get(*key)
+        if delivered.has(item.early):
             return False
         if any(f.early == item.early or not f.early for f in self._in_flight.get(key, ())):
+            return False
+        intent = delivered.intent(item.early)
+        if intent is not None:
+            # Not ours (ours are in flight): an earlier process stopped between sending and
+            # recording the outcome. Not sent again; surfaced as an unknown outcome.
+            self._seq += 1
+            n = Notification(receiver=receiver, group_key=intent.group_key, group_labels={}, items=[item],
+                             message_id=intent.message_id, alert_url=self.config.alert_url, seq=self._seq,
+                             outcome_unknown=True)
+            self._in_flight.setdefault(key, []).append(item)
+            self._unknown.append(n)
+            return True
+        if self._covered(*key, item.early):
             return False
         group = self._in_group.get(key)
         if group is not None:
@@ -227,7 +249,8 @@ class Router:
     def due(self) -> list[Notification]:
         """Notifications to send now: groups whose time came, and retries whose wait is over."""
         now = self.clock()
-        fresh: list[Notification] = []
+        fresh: list[Notification] = self._unknown
+        self._unknown = []
         for group in list(self._groups.values()):
             if group.items and group.next_flush is not None and group.next_flush <= now:
                 fresh.extend(self._flush(group, now))
@@ -252,14 +275,14 @@ class Router:
         for alert_id, item in group.items.items():
             key = (name, alert_id)
             delivered = self.log.get(*key)
-            if delivered.covers(item.early) or self._mute(item.alert, item.labels, now):
+            if self._covered(*key, item.early) or self._mute(item.alert, item.labels, now):
                 del self._in_group[key]
                 self._release(item.source)
             elif not item.early and any(f.early for f in self._in_flight.get(key, ())):
                 held_back[alert_id] = item  # wait for the early version, so this goes out as its update
             else:
                 del self._in_group[key]
-                item.previous = delivered.early if not item.early else None
+                item.previous = delivered.delivered_early() if not item.early else None
                 items.append(item)
         group.items = held_back
         group.next_flush = now + group.route.group_interval if held_back else None
@@ -289,6 +312,7 @@ class Router:
         """The earliest time :meth:`due` may return something, or None."""
         times = [g.next_flush for g in self._groups.values() if g.items and g.next_flush is not None]
         times += [max(n.next_attempt_at, self._blocked.get(n.receiver.name, 0.0)) for n in self._retrying]
+        times += [self.clock() for _ in self._unknown[:1]]
         return min(times) if times else None
 
     @property
@@ -303,15 +327,24 @@ class Router:
 
     # -- outcomes -------------------------------------------------------------------------------
 
-    def records_for(self, n: Notification, delivered_at: float | None = None, *, via: str = "notify") -> list[DeliveryRecord]:
-        """The delivery-log records of a notification the receiver accepted."""
+    def records_for(self, n: Notification, delivered_at: float | None = None, *, via: str = "notify",
+                    state: str = DELIVERED) -> list[DeliveryRecord]:
+        """The delivery-log records of a notification: by default, the receiver accepted it;
+        ``state`` ``sending`` is the intent, ``failed`` or ``unknown`` another outcome."""
         at = self.clock() if delivered_at is None else delivered_at
         return [
             DeliveryRecord(receiver=n.receiver.name, receiver_type=n.receiver_type, alert_id=i.alert_id,
                            early=i.early, severity=str(i.alert.get("severity", "")), group_key=n.group_key,
-                           message_id=n.message_id, delivered_at=at, via=via)
+                           message_id=n.message_id, delivered_at=at, via=via, state=state)
             for i in n.items
         ]
+
+    def single(self, n: Notification, item: Item) -> Notification:
+        """A notification of one item of ``n`` (to send alone what failed in company)."""
+        self._seq += 1
+        return Notification(receiver=n.receiver, group_key=n.group_key, group_labels=dict(n.group_labels),
+                            items=[item], message_id=message_id(n.receiver.name, n.group_key, [item], self.domain),
+                            thread=n.thread, attempt=n.attempt, alert_url=n.alert_url, seq=self._seq)
 
     def _leave_flight(self, n: Notification) -> None:
         for i in n.items:
@@ -355,7 +388,8 @@ class Router:
     def abandoned(self, n: Notification) -> None:
         """The alerts of ``n`` are on the undelivered topic: stop tracking them."""
         self._leave_flight(n)
-        self.metrics.undelivered.labels(receiver_type=n.receiver_type).inc(len(n.items))
+        counter = self.metrics.unknown_outcomes if n.outcome_unknown else self.metrics.undelivered
+        counter.labels(receiver_type=n.receiver_type).inc(len(n.items))
         for i in n.items:
             self._release(i.source)
 

@@ -1,14 +1,21 @@
 """``transitwatch notify``: the Kafka loop, the per-receiver senders and the HTTP endpoints.
 
-The loop reads alerts (manual offset commits, consumer group ``notify_group_id``), feeds the
-router and hands what is due to one sender task per receiver, so a receiver that is slow
-or down delays only itself. A sender records each delivery in the delivery log (awaited,
-``acks=all``) before the router releases the alert; the loop then commits offsets up to the
-first alert still being handled. After the last failed attempt the alerts go to the
-undelivered topic (awaited) before they are released. So a crash at any point loses
-nothing: unreleased alerts are read again and the delivery log skips those already sent.
-The one window left is between a receiver accepting a message and the log recording it:
-a crash exactly there sends that message again (with the same email Message-ID).
+The loop reads alerts (manual offset commits, consumer group ``notify_group_id``), checks
+each (:mod:`streams.notify.intake`: a message that is not a usable alert goes to the
+dead-letter topic, counted by reason), feeds the router and hands what is due to one sender
+task per receiver, so a receiver that is slow or down delays only itself.
+
+A sender records the intent in the delivery log (``sending``, awaited, ``acks=all``), sends,
+then records the outcome (``delivered`` or ``failed``) before the router releases the
+alert; the loop commits offsets up to the first alert still being handled. After the last
+failed attempt the alerts go to the undelivered topic (awaited, at most once per alert
+version and receiver) before they are released. So a crash at any point loses nothing and
+sends nothing twice: unreleased alerts are read again; the delivery log skips those
+delivered and finds those whose intent has no outcome. Those (the notifier died between
+the two records, while the receiver may or may not have accepted the message) are not
+sent again: they go to the undelivered topic as ``unknown_outcome``, counted in
+``transitwatch_notify_unknown_outcomes_total``, for an operator to resend or drop with
+``transitwatch redeliver``.
 """
 
 from __future__ import annotations
@@ -24,8 +31,10 @@ from aiokafka.abc import ConsumerRebalanceListener
 
 from streams.notify.alertmanager import AlertmanagerSink
 from streams.notify.config import AlertmanagerReceiver, EmailReceiver, NotifyConfig, SlackReceiver
-from streams.notify.deliverylog import DeliveryLog
-from streams.notify.kafkastate import COMPACTED, KafkaDeliveryLog, KafkaSilences, ensure_topics
+from detectors.errors import RejectError
+from streams.notify.deliverylog import FAILED, SENDING, UNKNOWN, DeliveryLog, version_key
+from streams.notify.intake import MAX_ALERT_BYTES, parse_alert, period_domain
+from streams.notify.kafkastate import COMPACTED, KafkaDeliveryLog, KafkaSilences, UndeliveredKeys, ensure_topics
 from streams.notify.mail import EmailSink
 from streams.notify.matchers import NotifyConfigError
 from streams.notify.metrics import NotifyMetrics
@@ -74,33 +83,24 @@ def retry_policy(settings: Settings) -> RetryPolicy:
                        maximum=max(settings.notify_retry_max_seconds, settings.notify_retry_initial_seconds))
 
 
-def invalid_reason(value: bytes | None) -> tuple[str, Any]:
-    """``("", alert)`` for an alert record, else ``(reason, None)``.
-
-    Examples
-    --------
-    >>> invalid_reason(b'{"alert_id": "tw-1", "early": false}')[0], invalid_reason(b"nope")[0]
-    ('', 'invalid_json')
-    >>> invalid_reason(b'{"alert_id": 3}')[0]
-    'invalid_alert'
-    """
-    try:
-        alert = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        return "invalid_json", None
-    if (not isinstance(alert, dict) or not isinstance(alert.get("alert_id"), str) or not alert["alert_id"]
-            or not isinstance(alert.get("early", False), bool)):
-        return "invalid_alert", None
-    return "", alert
+def unknown_outcome_reason(n: Notification) -> str:
+    """The ``reason`` header of an alert whose send has an intent but no outcome."""
+    return (f"unknown_outcome: the notifier stopped after recording the intent to send message {n.message_id} "
+            f"to {n.receiver.name!r} and before recording whether it was accepted; the receiver may have it. "
+            "Check the receiver, then `transitwatch redeliver --unknown resend` (or `--unknown drop`).")
 
 
 class Dispatcher:
-    """One sender task per receiver; the outcome of every attempt goes back to the router."""
+    """One sender task per receiver; the outcome of every attempt goes back to the router.
+
+    ``dedupe``: skip writing an alert version already on the undelivered topic (the notifier;
+    ``redeliver`` puts back on purpose what it read from there)."""
 
     def __init__(self, router: Router, sinks: Mapping[str, Sink], log_: DeliveryLog, producer, undelivered_topic: str,
-                 *, via: str = "notify", redactor: Redactor | None = None) -> None:
+                 *, via: str = "notify", redactor: Redactor | None = None, dedupe: bool = True) -> None:
         self.router, self.sinks, self.log = router, sinks, log_
         self.producer, self.undelivered_topic, self.via = producer, undelivered_topic, via
+        self.dedupe = dedupe
         self.redact = redactor or Redactor()
         self._queues: dict[str, asyncio.Queue[Notification]] = {}
         self._tasks: dict[str, asyncio.Task] = {}
@@ -154,23 +154,57 @@ class Dispatcher:
                 self.sending -= 1
                 self.busy -= 1
 
+    async def send_now(self, n: Notification) -> None:
+        """Send one notification in the caller's task, with the same records as a sender."""
+        await self._send(self.sinks[n.receiver.name], n)
+
+    def _record(self, n: Notification, state: str | None = None) -> Callable[[], Any]:
+        records = (self.router.records_for(n, via=self.via) if state is None
+                   else self.router.records_for(n, via=self.via, state=state))
+        return lambda: self.log.record(records)
+
     async def _send(self, sink: Sink, n: Notification) -> None:
+        if n.outcome_unknown:
+            reason = unknown_outcome_reason(n)
+            log.error("alert %s to %s: %s", n.items[0].alert_id, n.receiver.name, reason)
+            await self._persist(lambda: self._undeliver(n, reason, outcome=UNKNOWN), "sending to the undelivered topic")
+            await self._persist(self._record(n, UNKNOWN), "recording an unknown outcome")
+            self.router.abandoned(n)
+            return
+        # The intent first: a crash from here until the outcome is recorded is detected, not repeated.
+        await self._persist(self._record(n, SENDING), "recording the intent to send")
         try:
             await sink.send(n)
         except DeliveryError as err:
-            reason = self.redact(str(err))
-            if self.router.failed(n, DeliveryError(reason, retry_after=err.retry_after, permanent=err.permanent)):
-                log.warning("%s (attempt %d; retrying in %.1f s)", reason, n.attempt, max(0.0, n.next_attempt_at - time.time()))
-                return
-            log.error("%s (attempt %d, giving up: %d alert(s) to %s)", reason, n.attempt, len(n.items),
-                      self.undelivered_topic)
-            await self._persist(lambda: self._undeliver(n, reason), "sending to the undelivered topic")
-            self.router.abandoned(n)
+            await self._failed(n, err)
             return
-        records = self.router.records_for(n, via=self.via)
-        await self._persist(lambda: self.log.record(records), "recording a delivery")
+        except Exception as exc:  # noqa: BLE001 - one alert's failure, not the process's (logged with its traceback)
+            log.exception("sending %d alert(s) to %s raised %s", len(n.items), n.receiver.name, type(exc).__name__)
+            if len(n.items) > 1:
+                # One odd alert must not take its group down with it: each goes alone.
+                await self._persist(self._record(n, FAILED), "recording a failed attempt")
+                for item in n.items:
+                    await self._send(sink, self.router.single(n, item))
+                return
+            await self._failed(n, DeliveryError(
+                f"{n.receiver.type} receiver {n.receiver.name!r}: the message could not be built or sent "
+                f"({type(exc).__name__}: {str(exc)[:200]}); see the notifier's log", permanent=True))
+            return
+        await self._persist(self._record(n), "recording a delivery")
         self.router.delivered(n)
         log.info("delivered %d alert(s) to %s (%s)", len(n.items), n.receiver.name, n.message_id)
+
+    async def _failed(self, n: Notification, err: DeliveryError) -> None:
+        """Record that the receiver did not take ``n``; retry it later, or give up."""
+        reason = self.redact(str(err))
+        await self._persist(self._record(n, FAILED), "recording a failed attempt")
+        if self.router.failed(n, DeliveryError(reason, retry_after=err.retry_after, permanent=err.permanent)):
+            log.warning("%s (attempt %d; retrying in %.1f s)", reason, n.attempt, max(0.0, n.next_attempt_at - time.time()))
+            return
+        log.error("%s (attempt %d, giving up: %d alert(s) to %s)", reason, n.attempt, len(n.items),
+                  self.undelivered_topic)
+        await self._persist(lambda: self._undeliver(n, reason), "sending to the undelivered topic")
+        self.router.abandoned(n)
 
     async def _persist(self, write: Callable[[], Any], what: str) -> None:
         """Keep trying a Kafka write: the alert is released only once it is written."""
@@ -186,19 +220,31 @@ class Dispatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    async def _undeliver(self, n: Notification, reason: str) -> None:
-        pending = []
+    async def _undeliver(self, n: Notification, reason: str, *, outcome: str = FAILED) -> None:
+        """Put the alerts of ``n`` on the undelivered topic, keyed by alert version and receiver;
+        with ``dedupe``, a version already there is not written again (a restart re-reads
+        alerts it had already put there before their offsets were committed)."""
+        pending, written = [], []
         for item in n.items:
+            if self.dedupe and self.log.is_undelivered(n.receiver.name, item.alert_id, item.early):
+                log.info("alert %s to %s is already on %s; not written again", item.alert_id, n.receiver.name,
+                         self.undelivered_topic)
+                continue
             headers = [("receiver", n.receiver.name.encode()), ("receiver_type", n.receiver_type.encode()),
                        ("attempts", str(n.attempt).encode()), ("via", self.via.encode()), ("reason", reason[:500].encode()),
+                       ("outcome", outcome.encode()), ("message_id", n.message_id.encode()),
                        ("alert_timestamp", repr(item.timestamp).encode())]
             if item.source is not None:
                 headers += [("source_topic", item.source.topic.encode()),
                             ("source_partition", str(item.source.partition).encode()),
                             ("source_offset", str(item.source.offset).encode())]
+            key = version_key(n.receiver.name, item.alert_id, item.early)
             pending.append(await self.producer.send(self.undelivered_topic, orjson.dumps(dict(item.alert)),
-                                                    key=item.alert_id.encode(), headers=headers))
+                                                    key=key.encode(), headers=headers))
+            written.append(item)
         await asyncio.gather(*pending)
+        for item in written:
+            self.log.mark_undelivered(n.receiver.name, item.alert_id, item.early)
 
 
 class Notifier:
@@ -225,17 +271,24 @@ class Notifier:
         s = self.settings
         bootstrap = s.bootstrap_servers
         await ensure_topics(bootstrap, {s.deliveries_topic: COMPACTED, s.silences_topic: COMPACTED,
-                                        s.undelivered_topic: {}}, s.notify_replication)
+                                        s.undelivered_topic: COMPACTED}, s.notify_replication)
         web = await self._serve()
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5)
         await producer.start()
         delivery_log = KafkaDeliveryLog(bootstrap, s.deliveries_topic, producer)
         silences = KafkaSilences(bootstrap, s.silences_topic)
+        undelivered = UndeliveredKeys(bootstrap, s.undelivered_topic, delivery_log)
         dispatcher = None
         try:
             await delivery_log.tail.start()
+            await undelivered.tail.start()
             await silences.tail.start()
             log.info("delivery log: %d record(s); silences: %d", len(delivery_log), len(silences.view.all()))
+            intents = delivery_log.intents()
+            if intents:
+                log.warning("%d alert(s) were being sent when the notifier last stopped (an intent without an "
+                            "outcome); each goes to %s as unknown_outcome when its alert is read again",
+                            len(intents), s.undelivered_topic)
             router = self.router = Router(
                 self.config, delivery_log, silences.view, metrics=self.metrics, clock=self.clock,
                 retry=retry_policy(s), on_done=self.tracker.done, domain=s.notify_message_domain,
@@ -247,7 +300,7 @@ class Notifier:
                 bootstrap_servers=bootstrap, group_id=s.notify_group_id, enable_auto_commit=False,
                 auto_offset_reset="earliest", max_poll_records=500,
             )
-            consumer.subscribe([s.alerts_topic], listener=_Rebalance(self, delivery_log, silences))
+            consumer.subscribe([s.alerts_topic], listener=_Rebalance(self, delivery_log, silences, undelivered))
             await consumer.start()
             self.ready = True
             log.info("notifier reading %s as %s; receivers: %s", s.alerts_topic, s.notify_group_id,
@@ -273,6 +326,7 @@ class Notifier:
             if dispatcher is not None:
                 await dispatcher.stop()
             await silences.tail.stop()
+            await undelivered.tail.stop()
             await delivery_log.tail.stop()
             await producer.stop()
             await web.cleanup()
@@ -281,17 +335,32 @@ class Notifier:
         source = Source(m.topic, m.partition, m.offset)
         self.tracker.seen(source)
         self.metrics.consumed.inc()
-        reason, alert = invalid_reason(m.value)
-        if reason:
-            log.error("%s[%d]@%d is not an alert (%s): sent to %s", m.topic, m.partition, m.offset, reason,
-                      self.settings.dead_letter_topic)
-            headers = [("reason", reason.encode()), ("source_topic", m.topic.encode()),
-                       ("source_partition", str(m.partition).encode()), ("source_offset", str(m.offset).encode())]
-            await producer.send_and_wait(self.settings.dead_letter_topic, m.value, key=m.key, headers=headers)
-            self.metrics.invalid.labels(reason=reason).inc()
-            self.tracker.done(source)
+        try:
+            alert = parse_alert(m.value, period_domain(self.clock()))
+        except RejectError as err:
+            await self._dead_letter(m, producer, err.reason, err.message)
             return
-        router.add(alert, source=source, timestamp=m.timestamp / 1000.0 if m.timestamp else None)
+        try:
+            router.add(alert, source=source, timestamp=m.timestamp / 1000.0 if m.timestamp else None)
+        except Exception as exc:  # noqa: BLE001 - one alert's failure, not the process's (logged with its traceback)
+            log.exception("alert %s at %s[%d]@%d could not be routed", alert["alert_id"], m.topic, m.partition, m.offset)
+            await self._dead_letter(m, producer, "unprocessable", f"{type(exc).__name__}: {str(exc)[:300]}")
+
+    async def _dead_letter(self, m, producer, reason: str, message: str) -> None:
+        """Skip one message: logged, counted by reason, kept on the dead-letter topic (cut to
+        :data:`MAX_ALERT_BYTES`, so that it fits there), its offset released."""
+        log.error("%s[%d]@%d skipped (%s: %s); kept on %s", m.topic, m.partition, m.offset, reason,
+                  self.redactor(message)[:300], self.settings.dead_letter_topic)
+        value = m.value
+        headers = [("reason", reason.encode()), ("error", self.redactor(message)[:500].encode()),
+                   ("source_topic", m.topic.encode()), ("source_partition", str(m.partition).encode()),
+                   ("source_offset", str(m.offset).encode())]
+        if value is not None and len(value) > MAX_ALERT_BYTES:
+            headers.append(("truncated_from_bytes", str(len(value)).encode()))
+            value = value[:MAX_ALERT_BYTES]
+        await producer.send_and_wait(self.settings.dead_letter_topic, value, key=m.key, headers=headers)
+        self.metrics.invalid.labels(reason=reason).inc()
+        self.tracker.done(Source(m.topic, m.partition, m.offset))
 
     async def _commit(self) -> None:
         from aiokafka import TopicPartition
@@ -336,8 +405,10 @@ class Notifier:
 class _Rebalance(ConsumerRebalanceListener):
     """Commits before partitions go; catches up on the state topics before new ones come."""
 
-    def __init__(self, notifier: Notifier, delivery_log: KafkaDeliveryLog, silences: KafkaSilences) -> None:
+    def __init__(self, notifier: Notifier, delivery_log: KafkaDeliveryLog, silences: KafkaSilences,
+                 undelivered: UndeliveredKeys) -> None:
         self.notifier, self.delivery_log, self.silences = notifier, delivery_log, silences
+        self.undelivered = undelivered
 
     async def on_partitions_revoked(self, revoked) -> None:
         await self.notifier._commit()
@@ -348,5 +419,6 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned) -> None:
         await self.delivery_log.tail.catch_up()
+        await self.undelivered.tail.catch_up()
         await self.silences.tail.catch_up()
 

@@ -92,6 +92,9 @@ class Notification:
     last_error: str = ""
     alert_url: str | None = None
     seq: int = field(default=0)
+    #: Not to be sent: an earlier process recorded the intent to send it but no outcome, so
+    #: the receiver may have it. It goes to the undelivered topic as ``unknown_outcome``.
+    outcome_unknown: bool = False
 
     @property
     def receiver_type(self) -> str:

@@ -4,9 +4,11 @@
   valid payload on the webhook path, ``400 invalid_payload`` without ``text``/``blocks``,
   ``404 no_service`` on another path, ``429`` with ``Retry-After`` when posts come faster than
   ``min_gap`` seconds apart, and scripted ``5xx``, ``429`` or timeouts. A message counts as
-  posted only when it is answered ``200``.
+  posted only when it is answered ``200``. ``latency`` delays every ``200`` after the post is
+  taken, as a real receiver answers after it has accepted.
 - :class:`SmtpServer`: a real aiosmtpd server requiring STARTTLS and AUTH (certificates from
-  trustme), that can go down and come back on the same port.
+  trustme), that can go down and come back on the same port; ``latency`` delays the ``250``
+  after a message is taken.
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ class SlackStandIn:
 
     TOKEN = "T0TEST/B0TEST/s3cr3tW3bh00kT0k3n"
 
-    def __init__(self, *, min_gap: float = 0.0) -> None:
+    def __init__(self, *, min_gap: float = 0.0, latency: float = 0.0) -> None:
         self.port = free_port()
         self.min_gap = min_gap
+        self.latency = latency
         self.posts: list[dict[str, Any]] = []
         self.answers: collections.Counter[int] = collections.Counter()
         self.script: collections.deque[tuple[str, float]] = collections.deque()
@@ -118,6 +121,8 @@ class SlackStandIn:
                 return self._answer(web.Response(status=429, text="rate_limited", headers={"Retry-After": "1"}))
             self._last_ok = now
             self.posts.append(payload)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         return self._answer(web.Response(status=200, text="ok"))
 
     def _answer(self, response):
@@ -149,10 +154,12 @@ class SlackStandIn:
 class SmtpServer:
     """aiosmtpd requiring STARTTLS and AUTH; ``messages`` holds parsed emails."""
 
-    def __init__(self, workdir: Path, *, username: str = "transitwatch", password: str = "smtp-S3cret!") -> None:
+    def __init__(self, workdir: Path, *, username: str = "transitwatch", password: str = "smtp-S3cret!",
+                 latency: float = 0.0) -> None:
         import trustme
 
         self.port = free_port()
+        self.latency = latency
         self.username, self.password = username, password
         self.messages: list[tuple[str, list[str], email.message.EmailMessage]] = []
         self.logins: list[tuple[str, bool]] = []
@@ -176,6 +183,8 @@ class SmtpServer:
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
+        if self.latency:
+            await asyncio.sleep(self.latency)
         return "250 Message accepted for delivery"
 
     def up(self) -> SmtpServer:

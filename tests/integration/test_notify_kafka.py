@@ -279,9 +279,9 @@ repeat_interval = "1h"
     assert sorted(slack_standin.alert_ids()) == sorted(a["alert_id"] for a in [*first, later])
     assert failed == 4 * 3, "three attempts for each of the four alerts"
     undelivered = read_topic(settings, settings.undelivered_topic)
-    assert sorted(m.key.decode() for m in undelivered) == sorted(a["alert_id"] for a in [*first, later])
+    assert sorted(m.key.decode() for m in undelivered) == sorted(f"mail|{a['alert_id']}|final" for a in [*first, later])
     headers = dict(undelivered[0].headers)
-    assert headers["receiver"] == b"mail" and headers["attempts"] == b"3"
+    assert headers["receiver"] == b"mail" and headers["attempts"] == b"3" and headers["outcome"] == b"failed"
     assert headers["reason"].startswith(b"email receiver 'mail'") and b"SMTPConnectError" in headers["reason"]
     assert smtp.password.encode() not in b"".join(m.value + b"".join(v for _, v in m.headers) for m in undelivered)
 
@@ -308,7 +308,9 @@ repeat_interval = "1h"
     assert len(slack_standin.posts) == 2, "redelivery went only to the receiver that missed them"
 
 
-def test_sigkill_mid_batch_and_restart_loses_nothing_and_sends_nothing_twice(kafka, slack_standin, tmp_path):
+def test_sigkill_mid_send_the_alert_in_flight_is_not_resent_but_surfaced_then_redelivered(kafka, slack_standin,
+                                                                                           tmp_path, monkeypatch,
+                                                                                           capsys):
     config = write_config(tmp_path / "notify.toml", every_alert_to_slack(timeout="20s"))
     settings = settings_for(kafka, "kill", {"slack_desk": slack_standin.url})
     port = settings.notify_web_port
@@ -336,14 +338,33 @@ def test_sigkill_mid_batch_and_restart_loses_nothing_and_sends_nothing_twice(kaf
 
     second = start_subprocess(config, settings, log)
     try:
-        wait_for(lambda: len(set(slack_standin.alert_ids())) == 12, timeout=60, what=f"every alert (log: {log})")
-        wait_for(lambda: committed(settings) == 12, what="the final commit")
+        wait_for(lambda: committed(settings) == 12, timeout=60, what=f"the final commit (log: {log})")
         time.sleep(1.0)
+        unknown = metric(port, "transitwatch_notify_unknown_outcomes_total", receiver_type="slack")
         second.send_signal(signal.SIGTERM)
         assert second.wait(20) == 0, "SIGTERM stops the notifier cleanly"
     finally:
         if second.poll() is None:
             second.kill()
     counts = collections.Counter(slack_standin.alert_ids())
-    assert set(counts) == {a["alert_id"] for a in alerts}
     assert max(counts.values()) == 1, [k for k, v in counts.items() if v > 1]
+    # The alert in flight had its intent recorded and no outcome: not sent again, surfaced.
+    (record,) = read_topic(settings, settings.undelivered_topic)
+    held = record.key.decode().split("|")[1]
+    assert set(counts) == {a["alert_id"] for a in alerts} - {held} and unknown == 1
+    headers = dict(record.headers)
+    assert headers["outcome"] == b"unknown" and headers["reason"].startswith(b"unknown_outcome")
+
+    # The operator sees it, finds it missing in the channel, and resends it.
+    for key, value in topics("kill").items():
+        monkeypatch.setenv(f"TRANSITWATCH_{key.upper()}", value)
+    monkeypatch.setenv("TRANSITWATCH_SECRETS__SLACK_DESK", slack_standin.url)
+    broker = ["--broker", settings.broker]
+    capsys.readouterr()
+    assert main(["redeliver", "--list", *broker]) == 0
+    assert held in capsys.readouterr().out
+    assert main(["redeliver", "--config", str(config), *broker]) == 1, "kept by default: the operator must decide"
+    assert "1 unknown outcome(s) kept" in capsys.readouterr().out
+    assert main(["redeliver", "--config", str(config), "--unknown", "resend", *broker]) == 0
+    assert "1 delivered" in capsys.readouterr().out
+    assert collections.Counter(slack_standin.alert_ids()) == {a["alert_id"]: 1 for a in alerts}
