@@ -68,7 +68,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _console() -> Console:
-    return Console(stderr=True, emoji=False, highlight=False)
+    return Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
 
 
 def _settings(args: argparse.Namespace):
@@ -88,7 +88,9 @@ def _run(make: Callable[[], Coroutine[Any, Any, int]]) -> int:
     try:
         return asyncio.run(make())
     except ValidationError as exc:
-        err.print(f"[red]settings error:[/red] {escape(str(exc))}")
+        from streams.settings import Settings
+
+        err.print(f"[red]settings error:[/red] {escape(Settings.explain(exc))}")
     except (ConfigError, InvalidParameterError, StateTopicError) as exc:
         err.print(f"[red]configuration error:[/red] {escape(str(exc))}")
     except Exception as exc:

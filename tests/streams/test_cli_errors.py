@@ -95,7 +95,7 @@ def test_a_gz_that_is_not_gzip_is_one_clear_line(tmp_path, capsys):
     assert code == 2 and "cannot read input" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", [["produce", "x.jsonl"], ["worker"], ["alerts"]])
+@pytest.mark.parametrize("command", [["produce", "x.jsonl"], ["worker"], ["alerts"], ["notify"], ["redeliver"]])
 @pytest.mark.parametrize("broker", ["http://x", "kafka://host", "kafka://host:99999", "kafka://a:1;b"])
 def test_a_bad_broker_url_is_a_settings_error(capsys, command, broker):
     code = main([*command, "--broker", broker])
