@@ -769,7 +769,7 @@ as JSON Lines and scored from that file.
   2023-12: built lane by lane, from trace lanes (a declaration every few months) to dense ones,
   strong seasons (Q4 x3, summer dips, spring, quarter ends), declarations in EUR, USD and local
   currencies (PLN, CZK, SEK, drifting against the dollar), and labelled patterns: `sustained`
-  surges (x4-x12 for 6-18 months or past the end), `one_buyer` surges (1-2 large declarations a
+  surges (x5-x12 for 6-18 months or past the end), `one_buyer` surges (1-2 large declarations a
   month to a new consignee), `moderate` x2.5-x3.5 through bigger shipments, `ramp`s, and decoys
   that are not re-export: lanes turning `intermittent` (alternate months, same total), one
   reporter's every lane x2 from one month (`reporter_level`), seasonal lanes. **Seed 2 is held
