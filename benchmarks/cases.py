@@ -391,8 +391,8 @@ def score_cases(alerts: list[Mapping[str, Any]], truth: TruthView, values: Mappi
 
 
 # -- replays ---------------------------------------------------------------------------------
-LABELLED_HUB_SERIES = 800
-ROUNDABOUT_LANES = 700
+LABELLED_HUB_SERIES = 1000
+ROUNDABOUT_LANES = 800
 QUICK_SIZE = 60
 # (generator, seed, role): roundabout seed 2 is held out: look at it, never tune on it.
 SCENARIOS: tuple[tuple[str, int, str], ...] = (
@@ -432,14 +432,15 @@ def run_scenario(generator: str, seed: int, workdir: Path, *, size: int | None =
     first, last = month_index(scn.periods[0]), month_index(scn.periods[-1])
     truth = TruthView.from_rows(scn.truth, last=last)
     cfg = WatchConfig.default()
-    scores = {}
+    scores, alerts_by_kind = {}, {}
     for kind in INPUTS:
-        alerts = replay_alerts([paths[kind]], "", out / f"alerts-{kind}.jsonl")
+        alerts = alerts_by_kind[kind] = replay_alerts([paths[kind]], "", out / f"alerts-{kind}.jsonl")
         values = lane_values(getattr(scn, kind), cfg)
         scores[kind] = score_cases(alerts, truth, values, first=first, last=last,
                                    floor=cfg.params["surge"].min_excess)
     return {"generator": generator, "seed": seed, "lanes": len(truth.lanes), "periods": (scn.periods[0], scn.periods[-1]),
-            "declarations": len(scn.declarations), "monthly": len(scn.monthly), "scores": scores}
+            "declarations": len(scn.declarations), "monthly": len(scn.monthly), "scores": scores,
+            "alerts": alerts_by_kind}
 
 
 # -- the real checks -------------------------------------------------------------------------
@@ -634,6 +635,46 @@ SUMMARY_COLUMNS = (
 )
 
 
+def _name(run: dict) -> str:
+    return f"{run['generator']} {run['seed']}{' (held out)' if run.get('held_out') else ''}"
+
+
+def headline_lines(runs: list[dict], real: dict[str, Any] | None) -> list[str]:
+    """The baseline in a few sentences, pooled over the synthetic runs of each input kind."""
+    lines = []
+    for kind in INPUTS:
+        ev = [e for run in runs for e in run["scores"][kind].events]
+        alerted = [e for e in ev if e.delay is not None]
+        sc = [run["scores"][kind] for run in runs]
+        true_cases = [c for x in sc for c in x.true_cases]
+        fc = [c for x in sc for c in x.false_cases]
+        first_fc = sum(1 for x in sc for c in x.false_cases if c.first < x.lane_months["first_month"] + FIRST_YEAR)
+        months_first = sum(x.lane_months["first year"] for x in sc)
+        months_later = sum(x.lane_months["later"] for x in sc)
+        crit = [a for run in runs for a in run["alerts"][kind] if a.get("severity") == "critical"]
+        crit_p = [a for a in crit if a.get("p_value") is not None]
+        lines.append(
+            f"- **{kind}** (all {len(runs)} scenarios pooled): {sum(e.found for e in ev)} of {len(ev)} surge events found "
+            f"within 3 months; of the {len(alerted)} alerted at all, **{sum(e.silent_after > 0 for e in alerted)} went "
+            f"quiet** while still >= 3x and material, and {sum(e.silent_after for e in alerted)} of their "
+            f"{sum(e.hot for e in alerted)} hot months had no alert; a true case carries "
+            f"{sum(c.notifications for c in true_cases) / max(len(true_cases), 1):.1f} alert records and an alerted "
+            f"event falls into {sum(e.cases for e in alerted) / max(len(alerted), 1):.2f} cases; false cases "
+            f"{1000 * first_fc / max(months_first, 1):.2f} per 1,000 lane-months in the first year against "
+            f"{1000 * (len(fc) - first_fc) / max(months_later, 1):.2f} later; {len(crit)} critical alerts, "
+            f"{sum(float(a['p_value']) > P_CUT for a in crit_p)} of {len(crit_p)} with p > 0.001.")
+    if real is not None:
+        cars, de, cn8 = real["cars"], real["totals"]["de_kg"], real["cn8"]
+        lines.append(
+            "- **real**: Armenia to Russia, HS 870323: " + f"{cars['870323']['silent']} of {cars['870323']['hot']} "
+            f"months of 2022-2023 at >= 3x its 2021 level without an alert; HS 870324: {cars['870324']['silent']} of "
+            f"{cars['870324']['hot']}; Germany to Kyrgyzstan (all goods): {de['silent']} of {de['hot']} months from "
+            f"2022-01 to {de['rows'][-1][0]} ({de['silent after first alert']} after its first alert); CN8 CHPL lanes: "
+            f"{cn8['surged alerted 2022']} of {cn8['surged']} surged hub lanes alerted in 2022, but "
+            f"{cn8['silent hot lane-months 2022']} of their {cn8['hot lane-months 2022']} hot lane-months had no alert.")
+    return lines
+
+
 def scenario_lines(runs: list[dict]) -> list[str]:
     lines = []
     head = ["scenario", "input", *(c[0] for c in SUMMARY_COLUMNS)]
@@ -641,7 +682,7 @@ def scenario_lines(runs: list[dict]) -> list[str]:
     for run in runs:
         for kind, sc in run["scores"].items():
             s = sc.summary()
-            rows.append([f"{run['generator']} {run['seed']}{' (held out)' if run.get('held_out') else ''}", kind,
+            rows.append([_name(run), kind,
                          *(round(s[k], nd) if isinstance(s[k], float) else s[k] for _, k, nd in SUMMARY_COLUMNS)])
     lines += _table(head, rows)
     lines += ["", "**Severity** (all alerts of the run; *in windows*: share inside true surge windows and their grace "
@@ -651,7 +692,7 @@ def scenario_lines(runs: list[dict]) -> list[str]:
     for run in runs:
         for kind, sc in run["scores"].items():
             sev, crit = sc.severity, sc.critical
-            rows.append([f"{run['generator']} {run['seed']}", kind,
+            rows.append([_name(run), kind,
                          *(f"{sev[k]['alerts']} / {_f(sev[k]['in event windows'])}" for k in ("critical", "high", "medium", "low")),
                          round(crit["p > 0.001"], 2) if not math.isnan(crit["p > 0.001"]) else math.nan,
                          round(crit["Bonferroni p > 0.05"], 2) if not math.isnan(crit["Bonferroni p > 0.05"]) else math.nan,
@@ -713,7 +754,7 @@ def real_lines(real: dict[str, Any]) -> list[str]:
               f"`{TOTAL_HS6}`, which the configuration watches:", "", "```toml", TOTALS_CONFIG.strip(), "```", "",
               f"{totals['reporters']} reporters, {totals['lanes']} lanes (hubs and RU). Germany to Kyrgyzstan: "
               f"2021 mean EUR {de['pre'] / 1e6:.2f}m a month; first alert from 2022: {de['first alert'] or 'none'}; "
-              f"{de['hot']} months of 2022-2024 at >= 3x and material, **{de['silent']} of them without an alert** "
+              f"{de['hot']} months from 2022-01 to {de['rows'][-1][0]} at >= 3x and material, **{de['silent']} of them without an alert** "
               f"({de['silent after first alert']} after the first alert); {de['notifications']} alert records in "
               f"{de['cases']} cases.", "",
               "| month | DE>KG EUR m | x 2021 | alert |", "|---|---:|---:|---|"]
@@ -805,7 +846,16 @@ Bonferroni-adjusted p (p x lane-months tested, the scored lanes times the months
 
 **Real checks** run the same replay over the real files in `data/real/` converted through the
 input contract (JSON Lines monthly statistics); "hot" there means at least 3x the lane's mean
-month of 2021 and `min_excess` above it.
+month of 2021 and `min_excess` above it (in the base currency: a low bar for all-goods totals).
+
+**How far to trust the figures.** A run has 35-92 events: a recall of 0.4 on 35 events is known to
+about +-0.16. The labelled scenario here has {labelled} hub series, not the 3,000 of
+`docs/detection.md`, so it is a different, smaller draw (its month-level recall, computed with
+`benchmarks.scoring` on the same alerts, agrees with the case-level recall here). Ramps are
+"found" only when an alert comes within three months of the onset, when a ramp over 4-8 months is
+still small, so their recall is low by construction; their silent months count. The real checks
+have no truth: "hot and silent" says the lane stayed far above its 2021 level with no alert, not
+that it was re-export.
 """
 
 
@@ -813,6 +863,7 @@ def write_doc(path: Path, runs: list[dict], real: dict[str, Any] | None, *, comm
     lines = ["# Detection by case: the baseline for issue 14", "",
              f"Generated by `{command}` in {seconds:.0f} s on this machine (2 shared cores). "
              "Do not edit by hand: the command rewrites the whole file.", "",
+             "## The baseline in short", "", *headline_lines(runs, real), "",
              METHOD.format(labelled=LABELLED_HUB_SERIES, roundabout=ROUNDABOUT_LANES, gap=MAX_GAP), "",
              "## Synthetic scenarios", ""]
     for run in runs:
