@@ -11,12 +11,15 @@ shows it adds recall at the same false-alarm rate (``in_alerting_path``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from detectors.errors import TransitwatchError
 from detectors.params import check_positive, check_range
+
+if TYPE_CHECKING:  # scikit-learn (and most of scipy with it) loads only when a model is fitted
+    from sklearn.ensemble import IsolationForest
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,6 +78,8 @@ class IsolationForestDetector:
         rng = np.random.default_rng(p.seed)
         if x.shape[0] > p.max_fit_rows:
             x = x[np.sort(rng.choice(x.shape[0], p.max_fit_rows, replace=False))]
+        from sklearn.ensemble import IsolationForest
+
         self.model_ = IsolationForest(n_estimators=p.n_estimators, random_state=p.seed).fit(x)
         return self
 
