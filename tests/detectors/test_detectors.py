@@ -159,3 +159,16 @@ def test_quarter_record_catches_a_lumpy_lane_that_starts_trading_every_month():
     assert record(lumpy + [300, 350], 400)
     assert not record(lumpy + [100, 120], 150), "a quarter below twice the best is not a record"
     assert not record(lumpy + [0, 0], 2_000), "one giant month is not a quarter record"
+
+
+def test_scikit_learn_loads_only_when_the_isolation_forest_is_fitted():
+    code = (
+        "import sys, streams.cli, streams.replay, detectors.policy;"
+        "from detectors.watch import WatchConfig; WatchConfig.default().policy();"
+        "before = 'sklearn' in sys.modules;"
+        "import numpy as np; from detectors.isolation import IsolationForestDetector, IsolationParams;"
+        "IsolationForestDetector(IsolationParams(n_estimators=10)).fit(np.zeros((20, 2)));"
+        "print(before, 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
