@@ -399,6 +399,10 @@ class GroupState:
         is raised; the same ``day`` is not tried again."""
         if day == self._failed_day:
             return False
+        heap, engine = self._heap, self.engine
+        if not (heap and heap[0][0] <= day) and not (engine.open_month is not None
+                                                     and engine.open_month < month_of_day(day)):
+            return False  # nothing to do (most calls): not an operation to run again
         op = ("advance", day)
         self._ops.append(op)
         try:
