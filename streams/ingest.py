@@ -9,10 +9,14 @@ topic, the detector agent, the state table and its changelog.
 Each batch (up to ``batch_size`` messages or ``ingest_batch_seconds`` after the first):
 
 1. every message is validated by the input contract (``parse_json_line``, as
-   replay does); what fails goes to the dead-letter topic with its reason and
-   where it came from (headers), a record outside the watch configuration is
-   counted and goes no further;
-2. the rest goes to the goods topic, one bundle per goods partition, and every
+   replay does) and the input limits (``[input]`` of the watch configuration:
+   its size, its month within the domain of time of the worker's clock); what
+   fails goes to the dead-letter topic with its reason and where it came from
+   (headers), a record outside the watch configuration is counted and goes no
+   further; a message whose handling raises anything else (a poison message)
+   goes to the dead-letter topic too, with the error, and the batch goes on;
+2. the rest goes to the goods topic, in bundles per goods partition (several
+   when one would pass :data:`~streams.state.MAX_MESSAGE_BYTES`), and every
    goods partition hears how far each input partition has got (``marks``, the
    watermark's input; see ``docs/architecture.md``);
 3. once the broker has acknowledged every goods bundle and dead letter of the
@@ -27,7 +31,9 @@ partitions away.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,10 +47,11 @@ from mode import Service
 from detectors.contract import parse_json_line
 from detectors.engine import route_reason
 from detectors.errors import RejectError
+from detectors.limits import nesting_depth
 from detectors.watch import WatchConfig
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
-from streams.state import event_day, goods_partition
+from streams.state import MAX_MESSAGE_BYTES, MAX_RECORD_BYTES, OversizeError, event_day, goods_partition
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +74,32 @@ class InputMessage(Protocol):
 class Routed:
     """What one batch of input messages becomes (no Kafka, no metrics: see :func:`route_batch`)."""
 
-    bundles: list[bytes] = field(default_factory=list)  # index: goods partition; empty: nothing to send
-    dead: list[tuple[InputMessage, RejectError]] = field(default_factory=list)
+    bundles: list[tuple[int, bytes]] = field(default_factory=list)  # (goods partition, bundle), in order
+    dead: list[tuple[InputMessage, Exception]] = field(default_factory=list)  # a RejectError, or a poison's error
     consumed: Counter[str] = field(default_factory=Counter)  # kind -> messages
     rejected: Counter[str] = field(default_factory=Counter)  # reason -> messages
     not_watched: Counter[str] = field(default_factory=Counter)  # reason -> records
     commit: dict[TopicPartition, int] = field(default_factory=dict)  # input partition -> next offset
     forwarded: int = 0
+    poisoned: int = 0  # messages whose handling raised something other than a RejectError
 
 
-def route_batch(messages: Iterable[InputMessage], settings: Settings, config: WatchConfig) -> Routed:
+def route_batch(messages: Iterable[InputMessage], settings: Settings, config: WatchConfig, *,
+                today: dt.date) -> Routed:
     """Validate, route and bundle one batch of input messages, in order.
 
     Every goods partition gets a bundle ``{"records", "ts", "src", "marks"}``: its
     records (``to_dict()``), their Kafka timestamps (seconds), their sources
-    (``["topic:partition", offset]``) and, the same in every bundle, the newest event
-    day read on each input partition of the batch (valid records only). A batch with
-    no valid record sends nothing.
+    (``["topic:partition", offset]``) and the newest event day read on each input
+    partition of the batch (valid records only). A batch with no valid record sends
+    nothing. A partition whose bundle would pass :data:`MAX_MESSAGE_BYTES` gets
+    several, in order; the last carries the marks, the others none (a goods
+    partition must not hear of progress before it has every record behind it).
+
+    ``today`` (the worker's clock) sets the domain of time, ``config.input.domain``:
+    a record of a month outside it is a reject (``date_out_of_range``), as is a
+    message longer than ``config.input.max_line_bytes`` (``line_too_long``) or nested
+    deeper than ``config.input.max_depth`` (``too_deep``), neither parsed.
 
     Examples
     --------
@@ -94,14 +110,17 @@ def route_batch(messages: Iterable[InputMessage], settings: Settings, config: Wa
     >>> r = route_batch([M(topic=s.declarations_topic, partition=3, offset=7, key=None, value=good,
     ...                    timestamp=1_700_000_000_000),
     ...                  M(topic=s.declarations_topic, partition=3, offset=8, key=None, value=b"{", timestamp=0)],
-    ...                 s, cfg)
-    >>> [orjson.loads(b)["marks"] for b in r.bundles]
-    [{'customs.declarations:3': 738894}, {'customs.declarations:3': 738894}]
+    ...                 s, cfg, today=dt.date(2024, 2, 1))
+    >>> [(p, orjson.loads(b)["marks"]) for p, b in r.bundles]
+    [(0, {'customs.declarations:3': 738894}), (1, {'customs.declarations:3': 738894})]
     >>> r.forwarded, dict(r.rejected), {tp.partition: o for tp, o in r.commit.items()}
     (1, {'invalid_json': 1}, {3: 9})
     """
     n = settings.partitions
     monthly_topic = settings.monthly_topic
+    limits = config.input
+    domain = limits.domain(today)
+    max_line, max_depth = limits.max_line_bytes, limits.max_depth
     out = Routed()
     parts: dict[int, tuple[list[dict], list[float], list[list]]] = {}
     marks: dict[str, int] = {}
@@ -112,23 +131,44 @@ def route_batch(messages: Iterable[InputMessage], settings: Settings, config: Wa
         if msg.offset + 1 > out.commit.get(tp, -1):
             out.commit[tp] = msg.offset + 1
         try:
-            if msg.value is None:
+            value = msg.value
+            if value is None:
                 raise RejectError("invalid_json", "The message has no value (a tombstone); each must be one JSON object.")
-            rec = parse_json_line(msg.value)
+            if len(value) > max_line:
+                raise RejectError("line_too_long", f"The message is {len(value):,} bytes, over the {max_line:,} a line "
+                                  "may have ([input] max_line_bytes); it was not read.")
+            if value.count(b"[") + value.count(b"{") > max_depth and nesting_depth(value, max_depth) > max_depth:
+                raise RejectError("too_deep", f"The message nests arrays and objects more than {max_depth} deep "
+                                  "([input] max_depth); it was not read.")
+            rec = parse_json_line(value)
+            month = rec.month
+            if not domain.first <= month <= domain.last:
+                raise domain.reject(month)
+            record = rec.to_dict()
+            if len(value) + 1024 > MAX_RECORD_BYTES and len(orjson.dumps(record)) > MAX_RECORD_BYTES:
+                raise RejectError("record_too_large", f"The record is over the {MAX_RECORD_BYTES:,} bytes the worker "
+                                  "forwards in one message; shorten its text fields.")
             source = f"{msg.topic}:{msg.partition}"
             day = event_day(rec)
-            if day > marks.get(source, -1):
-                marks[source] = day
             reason = route_reason(config, rec.reporter, rec.partner, rec.flow, rec.hs_code[:6], rec.currency)
+            partition = goods_partition(rec.hs_code[:6], n)
         except RejectError as exc:
             out.dead.append((msg, exc))
             out.rejected[exc.key] += 1
             continue
+        except Exception as exc:  # noqa: BLE001 - a poison message: the dead-letter topic, not a crash loop
+            log.warning("ingest: %s:%s@%s raised %s: %s; sent to the dead-letter topic",
+                        msg.topic, msg.partition, msg.offset, type(exc).__name__, exc)
+            out.dead.append((msg, exc))
+            out.poisoned += 1
+            continue
+        if day > marks.get(source, -1):  # only records that passed every check say how far an input is
+            marks[source] = day
         if reason is not None:
             out.not_watched[reason] += 1
             continue
-        records, stamps, sources = parts.setdefault(goods_partition(rec.hs_code[:6], n), ([], [], []))
-        records.append(rec.to_dict())
+        records, stamps, sources = parts.setdefault(partition, ([], [], []))
+        records.append(record)
         stamps.append(msg.timestamp / 1000.0 if msg.timestamp and msg.timestamp > 0 else 0.0)
         sources.append([source, msg.offset])
         out.forwarded += 1
@@ -136,24 +176,89 @@ def route_batch(messages: Iterable[InputMessage], settings: Settings, config: Wa
         empty: tuple[list, list, list] = ([], [], [])
         for partition in range(n):
             records, stamps, sources = parts.get(partition, empty)
-            out.bundles.append(orjson.dumps({"records": records, "ts": stamps, "src": sources, "marks": marks}))
+            out.bundles.extend((partition, b) for b in pack_bundle(records, stamps, sources, marks))
     return out
 
 
-def dead_letter_headers(msg: InputMessage, error: RejectError) -> list[tuple[str, bytes]]:
+def pack_bundle(records: list[dict], stamps: list[float], sources: list[list], marks: dict[str, int],
+                limit: int = MAX_MESSAGE_BYTES) -> list[bytes]:
+    """One goods partition's bundle, or several in order when one would pass ``limit``
+    bytes; only the last carries ``marks``.
+
+    >>> [len(orjson.loads(b)["records"]) for b in pack_bundle([{"a": "x" * 40}] * 4, [0.0] * 4,
+    ...                                                        [["t:0", 1]] * 4, {"t:0": 1}, limit=150)]
+    [1, 1, 1, 1]
+    """
+    raw = orjson.dumps({"records": records, "ts": stamps, "src": sources, "marks": marks})
+    if len(raw) <= limit:
+        return [raw]
+    if len(records) <= 1:
+        raise OversizeError("a goods bundle of one record", len(raw), limit)
+    half = len(records) // 2
+    return (pack_bundle(records[:half], stamps[:half], sources[:half], {}, limit)
+            + pack_bundle(records[half:], stamps[half:], sources[half:], marks, limit))
+
+
+#: The part of a rejected message's value the dead letter keeps: the whole value when it fits
+#: (with room for key and headers within :data:`MAX_MESSAGE_BYTES`), else a prefix.
+DEAD_VALUE_BYTES = MAX_MESSAGE_BYTES - (64 << 10)
+_HEADER_TEXT = 2000  # characters of an error message kept in a header
+
+
+DEAD_KEY_BYTES = 16 << 10
+
+
+def dead_letter(msg: InputMessage, error: Exception) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """The dead letter of an input message: its key and value (prefixes, when longer than
+    :data:`DEAD_KEY_BYTES` / :data:`DEAD_VALUE_BYTES`: header ``truncated``) and the
+    headers (:func:`dead_letter_headers`).
+
+    >>> from types import SimpleNamespace as M
+    >>> key, value, headers = dead_letter(M(topic="t", partition=0, offset=1, key=b"k", value=b"x" * (1 << 20)),
+    ...                                   RejectError("line_too_long", "Long."))
+    >>> len(value) == DEAD_VALUE_BYTES, dict(headers)["value_bytes"], dict(headers)["truncated"]
+    (True, b'1048576', b'true')
+    """
+    key, value, headers = msg.key, msg.value, dead_letter_headers(msg, error)
+    if value is not None and len(value) > DEAD_VALUE_BYTES:
+        headers.append(("value_bytes", str(len(value)).encode()))
+        value = value[:DEAD_VALUE_BYTES]
+    if key is not None and len(key) > DEAD_KEY_BYTES:
+        headers.append(("key_bytes", str(len(key)).encode()))
+        key = key[:DEAD_KEY_BYTES]
+    if value is not msg.value or key is not msg.key:
+        headers.append(("truncated", b"true"))
+    return key, value, headers
+
+
+def dead_letter_headers(msg: InputMessage, error: Exception) -> list[tuple[str, bytes]]:
     """The dead-letter topic's headers: why, and where the message came from.
+
+    A reject says its reason; a poison message (its handling raised anything else)
+    has reason ``poison``, the stage and the error's type.
 
     >>> from types import SimpleNamespace as M
     >>> dict(dead_letter_headers(M(topic="t", partition=2, offset=41), RejectError("invalid_json", "Bad.")))
     {'reason': b'invalid_json', 'message': b'Bad.', 'source_topic': b't', 'source_partition': b'2', 'source_offset': b'41'}
+    >>> dict(dead_letter_headers(M(topic="t", partition=2, offset=41), KeyError("x")))["error_type"]
+    b'KeyError'
     """
-    return [
-        ("reason", error.key.encode()),
-        ("message", error.message.encode()),
+    source = [
         ("source_topic", msg.topic.encode()),
         ("source_partition", str(msg.partition).encode()),
         ("source_offset", str(msg.offset).encode()),
     ]
+    if isinstance(error, RejectError):
+        return [("reason", error.key.encode()), ("message", error.message[:_HEADER_TEXT].encode()), *source]
+    return poison_headers("ingest", error) + source
+
+
+def poison_headers(stage: str, error: Exception | tuple[str, str]) -> list[tuple[str, bytes]]:
+    """Headers of a poison record's dead letter: ``reason`` poison, the ``stage``, and the
+    error (an exception, or its type name and message)."""
+    kind, text = (type(error).__name__, str(error)) if isinstance(error, BaseException) else error
+    return [("reason", b"poison"), ("stage", stage.encode()), ("error_type", kind.encode()),
+            ("message", text[:_HEADER_TEXT].encode(errors="replace"))]
 
 
 class Consumer(Protocol):
@@ -193,8 +298,9 @@ class Ingest:
     acknowledgement (Faust's ``Topic.send`` does exactly this)."""
 
     def __init__(self, settings: Settings, config: WatchConfig, metrics: WorkerMetrics, consumer: Consumer,
-                 send_goods: Send, send_dead: Send) -> None:
+                 send_goods: Send, send_dead: Send, clock: Callable[[], float] = time.time) -> None:
         self.settings, self.config, self.metrics = settings, config, metrics
+        self.clock = clock  # today, for the domain of time
         self.consumer = consumer
         self.send_goods, self.send_dead = send_goods, send_dead
         self.lock = asyncio.Lock()  # held from a batch's fetch to its commit; a revocation waits for it
@@ -259,10 +365,13 @@ class Ingest:
 
     async def handle(self, messages: Sequence[InputMessage]) -> Routed:
         """One batch: route, send, wait for every acknowledgement, count, then commit."""
-        routed = route_batch(messages, self.settings, self.config)
-        pending = [await self.send_dead(key=msg.key, value=msg.value, headers=dead_letter_headers(msg, exc))
-                   for msg, exc in routed.dead]
-        for partition, bundle in enumerate(routed.bundles):
+        today = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc).date()
+        routed = route_batch(messages, self.settings, self.config, today=today)
+        pending = []
+        for msg, exc in routed.dead:
+            key, value, headers = dead_letter(msg, exc)
+            pending.append(await self.send_dead(key=key, value=value, headers=headers))
+        for partition, bundle in routed.bundles:
             pending.append(await self.send_goods(partition=partition, value=bundle))
         for ack in pending:
             await ack  # raises if the broker refused: the worker stops and the batch is read again
@@ -283,6 +392,8 @@ class Ingest:
             m.rejected.labels(reason=reason).inc(count)
         for reason, count in routed.not_watched.items():
             m.not_watched.labels(reason=reason).inc(count)
+        if routed.poisoned:
+            m.poison.labels(stage="ingest").inc(routed.poisoned)
 
     def _still_ours(self, messages: list[InputMessage]) -> list[InputMessage]:
         """Messages of partitions still assigned: a batch taken as a rebalance began may hold

@@ -2,7 +2,7 @@
 
 One :class:`WorkerMetrics` per worker, on its own registry (tests make as many
 as they like); ``/metrics`` serves it. Labels are bounded sets: input kind,
-reject reason codes, severity, partner (the configured hubs and destinations),
+reject reason codes, poison stages, severity, partner (the configured hubs and destinations),
 CHPL tier and alert kind. Never lanes, ids or HS codes.
 """
 
@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+#: where a poison record can be met: routing an input message, reading a goods bundle, feeding a
+#: group, moving a group to the watermark, publishing an alert
+POISON_STAGES = ("ingest", "bundle", "detect", "advance", "publish")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -44,6 +47,11 @@ class WorkerMetrics:
         self.not_watched = Counter(
             "transitwatch_records_not_watched", "Valid records outside the watch configuration, by reason",
             ["reason"], registry=r,
+        )
+        self.poison = Counter(
+            "transitwatch_poison_records",
+            "Records (or goods bundles, or alerts) whose handling raised, sent to the dead-letter topic with the "
+            "error, by stage (ingest, bundle, detect, advance, publish)", ["stage"], registry=r,
         )
         self.late = Counter(
             "transitwatch_late_records", "Records for a month already closed (folded into history or not applied)",
@@ -91,6 +99,8 @@ class WorkerMetrics:
         # Label sets known in advance exist from the start, so rates and increase() see the first event.
         for kind in ("declarations", "monthly"):
             self.consumed.labels(kind=kind)
+        for stage in POISON_STAGES:
+            self.poison.labels(stage=stage)
         for kind in ("declarations", "monthly", "goods"):
             self.consumer_lag.labels(kind=kind)
 

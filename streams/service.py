@@ -16,7 +16,9 @@ ingest (:mod:`streams.ingest`)
     :class:`~streams.state.GroupState` (its engine, reorder buffer and
     de-duplication), publishes alerts keyed by ``alert_id`` (early alerts when the
     evidence is there, the month-end verdict when the month closes) and writes
-    the state to a changelog-backed table.
+    the state to a changelog-backed table. A record (or bundle, or alert) whose
+    handling raises goes to the dead-letter topic with the error in its headers
+    and is counted (``transitwatch_poison_records_total{stage}``); the worker goes on.
 
 Pages: ``/metrics`` (Prometheus), ``/healthz``, ``/ready`` and ``/alerts``
 (recent alerts as JSON).
@@ -25,7 +27,7 @@ Pages: ``/metrics`` (Prometheus), ``/healthz``, ``/ready`` and ``/alerts``
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -39,13 +41,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from detectors.alerts import Alert
 from detectors.contract import rebuild
 from detectors.watch import WatchConfig
-from streams.ingest import Ingest, IngestService, new_consumer
+from streams.ingest import DEAD_VALUE_BYTES, Ingest, IngestService, new_consumer, poison_headers
 from streams.ledger import AlertLedger
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
-from streams.state import GroupState, event_day, goods_partition, group_of
+from streams.state import (
+    PRODUCER_MAX_REQUEST_BYTES,
+    GroupState,
+    Poisoned,
+    bounded,
+    day_seconds,
+    goods_partition,
+    group_of,
+    month_start_day,
+)
 
 STATE_TABLE = "goods-state"
+log = logging.getLogger(__name__)
+
+#: a dead letter of the detect stage: key, value, headers, and the stage it is counted under
+DeadLetter = tuple[bytes | None, bytes, list[tuple[str, bytes]], str]
 
 
 class GoodsTable(faust.Table):
@@ -103,10 +118,14 @@ class Worker:
     ledger_partitions: set[int] = field(default_factory=set)
     max_event_day: int = 0
     ingest: Ingest | None = None
+    dead_letter: Any = None  # the dead-letter topic (``send(key=, value=, headers=)``)
+    broken: set[str] = field(default_factory=set)  # groups whose state could not be opened
 
 
-def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics | None = None) -> faust.App:
-    """The Faust app of ``transitwatch worker``."""
+def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics | None = None,
+               clock: Callable[[], float] = time.time) -> faust.App:
+    """The Faust app of ``transitwatch worker``; ``clock`` (Unix time) dates the present
+    for the domain of time of the inputs and for the gauges."""
     metrics = metrics or WorkerMetrics()
     app = faust.App(
         settings.app_id,
@@ -126,13 +145,15 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
         broker_heartbeat_interval=1.0,
         broker_commit_every=2000,
         broker_commit_interval=1.0,
+        producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,  # what the worker writes is bounded well under it
     )
-    w = Worker(settings, config, metrics, recent=deque(maxlen=settings.recent_alerts))
+    w = Worker(settings, config, metrics, clock=clock, recent=deque(maxlen=settings.recent_alerts))
     app.transitwatch = w  # type: ignore[attr-defined]
     n = settings.partitions
     goods = app.topic(settings.goods_topic, value_type=bytes, value_serializer="raw", key_serializer="raw",
                       partitions=n, internal=True)
-    dead_letter = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
+    dead_letter = w.dead_letter = app.topic(settings.dead_letter_topic, value_serializer="raw",
+                                            key_serializer="raw")
     alerts = app.topic(settings.alerts_topic, value_serializer="raw", key_serializer="raw")
     # str keys travel as JSON, bytes values as they are (the table picks serializers from the types)
     table = app.tables.add(GoodsTable(app, name=STATE_TABLE, partitions=n, key_type=str, value_type=bytes))
@@ -141,7 +162,8 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
     async def start_ingest() -> None:
         """The input topics are read outside Faust (``streams.ingest``); started once the app is
         (tables recovered), stopped before it (it is a child of the app)."""
-        w.ingest = Ingest(settings, config, metrics, new_consumer(settings), goods.send, dead_letter.send)
+        w.ingest = Ingest(settings, config, metrics, new_consumer(settings), goods.send, dead_letter.send,
+                          clock=w.clock)
         await app.add_runtime_dependency(IngestService(w.ingest, loop=app.loop, beacon=app.beacon))
 
     @app.agent(goods, name="detect")
@@ -168,7 +190,7 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
         except Exception:  # noqa: BLE001 - not started or rebalancing: next time
             return
         heads = [key[:-5] for key in list(table.keys()) if key.endswith("|head")]
-        new = [g for g in heads if g not in w.groups and goods_partition(g, n) in assigned]
+        new = [g for g in heads if g not in w.groups and g not in w.broken and goods_partition(g, n) in assigned]
         if not new:
             return
         async with w.lock:
@@ -176,7 +198,13 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
             partitions = {goods_partition(g, n) for g in new}
             await _learn_published(w, partitions)
             _load_marks(w, table, partitions)
-            states = [_group(w, g, table) for g in new if g not in w.groups]
+            states = []
+            for g in new:
+                if g not in w.groups:
+                    try:
+                        states.append(_group(w, g, table))
+                    except Exception as exc:  # noqa: BLE001 - its records will go to the dead-letter topic
+                        _broken(w, g, exc)
             await _publish_and_persist(w, states, alerts)
             metrics.restore_seconds.set(time.perf_counter() - started)
             w.restoring = 0.0
@@ -263,36 +291,58 @@ async def _detect_batch(w: Worker, events: list, table: faust.Table, alerts: fau
     stamps: list[float] = []
     partitions: set[int] = set()
     heard: list[tuple[int, dict]] = []
+    dead: list[DeadLetter] = []
     for event in events:
-        bundle = orjson.loads(event.value)
-        partitions.add(event.message.partition)
-        heard.append((event.message.partition, bundle["marks"]))
-        stamps.extend(bundle["ts"])
-        for item, (tp, offset) in zip(bundle["records"], bundle["src"]):
-            rec = rebuild(item)  # validated by ingest, which wrote it with to_dict()
-            records, sources = by_group.setdefault(rec.hs_code[:6], ([], []))
+        partition = event.message.partition
+        partitions.add(partition)
+        try:
+            bundle = orjson.loads(event.value)
+            marks = {str(tp): int(day) for tp, day in bundle["marks"].items()}
+            items = list(zip(bundle["records"], bundle["src"], strict=True))
+            ts = [float(t) for t in bundle["ts"]]
+        except Exception as exc:  # noqa: BLE001 - not a bundle ingest wrote: the dead-letter topic
+            dead.append(_bundle_dead_letter(event, exc))
+            continue
+        heard.append((partition, marks))
+        stamps.extend(ts)
+        for item, src in items:
+            try:
+                rec = rebuild(item)  # validated by ingest, which wrote it with to_dict()
+                tp, offset = src
+                source = (str(tp), int(offset))
+                group = rec.hs_code[:6]
+            except Exception as exc:  # noqa: BLE001
+                dead.append(_item_dead_letter(event, item, exc))
+                continue
+            records, sources = by_group.setdefault(group, ([], []))
             records.append(rec)
-            sources.append((tp, offset))
+            sources.append(source)
     await _learn_published(w, partitions)
     _load_marks(w, table, partitions)
     touched = []
     for group, (records, sources) in by_group.items():
-        state = _group(w, group, table)
-        before = state.engine.counts
-        redelivered = state.feed(records, sources)
+        try:
+            state = _group(w, group, table)
+            before = state.engine.counts
+            redelivered = state.feed(records, sources)
+        except Exception as exc:  # noqa: BLE001 - not one record's fault (feed takes those out): all of them
+            _broken(w, group, exc)
+            dead += [_record_dead_letter(group, Poisoned(r, s, type(exc).__name__, str(exc)))
+                     for r, s in zip(records, sources)]
+            continue
+        w.broken.discard(group)
         if redelivered:
             w.metrics.redelivered.inc(redelivered)
         _count_engine(w.metrics, before, state.engine.counts)
         touched.append(state)
-        day = max(event_day(r) for r in records)
-        if day > w.max_event_day:
-            w.max_event_day = day
+        if state.max_day > w.max_event_day:
+            w.max_event_day = state.max_day
     now = w.clock()
     for partition, marks in heard:
         w.marks[partition].hear(marks, now)
     advanced = _advance(w, partitions)
     touched += [s for s in advanced if s not in touched]
-    await _publish_and_persist(w, touched, alerts)
+    await _publish_and_persist(w, touched, alerts, dead)
     _save_marks(w, table)
     done = time.time()
     for ts in stamps:
@@ -302,6 +352,49 @@ async def _detect_batch(w: Worker, events: list, table: faust.Table, alerts: fau
     if w.restoring:
         w.metrics.restore_seconds.set(w.restoring)
         w.restoring = 0.0
+
+
+def _broken(w: Worker, group: str, exc: Exception) -> None:
+    """A group whose state raised as a whole: forgotten here (opened again next time)."""
+    log.error("detect: goods group %s raised %s: %s; its records of this batch go to the dead-letter topic",
+              group, type(exc).__name__, exc, exc_info=exc)
+    w.groups.pop(group, None)
+    w.broken.add(group)
+
+
+def _bundle_dead_letter(event: Any, exc: Exception) -> DeadLetter:
+    value = event.value if isinstance(event.value, bytes) else repr(event.value).encode()
+    return (None, value[:DEAD_VALUE_BYTES], poison_headers("bundle", exc) + _goods_source(event), "bundle")
+
+
+def _item_dead_letter(event: Any, item: Any, exc: Exception) -> DeadLetter:
+    try:
+        value = orjson.dumps(item)
+    except Exception:  # noqa: BLE001
+        value = repr(item).encode()
+    return (None, value[:DEAD_VALUE_BYTES], poison_headers("bundle", exc) + _goods_source(event), "bundle")
+
+
+def _goods_source(event: Any) -> list[tuple[str, bytes]]:
+    message = event.message
+    return [("source_topic", str(message.topic).encode()), ("source_partition", str(message.partition).encode()),
+            ("source_offset", str(message.offset).encode())]
+
+
+def _record_dead_letter(group: str, poisoned: Poisoned, stage: str = "detect") -> DeadLetter:
+    """A record taken out of a group: its normalised form, the error, and where it was read."""
+    headers = poison_headers(stage, (poisoned.error_type, poisoned.message))
+    if poisoned.source is not None:
+        tp, offset = poisoned.source
+        topic, _, partition = tp.rpartition(":")
+        headers += [("source_topic", topic.encode()), ("source_partition", partition.encode()),
+                    ("source_offset", str(offset).encode())]
+    headers.append(("goods_group", group.encode()))
+    try:
+        value = orjson.dumps(poisoned.record.to_dict())
+    except Exception:  # noqa: BLE001
+        value = repr(poisoned.record).encode()
+    return (group.encode(), value[:DEAD_VALUE_BYTES], headers, stage)
 
 
 async def _learn_published(w: Worker, partitions: set[int]) -> None:
@@ -327,13 +420,24 @@ def _group(w: Worker, group: str, table: faust.Table) -> GroupState:
 
 
 def _advance(w: Worker, partitions: set[int]) -> list[GroupState]:
-    """Move the groups of ``partitions`` on to their partition's watermark; returns those that changed."""
+    """Move the groups of ``partitions`` on to their partition's watermark; returns those that changed.
+
+    A group that raises stays where it was (see :meth:`GroupState.advance`): counted, logged."""
     n, now = w.settings.partitions, w.clock()
     marks = {p: w.marks[p].watermark(now, w.settings.idle_seconds) for p in partitions if p in w.marks}
     changed = []
     for group, state in w.groups.items():
         day = marks.get(goods_partition(group, n))
-        if day is not None and state.advance(day):
+        if day is None:
+            continue
+        try:
+            moved = state.advance(day)
+        except Exception as exc:  # noqa: BLE001 - closing a month raised: not one record's fault
+            log.error("detect: goods group %s could not advance to day %s: %s: %s", group, day,
+                      type(exc).__name__, exc, exc_info=exc)
+            w.metrics.poison.labels(stage="advance").inc()
+            moved = True  # rebuilt: what it holds is written
+        if moved or state.poisoned:
             changed.append(state)
     return changed
 
@@ -351,7 +455,7 @@ def _load_marks(w: Worker, table: faust.Table, partitions: set[int]) -> None:
 def _save_marks(w: Worker, table: faust.Table) -> None:
     for partition, marks in w.marks.items():
         if marks.changed:
-            table[f"#{partition}|marks"] = orjson.dumps(marks.days)
+            table[f"#{partition}|marks"] = bounded(orjson.dumps(marks.days), f"the marks of goods partition {partition}")
             marks.changed = False
 
 
@@ -364,19 +468,31 @@ def _count_engine(m: WorkerMetrics, before: Any, after: Any) -> None:
         m.late.inc(late)
 
 
-async def _publish_and_persist(w: Worker, states: list[GroupState], alerts: faust.TopicT) -> None:
-    """Publish new alert versions (and wait for the broker), then write the state."""
+async def _publish_and_persist(w: Worker, states: list[GroupState], alerts: faust.TopicT,
+                               dead: list[DeadLetter] = ()) -> None:
+    """Publish new alert versions and dead letters (and wait for the broker), then write the state."""
     futures = []
+    dead = list(dead)
     for state in states:
+        dead += [_record_dead_letter(state.group, p) for p in state.take_poisoned()]
         for alert in state.drain():
             version = (alert.alert_id, alert.early)
             if w.ledger is not None and version in w.ledger:
                 continue
-            value = orjson.dumps(alert.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
+            try:
+                data = alert.to_dict()
+                value = bounded(orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY), f"alert {alert.alert_id}")
+            except Exception as exc:  # noqa: BLE001 - an alert that cannot be written: the dead-letter topic
+                dead.append((alert.alert_id.encode()[:1024], repr(alert).encode()[:DEAD_VALUE_BYTES],
+                             poison_headers("publish", exc) + [("goods_group", state.group.encode())], "publish"))
+                continue
             futures.append(await alerts.send(key=alert.alert_id.encode(), value=value))
             w.ledger.add(version)
-            w.recent.append(alert.to_dict())
+            w.recent.append(data)
             _count_alert(w.metrics, alert)
+    for key, value, headers, stage in dead:
+        futures.append(await w.dead_letter.send(key=key, value=value, headers=headers))
+        w.metrics.poison.labels(stage=stage).inc()
     for fut in futures:
         await fut
     for state in states:
@@ -393,14 +509,11 @@ def _count_alert(m: WorkerMetrics, alert: Alert) -> None:
 async def _update_gauges(app: faust.App, w: Worker) -> None:
     m = w.metrics
     m.series.set(sum(len(s.engine.table) for s in w.groups.values() if s.engine.table is not None))
-    if w.max_event_day:
-        newest = dt.datetime.combine(dt.date.fromordinal(w.max_event_day + 1), dt.time(), dt.timezone.utc)
-        m.event_time_lag.set(max(w.clock() - newest.timestamp(), 0.0))
+    if w.max_event_day:  # integer day arithmetic: any day a record could carry is a number here
+        m.event_time_lag.set(max(w.clock() - day_seconds(w.max_event_day + 1), 0.0))
     open_months = [s.engine.open_month for s in w.groups.values() if s.engine.open_month is not None]
     if open_months:
-        oldest = min(open_months)
-        start = dt.datetime(oldest // 12, oldest % 12 + 1, 1, tzinfo=dt.timezone.utc)
-        m.open_month.set(start.timestamp())
+        m.open_month.set(day_seconds(month_start_day(min(open_months))))
     if w.ingest is not None:
         for kind, value in (await w.ingest.lag()).items():
             m.consumer_lag.labels(kind=kind).set(value)

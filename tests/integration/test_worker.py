@@ -49,7 +49,7 @@ def sample(tmp_path_factory):
 class Deployment:
     """Topics and an app id of its own, workers as subprocesses."""
 
-    def __init__(self, kafka, tmp_path: Path, partitions: int = 4) -> None:
+    def __init__(self, kafka, tmp_path: Path, partitions: int = 4, **env: str) -> None:
         tag = uuid.uuid4().hex[:8]
         self.env = {
             **os.environ,
@@ -62,18 +62,20 @@ class Deployment:
             "TRANSITWATCH_DEAD_LETTER_TOPIC": f"it-{tag}.dead-letter",
             "TRANSITWATCH_PARTITIONS": str(partitions),
             "TRANSITWATCH_BATCH_SIZE": "500",
+            **env,
         }
         self.settings = Settings(**{k.removeprefix("TRANSITWATCH_").lower(): v for k, v in self.env.items()
                                     if k.startswith("TRANSITWATCH_")})
         self.tmp = tmp_path
         self.workers: list[tuple[subprocess.Popen, int]] = []
 
-    def start_worker(self) -> tuple[subprocess.Popen, int]:
+    def start_worker(self, command: list[str] | None = None) -> tuple[subprocess.Popen, int]:
+        """A worker process (``transitwatch worker``, or ``command``) on a port of its own."""
         port = _free_port()
         n = len(self.workers)
         env = {**self.env, "TRANSITWATCH_WEB_PORT": str(port), "TRANSITWATCH_STATE_DIR": str(self.tmp / f"w{n}")}
         log = open(self.tmp / f"worker{n}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
+        proc = subprocess.Popen(command or [sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT)
         self.workers.append((proc, port))
         return proc, port
@@ -93,8 +95,8 @@ class Deployment:
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.tmp.glob("worker*.log")))
 
-    def produce(self, path: Path) -> None:
-        asyncio.run(produce([path], self.settings))
+    def produce(self, path: Path, rate: float | None = None) -> None:
+        asyncio.run(produce([path], self.settings, rate=rate))
 
     def alerts(self) -> list[dict]:
         return asyncio.run(_read_all(self.settings.bootstrap_servers, self.settings.alerts_topic))

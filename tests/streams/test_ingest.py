@@ -4,6 +4,8 @@ of acknowledgements and commits (a fake consumer and controllable acknowledgemen
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 from types import SimpleNamespace
 
 import orjson
@@ -11,11 +13,12 @@ import pytest
 from aiokafka import TopicPartition
 
 from detectors.contract import parse_json_line, rebuild
+from detectors.limits import InputLimits
 from detectors.watch import WatchConfig
 from streams.ingest import Ingest, route_batch
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
-from streams.state import event_day, goods_partition
+from streams.state import MAX_MESSAGE_BYTES, MAX_RECORD_BYTES, event_day, goods_partition
 
 SETTINGS = Settings(partitions=4, batch_size=5, ingest_batch_seconds=0.1)
 CONFIG = WatchConfig.default()
@@ -36,8 +39,17 @@ def msg(topic: str, partition: int, offset: int, value: bytes | None, key: bytes
     return SimpleNamespace(topic=topic, partition=partition, offset=offset, key=key, value=value, timestamp=timestamp)
 
 
+TODAY = dt.date(2024, 6, 1)
+
+
+def route(batch, config=CONFIG):
+    return route_batch(batch, SETTINGS, config, today=TODAY)
+
+
 def bundles(routed) -> list[dict]:
-    return [orjson.loads(b) for b in routed.bundles]
+    """One bundle per goods partition, in partition order (as long as none was split)."""
+    assert [p for p, _ in routed.bundles] == list(range(SETTINGS.partitions))
+    return [orjson.loads(b) for _, b in routed.bundles]
 
 
 # -- route_batch ---------------------------------------------------------------------------------
@@ -47,7 +59,7 @@ def test_records_go_to_their_goods_partition_with_timestamps_and_sources():
     batch = [msg(DECL, 0, 10, decl(1, hs="854231"), timestamp=1_700_000_000_500),
              msg(DECL, 0, 11, decl(2, hs="847150")),
              msg(STAT, 2, 3, stat(hs="854231"))]
-    routed = route_batch(batch, SETTINGS, CONFIG)
+    routed = route(batch)
     got = bundles(routed)
     assert len(got) == SETTINGS.partitions, "every goods partition gets a bundle"
     placed = {}
@@ -66,7 +78,7 @@ def test_records_go_to_their_goods_partition_with_timestamps_and_sources():
 
 def test_group_order_within_an_input_partition_is_kept():
     batch = [msg(DECL, 1, o, decl(o, date=f"2024-01-{o + 1:02d}")) for o in range(8)]
-    (bundle,) = [b for b in bundles(route_batch(batch, SETTINGS, CONFIG)) if b["records"]]
+    (bundle,) = [b for b in bundles(route(batch)) if b["records"]]
     assert [offset for _, offset in bundle["src"]] == list(range(8))
 
 
@@ -76,7 +88,7 @@ def test_marks_are_the_newest_day_per_input_partition_and_the_same_in_every_bund
              msg(DECL, 1, 7, decl(3, date="2024-01-03", partner="FR")),  # not watched: still progress
              msg(DECL, 3, 1, b"not json"),  # invalid: says nothing about progress
              msg(STAT, 0, 4, stat(period="2024-01"))]
-    got = bundles(route_batch(batch, SETTINGS, CONFIG))
+    got = bundles(route(batch))
     expected = {f"{DECL}:0": parse_json_line(batch[0].value).date.toordinal(),
                 f"{DECL}:1": parse_json_line(batch[2].value).date.toordinal(),
                 f"{STAT}:0": event_day(parse_json_line(batch[4].value))}
@@ -85,7 +97,7 @@ def test_marks_are_the_newest_day_per_input_partition_and_the_same_in_every_bund
 
 def test_a_batch_with_no_valid_record_sends_nothing_but_commits():
     batch = [msg(DECL, 2, 5, b"[1, 2]"), msg(DECL, 2, 6, b"{"), msg(DECL, 2, 7, None)]
-    routed = route_batch(batch, SETTINGS, CONFIG)
+    routed = route(batch)
     assert routed.bundles == []
     assert [m.offset for m, _ in routed.dead] == [5, 6, 7]
     assert routed.rejected == {"not_an_object": 1, "invalid_json": 2}
@@ -95,7 +107,7 @@ def test_a_batch_with_no_valid_record_sends_nothing_but_commits():
 def test_not_watched_and_no_fx_rate_are_counted_apart():
     batch = [msg(DECL, 0, 0, decl(1, partner="FR")), msg(DECL, 0, 1, decl(2, hs="010121")),
              msg(DECL, 0, 2, decl(3, currency="XAU"))]
-    routed = route_batch(batch, SETTINGS, CONFIG)
+    routed = route(batch)
     assert routed.not_watched == {"not watched: partner": 1, "not watched: hs6": 1}
     assert [exc.key for _, exc in routed.dead] == ["no_fx_rate:currency"]
     assert routed.forwarded == 0 and all(not b["records"] for b in bundles(routed))
@@ -103,7 +115,7 @@ def test_not_watched_and_no_fx_rate_are_counted_apart():
 
 def test_commit_offsets_are_the_next_offset_per_input_partition():
     batch = [msg(DECL, 0, 4, decl(1)), msg(STAT, 0, 9, stat()), msg(DECL, 0, 5, b"bad"), msg(DECL, 3, 0, decl(2))]
-    assert route_batch(batch, SETTINGS, CONFIG).commit == {
+    assert route(batch).commit == {
         TopicPartition(DECL, 0): 6, TopicPartition(STAT, 0): 10, TopicPartition(DECL, 3): 1}
 
 
@@ -306,5 +318,123 @@ def test_lag_is_highwater_minus_position_by_kind():
         assert await ingest.lag() == {"declarations": 0, "monthly": 0}, "not started: nothing known"
         await ingest.start()
         assert await ingest.lag() == {"declarations": 14, "monthly": 0}, "no highwater yet for monthly"
+
+    asyncio.run(scenario())
+
+
+# -- input limits and poison messages --------------------------------------------------------------
+
+
+def with_limits(**limits) -> WatchConfig:
+    return dataclasses.replace(CONFIG, input=InputLimits(**limits))
+
+
+@pytest.mark.parametrize("value", [
+    stat(period="0000-01"), stat(period="9999-12"), decl(1, date="9999-12-31"), decl(1, date="0001-01-01"),
+    decl(1, date="1989-12-31"), decl(1, date="2025-07-01"),  # today 2024-06-01, 12 months ahead: 2025-06 last
+])
+def test_a_record_outside_the_domain_of_time_is_a_dead_letter_and_moves_no_mark(value):
+    batch = [msg(DECL, 0, 0, decl(2, date="2024-05-30")), msg(DECL, 0, 1, value)]
+    routed = route(batch)
+    assert [(m.offset, exc.key) for m, exc in routed.dead] == [(1, "date_out_of_range")]
+    assert routed.rejected == {"date_out_of_range": 1} and routed.forwarded == 1
+    assert all(b["marks"] == {f"{DECL}:0": dt.date(2024, 5, 30).toordinal()} for b in bundles(routed))
+
+
+def test_the_domain_of_time_follows_the_clock_passed_in():
+    late = [msg(DECL, 0, 0, decl(1, date="2025-07-01"))]
+    assert route_batch(late, SETTINGS, CONFIG, today=dt.date(2024, 6, 1)).rejected == {"date_out_of_range": 1}
+    assert route_batch(late, SETTINGS, CONFIG, today=dt.date(2024, 7, 1)).forwarded == 1
+
+
+def test_a_message_over_max_line_bytes_is_rejected_unread():
+    config = with_limits(max_line_bytes=300)
+    long_but_valid = orjson.dumps({**orjson.loads(decl(1)), "consignee": "x" * 300})
+    routed = route([msg(DECL, 0, 0, long_but_valid), msg(DECL, 0, 1, b"{" * 400), msg(DECL, 0, 2, decl(2))],
+                   config)
+    assert [exc.key for _, exc in routed.dead] == ["line_too_long", "line_too_long"]
+    assert routed.forwarded == 1
+
+
+@pytest.mark.parametrize("value", [b"[" * 20_000 + b"]" * 20_000, b'{"a":' * 20_000 + b"1" + b"}" * 20_000,
+                                   b'{"a":' * 20_000])
+def test_deep_nesting_is_a_reject_not_a_crash(value):
+    routed = route([msg(DECL, 0, 0, value)])
+    assert [exc.key for _, exc in routed.dead] == ["too_deep"]
+
+
+def test_nesting_within_max_depth_is_read_by_the_contract():
+    nested = orjson.dumps({**orjson.loads(decl(1)), "extra": [[[1]]]})
+    assert route([msg(DECL, 0, 0, nested)], with_limits(max_depth=4)).forwarded == 1
+    assert route([msg(DECL, 0, 0, nested)], with_limits(max_depth=3)).rejected == {"too_deep": 1}
+
+
+def test_a_record_too_large_to_forward_is_a_dead_letter():
+    huge = orjson.dumps({**orjson.loads(decl(1)), "consignee": "x" * MAX_RECORD_BYTES})
+    routed = route([msg(DECL, 0, 0, huge), msg(DECL, 0, 1, decl(2))])
+    assert [exc.key for _, exc in routed.dead] == ["record_too_large"] and routed.forwarded == 1
+
+
+def test_bundles_over_the_message_bound_are_split_in_order_and_only_the_last_has_marks():
+    text = "y" * 20_000
+    batch = [msg(DECL, 0, o, orjson.dumps({**orjson.loads(decl(o)), "consignee": f"{o}{text}"})) for o in range(80)]
+    routed = route(batch)
+    partition = goods_partition("854231", SETTINGS.partitions)
+    mine = [orjson.loads(b) for p, b in routed.bundles if p == partition]
+    assert len(mine) > 2, "80 records of 20 kB do not fit in one message"
+    assert all(len(b) <= MAX_MESSAGE_BYTES for _, b in routed.bundles)
+    assert [o for b in mine for _, o in b["src"]] == list(range(80))
+    assert [bool(b["marks"]) for b in mine] == [False] * (len(mine) - 1) + [True]
+    assert sorted(p for p, _ in routed.bundles if p != partition) == [p for p in range(4) if p != partition]
+
+
+def test_a_message_whose_routing_raises_is_a_poison_dead_letter_and_the_batch_goes_on(monkeypatch):
+    import streams.ingest as ingest_module
+
+    real = ingest_module.route_reason
+
+    def explode(config, reporter, partner, flow, hs6, currency):
+        if hs6 == "847150":
+            raise ZeroDivisionError("boom in routing")
+        return real(config, reporter, partner, flow, hs6, currency)
+
+    monkeypatch.setattr(ingest_module, "route_reason", explode)
+
+    async def scenario():
+        ingest, consumer, broker, metrics = make([])
+        batch = [msg(DECL, 1, 4, decl(1)), msg(DECL, 1, 5, decl(2, hs="847150"), key=b"847150"),
+                 msg(DECL, 1, 6, decl(3))]
+        task = asyncio.create_task(ingest.handle(batch))
+        await settle()
+        for fut in broker.acks:
+            fut.set_result(None)
+        routed = await task
+        (topic, sent), = [(t, kw) for t, kw in broker.sent if t == "dead"]
+        headers = dict(sent["headers"])
+        assert sent["value"] == batch[1].value and sent["key"] == b"847150"
+        assert headers == {"reason": b"poison", "stage": b"ingest", "error_type": b"ZeroDivisionError",
+                           "message": b"boom in routing", "source_topic": DECL.encode(),
+                           "source_partition": b"1", "source_offset": b"5"}
+        assert routed.forwarded == 2 and consumer.commits == [{TopicPartition(DECL, 1): 7}]
+        assert metrics.registry.get_sample_value("transitwatch_poison_records_total", {"stage": "ingest"}) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_dead_letter_of_a_huge_message_is_a_prefix_within_the_bound():
+    async def scenario():
+        ingest, consumer, broker, _ = make([])
+        value = b'{"declaration_id": "' + b"z" * (5 << 20) + b'"}'  # over the default 4 MiB max_line_bytes
+        task = asyncio.create_task(ingest.handle([msg(DECL, 0, 0, value, key=b"k" * (100 << 10))]))
+        await settle()
+        for fut in broker.acks:
+            fut.set_result(None)
+        await task
+        (_, sent), = [(t, kw) for t, kw in broker.sent if t == "dead"]
+        headers = dict(sent["headers"])
+        assert headers["reason"] == b"line_too_long" and headers["truncated"] == b"true"
+        assert int(headers["value_bytes"]) == len(value) and value.startswith(sent["value"])
+        total = len(sent["value"]) + len(sent["key"]) + sum(len(k) + len(v) for k, v in sent["headers"])
+        assert total <= MAX_MESSAGE_BYTES
 
     asyncio.run(scenario())
