@@ -241,8 +241,11 @@ def _file_errors(source: str) -> Iterator[None]:
 
 @contextmanager
 def _reading(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """The file's bytes (decompressed if gzip); any failure, opening or reading, is an InputFileError."""
+    """The file's bytes (decompressed if gzip), after a byte-order mark if it starts with one;
+    any failure, opening or reading, is an InputFileError."""
     with _file_errors(os.fspath(path)), _open_binary(path) as stream:
+        if stream.peek(len(_BOM))[: len(_BOM)] == _BOM:  # type: ignore[attr-defined]
+            stream.read(len(_BOM))
         yield stream
 
 
@@ -337,7 +340,7 @@ def _skip_line(stream: BinaryIO) -> tuple[int, bool]:
 
 
 def _jsonl_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | LongLine]]:
-    """The non-blank lines of a JSON Lines stream with their 1-based numbers, BOM removed;
+    """The non-blank lines of a JSON Lines stream with their 1-based numbers;
     a line over ``limit`` bytes as a :class:`LongLine`, never held whole."""
     number = 0
     while True:
@@ -345,8 +348,6 @@ def _jsonl_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | Lo
         if not content:
             return
         number += 1
-        if number == 1 and content.startswith(_BOM):
-            content = content[len(_BOM) :]
         if len(content) > limit and not content.endswith(b"\n"):
             rest, _ = _skip_line(stream)
             yield number, LongLine(number, len(content) + rest, content[:_HEAD])
@@ -411,8 +412,6 @@ def iter_jsonl_blocks(
             data = stream.read(size)
             if not data:
                 return
-            if number == 1 and data.startswith(_BOM):
-                data = data[len(_BOM) :]
             long = None
             if not data.endswith(b"\n"):
                 cut = data.rfind(b"\n") + 1  # where the unfinished last line starts
@@ -525,16 +524,12 @@ def iter_messages(
 
 
 def _physical_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | LongLine]]:
-    """Every line of a stream (blank ones too), numbered from 1, with its line ending; a BOM at the
-    start removed. A line ends at ``\\r\\n``, ``\\n`` or a lone ``\\r``; one over ``limit`` bytes
+    """Every line of a stream (blank ones too), numbered from 1, with its line ending. A line ends at ``\\r\\n``, ``\\n`` or a lone ``\\r``; one over ``limit`` bytes
     (without its ending) is a :class:`LongLine`, and no more than ``limit`` plus a piece is held."""
     number, carry = 0, b""
     skipping: tuple[bytes, int] | None = None  # (head, bytes so far) of a long line being read past
-    first = True
     while True:
         chunk = stream.read(_CHUNK)
-        if first:
-            chunk, first = chunk.removeprefix(_BOM), False
         data = carry + chunk if carry else chunk
         done = not chunk
         start = 0
@@ -591,61 +586,69 @@ class _Feed:
         raise StopIteration
 
 
-def _csv_cells(
-    lines: Iterator[tuple[int, bytes | LongLine]], limits: InputLimits
-) -> Iterator[tuple[int, str | bytes | list[str], list[str] | RejectError]]:
+class _CsvRows:
     """Logical CSV rows from physical lines: ``(number of the first line, content, cells or reject)``.
 
-    A row is parsed by :mod:`csv` only when its quotes close within ``max_quoted_lines``
-    lines; otherwise its first line is an ``unclosed_quote`` reject and reading goes on
-    with the line after it, so a row a stray quote would have swallowed is read on its own.
+    A row is parsed by :mod:`csv` only once its quotes close within ``max_quoted_lines``
+    lines. When they do not, or when a row they close over several lines has not
+    ``width`` cells (set once the header is known: a stray quote, not a cell with a
+    line break), the row's first line is an ``unclosed_quote`` reject and reading goes
+    on with the line after it: a row the quote would have swallowed is read on its own.
     Blank lines (outside a quoted cell) are skipped.
     """
-    feed = _Feed()
-    reader = csv.reader(feed)
-    span = limits.max_quoted_lines
-    ahead: list[tuple[int, bytes | LongLine]] = []  # lines read ahead, to be read again (last first)
 
-    def pull() -> tuple[int, bytes | LongLine] | None:
-        return ahead.pop() if ahead else next(lines, None)
+    def __init__(self, lines: Iterator[tuple[int, bytes | LongLine]], limits: InputLimits) -> None:
+        self.lines = lines
+        self.limits = limits
+        self.width: int | None = None
+        self.ahead: list[tuple[int, bytes | LongLine]] = []  # lines to read again, the next one last
+        self.feed = _Feed()
+        self.reader = csv.reader(self.feed)
 
-    while (item := pull()) is not None:
-        number, content = item
-        if isinstance(content, LongLine):
-            yield number, content.head, content.reject(limits.max_line_bytes)
-            continue
-        if content.isspace() or not content:
-            continue
-        text = content.decode("utf-8", "surrogateescape")
-        taken = [text]
-        more: list[tuple[int, bytes | LongLine]] = []
+    def _pull(self) -> tuple[int, bytes | LongLine] | None:
+        return self.ahead.pop() if self.ahead else next(self.lines, None)
+
+    def __iter__(self) -> Iterator[tuple[int, str | bytes | list[str], list[str] | RejectError]]:
+        limit = self.limits.max_line_bytes
+        while (item := self._pull()) is not None:
+            number, content = item
+            if isinstance(content, LongLine):
+                yield number, content.head, content.reject(limit)
+            elif not content.isspace() and content:
+                text = content.decode("utf-8", "surrogateescape")
+                cells = self._row(text)
+                yield number, (text if isinstance(cells, RejectError) else cells), cells
+
+    def _row(self, text: str) -> list[str] | RejectError:
+        span = self.limits.max_quoted_lines
+        taken, more = [text], []
+        feed = self.feed
         while True:
             feed.lines, feed.wanted = taken[::-1], False
             try:
-                cells: list[str] | RejectError = next(reader)
+                cells = next(self.reader)
             except csv.Error as exc:
-                cells = RejectError("invalid_csv_row", f"Row cannot be read as CSV ({exc}).")
+                self.ahead.extend(reversed(more))
+                return RejectError("invalid_csv_row", f"Row cannot be read as CSV ({exc}).")
             if not feed.wanted:
-                break
-            following = pull() if len(taken) < span else None
+                if more and self.width is not None and len(cells) != self.width:
+                    break  # closed by a quote of a later row: the first one was stray
+                return cells
+            following = self._pull() if len(taken) < span else None
             if following is None or isinstance(following[1], LongLine):
                 if following is not None:
                     more.append(following)
-                cells = RejectError(
-                    "unclosed_quote",
-                    "A quoted cell opened on this line is not closed "
-                    + ("by the end of the line" if span == 1 else f"within {span} lines")
-                    + " ([input] max_quoted_lines); the line was rejected and the next line read as a row "
-                    'of its own. Close the quote, and write a quote inside a cell as two ("").',
-                )
                 break
             more.append(following)
-            taken.append(following[1].decode("utf-8", "surrogateescape"))  # type: ignore[union-attr]
-        if isinstance(cells, RejectError):
-            ahead.extend(reversed(more))  # only the first line is at fault: read the others again
-            yield number, text, cells
-        else:
-            yield number, cells, cells
+            taken.append(following[1].decode("utf-8", "surrogateescape"))
+        self.ahead.extend(reversed(more))  # only the first line is at fault: read the others again
+        return RejectError(
+            "unclosed_quote",
+            "A quoted cell opened on this line is not closed "
+            + ("by the end of the line" if span == 1 else f"within {span} lines")
+            + " ([input] max_quoted_lines); the line was rejected and the next line read as a row of "
+            'its own. Close the quote, and write a quote inside a cell as two ("").',
+        )
 
 
 def _iter_csv_rows(
@@ -660,7 +663,8 @@ def _iter_csv_rows(
     width = 0
     names: list[str] = []
     with _reading(path) as stream:
-        for number, content, cells in _csv_cells(_physical_lines(stream, limits.max_line_bytes), limits):
+        rows = _CsvRows(_physical_lines(stream, limits.max_line_bytes), limits)
+        for number, content, cells in rows:
             if isinstance(cells, RejectError):
                 yield number, content, cells
                 continue
@@ -668,7 +672,7 @@ def _iter_csv_rows(
                 continue
             if not names:
                 names = [name.strip() for name in cells]
-                width = len(names)
+                width = rows.width = len(names)
             elif len(cells) != width:
                 yield number, content, RejectError(
                     "invalid_csv_row",
