@@ -42,7 +42,7 @@ import orjson
 
 from detectors.contract import Record, parse_json_line, parse_mapping
 from detectors.errors import RejectError, TransitwatchError
-from detectors.limits import InputLimits, TimeDomain, line_too_long, nesting_depth, too_deep
+from detectors.limits import InputLimits, TimeDomain, line_too_long, screen_lines
 
 __all__ = [
     "Chunk", "InputFileError", "Line", "LongLine", "check_inputs", "count_lines", "detect_format",
@@ -327,51 +327,43 @@ def count_lines(path: str | os.PathLike[str]) -> int | None:
     return count
 
 
-def _skip_line(stream: BinaryIO) -> tuple[int, bool]:
-    """Read past the rest of a line, a piece at a time: (bytes before its newline, whether the file ended)."""
+def _skip_line(stream: BinaryIO) -> int:
+    """Read past the rest of a line, a piece at a time; returns its bytes before the newline."""
     size = 0
     while True:
         piece = stream.readline(_CHUNK)
         if piece.endswith(b"\n"):
-            return size + len(piece) - 1, False
+            return size + len(piece) - 1
         size += len(piece)
         if not piece:
-            return size, True
+            return size
 
 
-def _jsonl_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | LongLine]]:
-    """The non-blank lines of a JSON Lines stream with their 1-based numbers;
-    a line over ``limit`` bytes as a :class:`LongLine`, never held whole."""
-    number = 0
-    while True:
-        content = stream.readline(limit + 1)
-        if not content:
-            return
-        number += 1
-        if len(content) > limit and not content.endswith(b"\n"):
-            rest, _ = _skip_line(stream)
-            yield number, LongLine(number, len(content) + rest, content[:_HEAD])
-        elif not content.isspace() and content:
-            yield number, content
-
-
-def _screen(content: bytes, limits: InputLimits) -> RejectError | None:
-    """The reject of a JSON line nested deeper than the limit (a cheap count first, then the exact scan)."""
-    limit = limits.max_depth
-    if content.count(b"{") + content.count(b"[") > limit and nesting_depth(content, limit) > limit:
-        return too_deep(limit)
-    return None
+def _jsonl_lines(stream: BinaryIO, limits: InputLimits) -> Iterator[tuple[int, bytes, RejectError | None]]:
+    """The non-blank lines of a JSON Lines stream as ``(1-based number, line without its \\n,
+    reject)``: a line too long (only its first bytes are read) or too deep comes with its
+    reject, found a chunk at a time (:func:`~detectors.limits.screen_lines`)."""
+    limit = limits.max_line_bytes
+    for first, data, ends in _chunks(stream, _CHUNK, limit):
+        if isinstance(data, LongLine):
+            yield first, data.head, data.reject(limit)
+            continue
+        screened = dict(screen_lines(data, limits, ends))
+        lines = data.split(b"\n")
+        if data.endswith(b"\n"):
+            lines.pop()
+        for i, content in enumerate(lines):
+            if screened and i in screened:
+                yield first + i, content[:_HEAD], screened[i]
+            elif content and not content.isspace():
+                yield first + i, content, None
 
 
 def _parse_jsonl(
     path: str | os.PathLike[str], limits: InputLimits, domain: TimeDomain | None
 ) -> Iterator[tuple[int, bytes, Record | RejectError]]:
     with _reading(path) as stream:
-        for number, content in _jsonl_lines(stream, limits.max_line_bytes):
-            if isinstance(content, LongLine):
-                yield number, content.head, content.reject(limits.max_line_bytes)
-                continue
-            error = _screen(content, limits)
+        for number, content, error in _jsonl_lines(stream, limits):
             if error is None:
                 try:
                     rec = parse_json_line(content)
@@ -405,32 +397,36 @@ def iter_jsonl_blocks(
     ...  iter_jsonl_blocks(p, size=4, limits=InputLimits(max_line_bytes=256))]
     [(1, b'{"a": 1}\\n'), (2, b'\\n{"a": 2}\\n'), (4, 300), (5, b'{"a": 3}')]
     """
-    limit = limits.max_line_bytes
     with _reading(path) as stream:
-        number = 1
-        while True:
-            data = stream.read(size)
-            if not data:
-                return
-            long = None
-            if not data.endswith(b"\n"):
-                cut = data.rfind(b"\n") + 1  # where the unfinished last line starts
-                have = len(data) - cut
-                tail = stream.readline(max(limit - have, 0) + 1)
-                if tail.endswith(b"\n") or len(tail) <= limit - have:  # finished within the limit, or at the end
-                    data += tail
-                else:
-                    rest, _ = _skip_line(stream)
-                    long = (data[cut : cut + _HEAD] + tail)[:_HEAD], have + len(tail) + rest
-                    data = data[:cut]
-            if data:
-                ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
-                yield Chunk(number, data, ends)
-                number += len(ends)
-            if long is not None:
-                head, length = long
-                yield Chunk(number, LongLine(number, length, head))
-                number += 1
+        yield from _chunks(stream, size, limits.max_line_bytes)
+
+
+def _chunks(stream: BinaryIO, size: int, limit: int) -> Iterator[Chunk]:
+    """:func:`iter_jsonl_blocks` over an open stream."""
+    number = 1
+    while True:
+        data = stream.read(size)
+        if not data:
+            return
+        long = None
+        if not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1  # where the unfinished last line starts
+            have = len(data) - cut
+            tail = stream.readline(max(limit - have, 0) + 1)
+            if tail.endswith(b"\n") or len(tail) <= limit - have:  # finished within the limit, or at the end
+                data += tail
+            else:
+                rest = _skip_line(stream)
+                long = (data[cut : cut + _HEAD] + tail)[:_HEAD], have + len(tail) + rest
+                data = data[:cut]
+        if data:
+            ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+            yield Chunk(number, data, ends)
+            number += len(ends)
+        if long is not None:
+            head, length = long
+            yield Chunk(number, LongLine(number, length, head))
+            number += 1
 
 
 def iter_records(
@@ -494,7 +490,8 @@ def iter_messages(
     non-empty cells (all strings: the consumer validates, as replay does). A
     line that cannot be a message comes with its reject and its text (a CSV row
     with the wrong number of cells or an unclosed quote; a line longer than
-    ``limits.max_line_bytes``, of which only the first bytes are kept).
+    ``limits.max_line_bytes``, of which only the first bytes are kept; JSON nested
+    deeper than ``limits.max_depth``, which would stop a parser).
 
     Examples
     --------
@@ -507,11 +504,8 @@ def iter_messages(
     source = os.fspath(path)
     if detect_format(path) == "jsonl":
         with _reading(path) as stream:
-            for number, content in _jsonl_lines(stream, limits.max_line_bytes):
-                if isinstance(content, LongLine):
-                    yield number, content.head, content.reject(limits.max_line_bytes)
-                else:
-                    yield number, content.rstrip(b"\r\n"), None
+            for number, content, error in _jsonl_lines(stream, limits):
+                yield number, content.rstrip(b"\r\n"), error
         return
     for number, content, result in _iter_csv_rows(path, limits):
         if isinstance(result, RejectError):

@@ -5,7 +5,7 @@ cells): validation is the worker's job, as it is replay's, so a bad line
 reaches the worker and its dead-letter topic with the worker's reason. A line
 that cannot even be a JSON message (a CSV row with the wrong number of cells or
 an unclosed quote; a line longer than ``[input] max_line_bytes``, of which only
-the first bytes are read and sent) goes straight to the dead-letter topic with
+the first bytes are read and sent; JSON nested deeper than ``max_depth``) goes straight to the dead-letter topic with
 its reason, source and line in headers. Nothing is dropped.
 
 Declarations go to the declarations topic, monthly statistics to the monthly

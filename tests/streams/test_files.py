@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import re
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.contract import Declaration, MonthlyStat
 from detectors.errors import RejectError
 from detectors.limits import InputLimits
-from streams.files import Line, count_lines, detect_format, iter_lines
+from streams.files import Line, LongLine, check_inputs, count_lines, detect_format, iter_lines, iter_messages
 
 DECL = {
     "declaration_id": "DE-1",
@@ -197,3 +201,69 @@ def test_documented_examples_parse(tmp_path):
     assert [type(r).__name__ for r in from_jsonl] == ["Declaration", "MonthlyStat"]
     assert from_jsonl == from_csv
     assert (from_jsonl[1].reporter, from_jsonl[1].flow) == ("GR", "re-export")
+
+
+# --- bounded reading ------------------------------------------------------------------------------
+
+def _reference_lines(data: bytes, limit: int) -> list[tuple[int, object]]:
+    """Physical lines (\\r\\n, \\n or a lone \\r) with their endings; longer than limit: (size,)."""
+    out = []
+    for number, match in enumerate(re.finditer(rb"([^\r\n]*)(\r\n|\r|\n|$)", data), 1):
+        body, end = match.groups()
+        if not body and not end:
+            break
+        out.append((number, (len(body),) if len(body) > limit else body + end))
+    return out
+
+
+@given(st.lists(st.tuples(st.binary(max_size=30).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+                          st.sampled_from([b"\n", b"\r\n", b"\r", b""])), max_size=12),
+       st.integers(1, 9), st.integers(256, 300))
+@settings(max_examples=300, deadline=None)
+def test_physical_lines_split_like_csv_in_any_pieces_and_skip_long_lines(parts, piece, limit):
+    import streams.files as files
+
+    data = b"".join(body * (1 + limit // 10 if len(body) % 3 == 0 else 1) + end for body, end in parts)
+    chunk = files._CHUNK
+    files._CHUNK = piece  # read the stream a few bytes at a time: every boundary case
+    try:
+        got = [(n, (x.size,) if isinstance(x, LongLine) else x)
+               for n, x in files._physical_lines(io.BytesIO(data), limit)]
+    finally:
+        files._CHUNK = chunk
+    assert got == _reference_lines(data, limit)
+
+
+def test_a_long_line_is_skipped_in_every_reader(tmp_path):
+    limits = InputLimits(max_line_bytes=300)
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_bytes(orjson.dumps(STAT) + b"\n" + b'{"x": "' + b"y" * 1000 + b'"}\r\n' + orjson.dumps(STAT))
+    assert outcomes(jsonl, max_line_bytes=300) == [(1, "MonthlyStat"), (2, "line_too_long"), (3, "MonthlyStat")]
+    [(number, head, error)] = [m for m in iter_messages(jsonl, limits) if m[2] is not None]
+    assert number == 2 and head == b'{"x": "' + b"y" * 1000 + b'"}' and error.reason == "line_too_long"
+    assert "1,010 bytes" in error.message  # without the \n, with the \r
+    table = tmp_path / "in.csv"
+    table.write_text("period,reporter,partner,hs_code,value\n2024-01,DE,KZ,854231," + "5" * 400 + "\n"
+                     "2024-02,DE,KZ,854231,6\n")
+    assert outcomes(table, max_line_bytes=300) == [(2, "line_too_long"), (3, "MonthlyStat")]
+
+
+def test_a_too_deep_line_is_rejected_before_it_is_parsed(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"period": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n" + orjson.dumps(STAT) + b"\n")
+    assert outcomes(path) == [(1, "too_deep"), (2, "MonthlyStat")]
+
+
+def test_iter_messages_of_csv_send_rejects_with_their_reason(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text('period,reporter,partner,hs_code,value\n2024-01,DE,KZ,854231,"5\n2024-02,DE,KZ,854231,6\n')
+    got = [(n, m, e and e.reason) for n, m, e in iter_messages(path)]
+    assert got == [(2, b'2024-01,DE,KZ,854231,"5', "unclosed_quote"),
+                   (3, b'{"period":"2024-02","reporter":"DE","partner":"KZ","hs_code":"854231","value":"6"}', None)]
+
+
+def test_check_inputs_reads_no_pipe(tmp_path):
+    """A named pipe can be read once: checking it would lose its start, so it is left to the run."""
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    check_inputs([fifo])  # returns at once: opening the pipe for reading would block
