@@ -36,7 +36,6 @@ from detectors.errors import RejectError
 from detectors.frame import FIELDS
 from detectors.limits import InputLimits
 from detectors.watch import WatchConfig
-from streams import cli
 from streams.files import InputFileError, check_inputs, iter_messages, iter_records
 from streams.replay import read_blocks, replay
 
