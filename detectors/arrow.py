@@ -127,10 +127,11 @@ def split_data(data: bytes, lines: int | None = None) -> tuple[Block, np.ndarray
     return _read(data, n)
 
 
-def plain_lines(data: bytes) -> int | None:
+def plain_lines(data: bytes, ends: np.ndarray | None = None) -> int | None:
     """The number of lines if every one is ``{...}`` then a newline (the last may lack it), else None.
 
     :func:`split_data` takes such a chunk as it is (pass the count as ``lines`` to skip the check).
+    ``ends``: the positions of the newlines in ``data``, if the caller has them.
 
     Examples
     --------
@@ -140,7 +141,8 @@ def plain_lines(data: bytes) -> int | None:
     buf = np.frombuffer(data, np.uint8)  # numpy scans a chunk several times faster than bytes.count
     if not len(buf) or buf[0] != 123:
         return None
-    ends = np.flatnonzero(buf == 10)
+    if ends is None:
+        ends = np.flatnonzero(buf == 10)
     inner = ends
     if buf[-1] == 10:
         inner = ends[:-1]

@@ -42,8 +42,12 @@ from detectors.contract import (
     parse_mapping,
 )
 from detectors.errors import RejectError
+from detectors.limits import TimeDomain
 
-__all__ = ["COUNTRIES", "CURRENCIES", "Block", "HS_CODES", "complete", "parse_objects", "split_fast"]
+__all__ = [
+    "COUNTRIES", "CURRENCIES", "Block", "HS_CODES", "complete", "month_end", "month_end_ordinal", "parse_objects",
+    "split_fast",
+]
 
 COUNTRIES: tuple[str, ...] = tuple(sorted(COUNTRY_CODES))
 CURRENCIES: tuple[str, ...] = tuple(sorted(CURRENCY_CODES))
@@ -130,7 +134,7 @@ def _check_period(value: str) -> tuple[int, int] | None:
     if not (y.isdigit() and m.isdigit()) or not 1000 <= int(y) <= 9999 or not 1 <= int(m) <= 12:
         return None
     month = int(y) * 12 + int(m) - 1
-    return month_end(month).toordinal(), month
+    return month_end_ordinal(month), month
 
 
 HS_CODES = _Vocab(_check_hs)
@@ -138,9 +142,54 @@ _DATES = _Vocab(_check_date)
 _PERIODS = _Vocab(_check_period)
 
 
+# The last month a record can carry (9999-12) and the days of 400 Gregorian years, by which a
+# month of year 0 (a valid period "0000-01", but no datetime.date) is moved into range.
+_LAST_MONTH = 9999 * 12 + 11
+_DAYS_400_YEARS = 146_097
+
+
+def month_end_ordinal(month: int) -> int:
+    """The proleptic Gregorian ordinal of the last day of a month index (``year * 12 + month - 1``).
+
+    Exact for every month a record can carry, years 0 to 9999: 9999-12 ends on
+    ``datetime.date.max``, and a month of year 0 ends on an ordinal <= 0.
+
+    Raises
+    ------
+    ValueError
+        For a month before year 0 or after 9999.
+
+    Examples
+    --------
+    >>> dt.date.fromordinal(month_end_ordinal(2024 * 12 + 1))
+    datetime.date(2024, 2, 29)
+    >>> month_end_ordinal(9999 * 12 + 11) == dt.date.max.toordinal(), month_end_ordinal(11)
+    (True, 0)
+    """
+    if not 0 <= month <= _LAST_MONTH:
+        raise ValueError(f"month index {month} is outside years 0 to 9999")
+    if month == _LAST_MONTH:
+        return dt.date.max.toordinal()
+    year, shift = month // 12, 0
+    if year == 0:
+        year, shift = 400, _DAYS_400_YEARS
+    after = dt.date(year + (month % 12 == 11), (month + 1) % 12 + 1, 1)
+    return after.toordinal() - 1 - shift
+
+
 def month_end(month: int) -> dt.date:
-    """The last day of a month index (``year * 12 + month - 1``)."""
-    return dt.date(month // 12 + (month % 12 == 11), (month + 1) % 12 + 1, 1) - dt.timedelta(days=1)
+    """The last day of a month index (``year * 12 + month - 1``).
+
+    Never raises for a month of years 0 to 9999; a month of year 0, before the
+    first ``datetime.date``, gives ``datetime.date.min`` (such a record is outside
+    every run's time domain: see :class:`detectors.limits.TimeDomain`).
+
+    Examples
+    --------
+    >>> month_end(2023 * 12 + 1), month_end(9999 * 12 + 11), month_end(0)
+    (datetime.date(2023, 2, 28), datetime.date(9999, 12, 31), datetime.date(1, 1, 1))
+    """
+    return dt.date.fromordinal(max(1, month_end_ordinal(month)))
 
 
 def _hashable(x: Any) -> bool:
@@ -265,7 +314,7 @@ class Block:
             if is_decl:
                 day.append(rec.date.toordinal())
             else:
-                day.append(month_end(rec.month).toordinal())
+                day.append(month_end_ordinal(rec.month))
             month.append(rec.month)
             for name in ("reporter", "partner", "flow", "currency", "value", "net_mass_kg", "quantity"):
                 cols[name].append(getattr(rec, name))
@@ -504,7 +553,7 @@ def split_fast(objs: list[Any]) -> tuple[Block, np.ndarray]:
 
 
 def parse_objects(
-    objs: list[Any], raws: Sequence[bytes | str | None] | None = None
+    objs: list[Any], raws: Sequence[bytes | str | None] | None = None, *, domain: TimeDomain | None = None
 ) -> tuple[Block, list[tuple[int, RejectError]]]:
     """Every row through the contract: the fast path, then the slow path for the rest.
 
@@ -517,6 +566,8 @@ def parse_objects(
         parsed from it with :func:`~detectors.contract.parse_json_line`, as a
         line-by-line read would; else the object goes to
         :func:`~detectors.contract.parse_mapping`.
+    domain : TimeDomain, optional
+        The months accepted; a row of another month is a ``date_out_of_range`` reject.
 
     Returns
     -------
@@ -536,11 +587,11 @@ def parse_objects(
         raw = raws[i] if raws is not None else None
         return parse_json_line(raw) if raw is not None else parse_mapping(objs[i])
 
-    return complete(fast, slow, parse)
+    return complete(fast, slow, parse, domain=domain)
 
 
 def complete(
-    fast: Block, slow: np.ndarray, parse: Callable[[int], Record]
+    fast: Block, slow: np.ndarray, parse: Callable[[int], Record], *, domain: TimeDomain | None = None
 ) -> tuple[Block, list[tuple[int, RejectError]]]:
     """The fast rows plus the slow rows through ``parse`` (the authoritative path), in input order.
 
@@ -552,10 +603,16 @@ def complete(
         Where the fast path left a row to ``parse``.
     parse : callable
         Position -> record, or raises :class:`~detectors.errors.RejectError`.
+    domain : TimeDomain, optional
+        The months accepted. A row of another month, fast or slow, is rejected
+        (``date_out_of_range``) before its event day is computed, so a month no
+        date can end (year 0) never reaches :class:`Block`, and no replay walks
+        month by month to the year 9999.
 
     Returns
     -------
     (Block, list of (position, RejectError))
+        The rejects in input order.
 
     Examples
     --------
@@ -565,8 +622,18 @@ def complete(
     >>> block, rejects = complete(fast, slow, lambda i: parse_json_line(b"[]"))
     >>> len(block), [(i, e.reason) for i, e in rejects]
     (1, [(1, 'not_an_object')])
+    >>> from detectors.limits import TimeDomain
+    >>> block, rejects = complete(fast, slow, lambda i: parse_json_line(b"[]"), domain=TimeDomain(2025 * 12, 2026 * 12))
+    >>> len(block), [(i, e.reason) for i, e in rejects]
+    (0, [(0, 'date_out_of_range'), (1, 'not_an_object')])
     """
     rejects: list[tuple[int, RejectError]] = []
+    if domain is not None and len(fast):
+        inside = domain.mask(fast.month)
+        if not inside.all():
+            for i in np.flatnonzero(~inside).tolist():
+                rejects.append((int(fast.index[i]), domain.reject(int(fast.month[i]))))
+            fast = fast.take(np.flatnonzero(inside))
     records, where = [], []
     for i in np.flatnonzero(slow).tolist():
         try:
@@ -574,8 +641,13 @@ def complete(
         except RejectError as exc:
             rejects.append((i, exc))
             continue
+        if domain is not None and rec.month not in domain:
+            rejects.append((i, domain.reject(rec.month)))
+            continue
         records.append(rec)
         where.append(i)
+    if len(rejects) > 1:
+        rejects.sort(key=lambda pair: pair[0])
     if not records:
         return fast, rejects
     both = Block.concat([fast, Block.from_records(records, where)])

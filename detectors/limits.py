@@ -15,13 +15,16 @@ reads: the caller passes ``today`` (the command line's or the worker's clock).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from detectors.errors import InvalidParameterError, RejectError
 
-__all__ = ["InputLimits", "TimeDomain", "nesting_depth", "period_text"]
+__all__ = [
+    "InputLimits", "TimeDomain", "line_too_long", "nesting_depth", "period_text", "screen_lines", "too_deep",
+]
 
 #: months since year 0 of 1990-01: the default earliest month
 EARLIEST_DEFAULT = 1990 * 12
@@ -151,27 +154,37 @@ def _integer(name: str, value: object, least: int) -> None:
         raise InvalidParameterError(name, value, f"an integer >= {least}")
 
 
+# What can change the depth: quotes, backslashes (inside strings) and brackets.
+_SIGNIFICANT = re.compile(rb'[\\"\[\]{}]')
+
+
 def nesting_depth(data: bytes, limit: int) -> int:
     """How deep JSON arrays and objects nest in ``data``, counted up to ``limit + 1``.
 
-    Brackets inside strings do not count. A byte loop: run it only on lines with
-    more than ``limit`` opening brackets (no other line can be too deep).
+    Brackets inside strings do not count. It visits only quotes, backslashes and
+    brackets, one at a time: run it only on lines with more than ``limit`` opening
+    brackets (no other line can be too deep), as :func:`screen_lines` does.
 
     Examples
     --------
     >>> nesting_depth(b'{"a": [1, {"b": "[[[["}]}', 10)
     3
+    >>> nesting_depth(b'{"a": "\\\\\\\\", "b": [{"c": "\\\\"["}]}', 10)  # an escaped backslash, an escaped quote
+    3
     >>> nesting_depth(b"[" * 1000, 5)
     6
     """
     depth = deepest = 0
-    in_string = escaped = False
-    for byte in data:
+    in_string = False
+    escaped_at = -1  # the position of a byte a backslash escapes
+    for match in _SIGNIFICANT.finditer(data):
+        at = match.start()
+        byte = data[at]
         if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 92:  # backslash
-                escaped = True
+            if at == escaped_at:
+                continue
+            if byte == 92:  # backslash
+                escaped_at = at + 1
             elif byte == 34:  # quote
                 in_string = False
         elif byte == 34:
@@ -185,3 +198,89 @@ def nesting_depth(data: bytes, limit: int) -> int:
         elif byte in (93, 125):  # ] }
             depth -= 1
     return deepest
+
+
+def line_too_long(size: int, limit: int) -> RejectError:
+    """The reject of a line of ``size`` bytes (without its line break), over ``limit``.
+
+    >>> line_too_long(5_000_000, 4 << 20).reason
+    'line_too_long'
+    """
+    return RejectError(
+        "line_too_long",
+        f"Line is {size:,} bytes long, over the {limit:,} allowed ([input] max_line_bytes); it was "
+        "skipped unread. One record is a few hundred bytes: look for a missing line break, "
+        "or raise the limit.",
+    )
+
+
+def too_deep(limit: int) -> RejectError:
+    """The reject of a line whose JSON nests deeper than ``limit``.
+
+    >>> too_deep(32).reason
+    'too_deep'
+    """
+    return RejectError(
+        "too_deep",
+        f"Line nests JSON arrays and objects more than {limit} deep ([input] max_depth); it was "
+        "not parsed. A record is one flat object: flatten the nested values.",
+    )
+
+
+def screen_lines(data: bytes, limits: InputLimits, ends: np.ndarray | None = None) -> list[tuple[int, RejectError]]:
+    """The lines of a chunk that are too long or too deep to be handed to a parser.
+
+    Parameters
+    ----------
+    data : bytes
+        Whole lines, each ended by ``\\n`` (the last may lack it).
+    limits : InputLimits
+        ``max_line_bytes`` and ``max_depth`` apply.
+    ends : numpy.ndarray, optional
+        The positions of the newlines in ``data``, if the caller has them.
+
+    Returns
+    -------
+    list of (int, RejectError)
+        The 0-based index of each such line in ``data``, in order, and its reject.
+
+    Notes
+    -----
+    Vectorized, so normal data costs two passes over the bytes: only a line with
+    more opening brackets than ``max_depth`` gets the exact, per-byte
+    :func:`nesting_depth`, and when the chunk as a whole has few brackets to
+    spare (one object a line, nothing nested), no line is even counted.
+
+    Examples
+    --------
+    >>> limits = InputLimits(max_line_bytes=256, max_depth=3)
+    >>> [(i, e.reason) for i, e in screen_lines(b'{"a": [1]}\\n' + b"x" * 300 + b'\\n{"b": [[[1]]]}', limits)]
+    [(1, 'line_too_long'), (2, 'too_deep')]
+    """
+    buf = np.frombuffer(data, np.uint8)
+    if ends is None:
+        ends = np.flatnonzero(buf == 10)
+    size = len(buf)
+    if size == 0:
+        return []
+    partial = buf[-1] != 10  # a last line without its newline
+    n = len(ends) + partial
+    starts = np.empty(n, np.int64)
+    starts[0] = 0
+    starts[1:] = ends[: n - 1] + 1
+    stops = np.append(ends, size) if partial else ends
+    found: dict[int, RejectError] = {}
+    if size > limits.max_line_bytes:
+        lengths = stops - starts
+        for i in np.flatnonzero(lengths > limits.max_line_bytes).tolist():
+            found[i] = line_too_long(int(lengths[i]), limits.max_line_bytes)
+    limit = limits.max_depth
+    opens = np.count_nonzero(buf == 123) + np.count_nonzero(buf == 91)
+    # When every line starts with "{", one line holds at most the others' brackets less n - 1.
+    if opens > limit and (opens - (n - 1) > limit or not (buf[starts] == 123).all()):
+        where = np.flatnonzero((buf == 123) | (buf == 91))
+        per_line = np.bincount(np.searchsorted(stops, where), minlength=n)
+        for i in np.flatnonzero(per_line > limit).tolist():
+            if i not in found and nesting_depth(data[starts[i] : stops[i]], limit) > limit:
+                found[i] = too_deep(limit)
+    return sorted(found.items())

@@ -3,9 +3,10 @@
 Lines are published as they are (JSON; CSV rows as JSON objects of their
 cells): validation is the worker's job, as it is replay's, so a bad line
 reaches the worker and its dead-letter topic with the worker's reason. A line
-that cannot even be a JSON message (a CSV row with the wrong number of cells)
-goes straight to the dead-letter topic with its reason, source and line in
-headers. Nothing is dropped.
+that cannot even be a JSON message (a CSV row with the wrong number of cells or
+an unclosed quote; a line longer than ``[input] max_line_bytes``, of which only
+the first bytes are read and sent; JSON nested deeper than ``max_depth``) goes straight to the dead-letter topic with
+its reason, source and line in headers. Nothing is dropped.
 
 Declarations go to the declarations topic, monthly statistics to the monthly
 topic; both are keyed by their goods group (the HS6 code) where the line names
@@ -26,7 +27,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from streams.files import iter_messages
+from detectors.limits import InputLimits
+from streams.files import check_inputs, iter_messages
 from streams.settings import Settings
 
 
@@ -133,10 +135,15 @@ async def produce(
     rate: float | None = None,
     progress: Callable[[int], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    limits: InputLimits = InputLimits(),
 ) -> ProduceResult:
-    """Publish every line of ``paths``; returns the counts per topic."""
+    """Publish every line of ``paths``; returns the counts per topic.
+
+    Raises :class:`~streams.files.InputFileError` (an ``OSError``) before connecting
+    when an input cannot be read."""
     from aiokafka import AIOKafkaProducer
 
+    check_inputs(paths)
     result = ProduceResult()
     limiter = RateLimiter(rate) if rate else None
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=10)
@@ -145,7 +152,7 @@ async def produce(
         pending = []
         for path in paths:
             source = os.fspath(path).encode()
-            for number, message, error in iter_messages(path):
+            for number, message, error in iter_messages(path, limits):
                 if limiter is not None:
                     wait = limiter.delay()
                     if wait > 0:

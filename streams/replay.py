@@ -12,6 +12,13 @@ column by column (:mod:`detectors.arrow`); a chunk Arrow cannot read line for
 line is decoded with ``orjson`` and validated as objects (:mod:`detectors.frame`)
 instead. Either way only lines not already in normalised form go through
 :func:`~detectors.contract.parse_json_line` one by one.
+
+What a run reads is bounded by ``[input]`` of the configuration
+(:class:`~detectors.limits.InputLimits`): lines too long or nested too deep are
+rejected before any parser sees them (:func:`~detectors.limits.screen_lines`), and
+records of a month outside the run's time domain are rejected
+(``date_out_of_range``) before their event day is computed, so the columnar replay
+never walks across empty months to the year 9999.
 """
 
 from __future__ import annotations
@@ -35,10 +42,13 @@ from detectors.contract import Declaration, Record, parse_json_line
 from detectors.engine import MonthSnapshot
 from detectors.errors import RejectError, StrictModeError
 from detectors.arrow import plain_lines, split_data, split_lines
-from detectors.frame import Block, complete, parse_objects
+from detectors.frame import Block, complete, month_end_ordinal, parse_objects
+from detectors.limits import InputLimits, TimeDomain, screen_lines
 from detectors.reference import country_name
 from detectors.watch import WatchConfig
-from streams.files import Line, count_lines, detect_format, iter_jsonl_blocks, iter_records
+from streams.files import (
+    Line, LongLine, check_inputs, count_lines, detect_format, iter_jsonl_blocks, iter_records,
+)
 
 FinalMonth = Literal["auto", "closed", "open"]
 CHUNK_LINES = 8192
@@ -48,11 +58,18 @@ ARROW_TRIES = 3
 # JSON Lines are read by bytes: each chunk has fixed costs (Arrow, the block, ColumnarReplay.feed),
 # and 8 MiB (about 32,000 declaration lines) was about 7 % faster than 2 MiB, for a few MiB more.
 CHUNK_BYTES = 8 << 20
+_LIMITS = InputLimits()
+_RAW_BYTES = 8000  # of a rejected line kept for the rejects file (which shows 2,000 characters)
 
 
 @dataclass
 class ReplayResult:
-    """What a replay produced and counted."""
+    """What a replay produced and counted.
+
+    ``lines`` non-blank lines (CSV: rows) were read: ``accepted`` of them became
+    records and the others are ``rejected``, counted per reason key, so
+    ``lines == accepted + sum(rejected.values())``.
+    """
 
     alerts: list[Alert]
     lines: int = 0
@@ -108,22 +125,25 @@ class _Rejects:
 def _event_key(rec: Record) -> int:
     if type(rec) is Declaration:
         return rec.date.toordinal()
-    month = rec.month
-    end = dt.date(month // 12 + (month % 12 == 11), (month + 1) % 12 + 1, 1)
-    return end.toordinal() - 1
+    return month_end_ordinal(rec.month)
 
 
 def read_records(
     inputs: Sequence[str | os.PathLike[str]],
     reject: Callable[[Line, RejectError], None],
     progress: Callable[[int], None] | None = None,
+    *,
+    limits: InputLimits = _LIMITS,
+    domain: TimeDomain | None = None,
 ) -> Iterator[tuple[int, int, int, Record]]:
     """Every accepted record of every input as ``(event key, input index, line
-    number, record)``; the line itself is not kept (memory)."""
+    number, record)``, read line by line; the line itself is not kept (memory).
+
+    ``limits`` bound what is read; ``domain``, if given, rejects records of other months."""
     done = 0
     for index, path in enumerate(inputs):
         source = os.fspath(path)
-        for number, content, parsed in iter_records(path):
+        for number, content, parsed in iter_records(path, limits=limits, domain=domain):
             done += 1
             if progress is not None and done % 4096 == 0:
                 progress(4096)
@@ -143,25 +163,34 @@ def read_blocks(
     *,
     chunk: int = CHUNK_LINES,
     chunk_bytes: int = CHUNK_BYTES,
+    limits: InputLimits = _LIMITS,
+    domain: TimeDomain | None = None,
 ) -> int:
     """Feed every accepted record of every input to ``run``, a chunk at a time;
     rejected lines go to ``reject`` in file order. Returns the accepted count.
 
-    A chunk is ``chunk`` CSV rows, or about ``chunk_bytes`` of JSON Lines (whole lines)."""
+    A chunk is ``chunk`` CSV rows, or about ``chunk_bytes`` of JSON Lines (whole lines).
+    ``limits`` bound what is read (a line too long or too deep is a reject); ``domain``,
+    if given, rejects records of other months before anything computes their event day."""
     accepted = 0
     for index, path in enumerate(inputs):
         source = os.fspath(path)
         if detect_format(path) == "jsonl":
             failures = 0
-            for first, data in iter_jsonl_blocks(path, chunk_bytes):
+            for first, data, ends in iter_jsonl_blocks(path, chunk_bytes, limits):
+                if isinstance(data, LongLine):
+                    reject(Line(source, first, data.head), data.reject(limits.max_line_bytes))
+                    if progress is not None:
+                        progress(1)
+                    continue
                 n, by_arrow = _feed_jsonl(run, index, source, first, data, reject, progress,
-                                          arrow=failures < ARROW_TRIES)
+                                          arrow=failures < ARROW_TRIES, limits=limits, domain=domain, ends=ends)
                 accepted += n
                 failures = 0 if by_arrow else failures + 1
         else:
             records: list[Record] = []
             numbers: list[int] = []
-            for number, content, parsed in iter_records(path, format="csv"):
+            for number, content, parsed in iter_records(path, format="csv", limits=limits, domain=domain):
                 if isinstance(parsed, RejectError):
                     reject(Line(source, number, content), parsed)
                 else:
@@ -192,31 +221,50 @@ def _feed_jsonl(
     progress: Callable[[int], None] | None,
     *,
     arrow: bool = True,
+    limits: InputLimits = _LIMITS,
+    domain: TimeDomain | None = None,
+    ends: np.ndarray | None = None,
 ) -> tuple[int, bool]:
-    """Feed one chunk of whole lines (``first`` the number of its first line); returns
-    (records accepted, whether Arrow read it)."""
+    """Feed one chunk of whole lines (``first`` the number of its first line; ``ends`` the
+    positions of its newlines, if known); returns (records accepted, whether Arrow read it).
+
+    Lines too long or too deep are set aside first: neither Arrow (whose reader can
+    crash on deep nesting) nor orjson ever sees them."""
     with _no_gc():
-        plain = plain_lines(data) if arrow else None
+        screened = screen_lines(data, limits, ends)
+        plain = plain_lines(data, ends) if arrow and not screened else None
         if plain is not None:  # the usual layout: no blank lines, row i is line i
             split = split_data(data, plain)
             lines: list[bytes] = io.BytesIO(data).readlines() if split is None or split[1].any() else []
             numbers = np.arange(first, first + plain, dtype=np.int64)
         else:
             lines = io.BytesIO(data).readlines()
-            kept, numbers = _non_blank(lines, first)
+            kept, numbers = _non_blank(lines, first, [i for i, _ in screened])
             split = split_lines(kept) if arrow else None
-            if split is not None:
-                lines = kept
+            lines = kept
+        set_aside = [(first + i, _line_start(data, i, ends), error) for i, error in screened] if screened else []
         if split is None:  # Arrow cannot read it line for line: orjson can say what is wrong where
-            return _decode_jsonl(run, index, source, first, lines, reject, progress), False
-        block, rejected = complete(*split, lambda i: parse_json_line(lines[i]))
-        return _feed(run, index, source, lines, numbers, block, rejected, reject, progress), True
+            return _decode_jsonl(run, index, source, first, lines, numbers, reject, progress, set_aside,
+                                 domain), False
+        block, rejected = complete(*split, lambda i: parse_json_line(lines[i]), domain=domain)
+        if rejected and not lines:  # a fast row out of the time domain
+            lines = io.BytesIO(data).readlines()
+        return _feed(run, index, source, lines, numbers, block, rejected, reject, progress, set_aside), True
 
 
-def _non_blank(lines: list[bytes], first: int) -> tuple[list[bytes], np.ndarray]:
-    """The lines that are not blank, and their numbers."""
-    if any(map(bytes.isspace, lines)):
-        where = [i for i, line in enumerate(lines) if not line.isspace()]
+def _line_start(data: bytes, i: int, ends: np.ndarray | None) -> bytes:
+    """The start of line ``i`` (0-based) of a chunk, enough for the rejects file."""
+    if ends is None:
+        ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    start = int(ends[i - 1]) + 1 if i else 0
+    return data[start : start + _RAW_BYTES]
+
+
+def _non_blank(lines: list[bytes], first: int, skip: Sequence[int] = ()) -> tuple[list[bytes], np.ndarray]:
+    """The lines that are neither blank nor among ``skip`` (positions), and their numbers."""
+    if skip or any(map(bytes.isspace, lines)):
+        dropped = set(skip)
+        where = [i for i, line in enumerate(lines) if not line.isspace() and i not in dropped]
         return [lines[i] for i in where], np.array(where, dtype=np.int64) + first
     return lines, np.arange(first, first + len(lines), dtype=np.int64)
 
@@ -240,27 +288,25 @@ def _decode_jsonl(
     source: str,
     first: int,
     lines: list[bytes],
+    numbers: np.ndarray,
     reject: Callable[[Line, RejectError], None],
     progress: Callable[[int], None] | None,
+    set_aside: list[tuple[int, bytes, RejectError]],
+    domain: TimeDomain | None,
 ) -> int:
+    """``lines`` (non-blank, numbered ``numbers``) decoded by orjson and validated as objects."""
     loads = orjson.loads
     try:
         objs = [loads(line) for line in lines]
-        numbers = np.arange(first, first + len(lines), dtype=np.int64)
-    except orjson.JSONDecodeError:  # a blank or broken line somewhere: sort them out one by one
-        objs, kept, where = [], [], []
-        for i, line in enumerate(lines):
-            if line.isspace():
-                continue
+    except orjson.JSONDecodeError:  # a broken line somewhere: sort them out one by one
+        objs = []
+        for line in lines:
             try:
                 objs.append(loads(line))
             except orjson.JSONDecodeError:
                 objs.append(None)  # not a dict: parse_json_line says what is wrong
-            kept.append(line)
-            where.append(first + i)
-        lines, numbers = kept, np.array(where, dtype=np.int64)
-    block, rejected = parse_objects(objs, lines)
-    return _feed(run, index, source, lines, numbers, block, rejected, reject, progress)
+    block, rejected = parse_objects(objs, lines, domain=domain)
+    return _feed(run, index, source, lines, numbers, block, rejected, reject, progress, set_aside)
 
 
 def _feed(
@@ -273,12 +319,18 @@ def _feed(
     rejected: list[tuple[int, RejectError]],
     reject: Callable[[Line, RejectError], None],
     progress: Callable[[int], None] | None,
+    set_aside: Sequence[tuple[int, bytes, RejectError]] = (),
 ) -> int:
-    for i, error in rejected:
-        reject(Line(source, int(numbers[i]), lines[i]), error)
+    """Report the chunk's rejects in file order (``set_aside``: lines screened out before
+    parsing, as (number, start of the line, reject)) and feed its block."""
+    found = [(int(numbers[i]), lines[i], error) for i, error in rejected]
+    if set_aside:
+        found = sorted([*found, *set_aside], key=lambda item: item[0])
+    for number, content, error in found:
+        reject(Line(source, number, content), error)
     run.feed(block, source=index, lines=numbers[block.index])
     if progress is not None:
-        progress(len(numbers))
+        progress(len(numbers) + len(set_aside))
     return len(block)
 
 
@@ -291,8 +343,18 @@ def replay(
     final_month: FinalMonth = "open",
     keep_snapshots: bool = True,
     progress: Callable[[int], None] | None = None,
+    today: dt.date | None = None,
 ) -> ReplayResult:
     """Run the detectors over ``inputs`` and return alerts and counts.
+
+    What is read is bounded by ``config.input`` (:class:`~detectors.limits.InputLimits`):
+    a record of a month outside ``config.input.domain(today)`` is a ``date_out_of_range``
+    reject; ``today`` defaults to the clock's date (read here, never in ``detectors``).
+
+    Raises
+    ------
+    streams.files.InputFileError
+        An ``OSError``: an input cannot be read (checked before any work where possible).
 
     ``final_month``: ``open`` (the default) leaves the last month of the input in
     progress, as the service sees the present: it keeps the early checks its
@@ -300,13 +362,16 @@ def replay(
     ``closed`` when the files hold complete months; ``auto`` closes the last month
     when it holds monthly statistics or declarations up to its last day.
     """
+    limits = config.input if config is not None else _LIMITS
+    domain = limits.domain(today if today is not None else dt.date.today())
+    check_inputs(inputs)
     result = ReplayResult(alerts=[])
     snapshots = result.snapshots if keep_snapshots else None
     run = ColumnarReplay(config, on_close=snapshots.append if snapshots is not None else None)
     with ExitStack() as stack:
         stream = stack.enter_context(open(rejects_out, "wb")) if rejects_out else None
         reject = _Rejects(stream, strict, result.rejected)
-        accepted = read_blocks(inputs, run, reject, progress)
+        accepted = read_blocks(inputs, run, reject, progress, limits=limits, domain=domain)
         result.lines = accepted + sum(result.rejected.values())
         outcome = run.run(final_month=final_month)
         for index, number, record, error in outcome.rejects:  # no exchange rate, in event order
