@@ -291,6 +291,7 @@ class Notifier:
 
     async def run(self, stop: asyncio.Event) -> None:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka.errors import InvalidSessionTimeoutError
 
         s = self.settings
         bootstrap = s.bootstrap_servers
@@ -320,12 +321,21 @@ class Notifier:
             dispatcher = Dispatcher(router, self.sinks, delivery_log, producer, s.undelivered_topic,
                                     redactor=self.redactor)
             dispatcher.start()
+            session_ms = int(s.notify_session_timeout * 1000)
             consumer = self._consumer = AIOKafkaConsumer(
                 bootstrap_servers=bootstrap, group_id=s.notify_group_id, enable_auto_commit=False,
-                auto_offset_reset="earliest", max_poll_records=500,
+                auto_offset_reset="earliest", max_poll_records=500, session_timeout_ms=session_ms,
+                heartbeat_interval_ms=max(100, session_ms // 3), group_instance_id=s.notify_group_instance_id,
             )
             consumer.subscribe([s.alerts_topic], listener=_Rebalance(self, delivery_log, silences, undelivered))
-            await consumer.start()
+            try:
+                await consumer.start()  # joins the group: waits for the partitions
+            except InvalidSessionTimeoutError:
+                await consumer.stop()
+                raise NotifyConfigError(
+                    f"the broker refused TRANSITWATCH_NOTIFY_SESSION_TIMEOUT={s.notify_session_timeout:g} (seconds): it "
+                    "must lie within the broker's group.min.session.timeout.ms and group.max.session.timeout.ms "
+                    "(6 s to 30 min by default)") from None
             self.ready = True
             log.info("notifier reading %s as %s; receivers: %s", s.alerts_topic, s.notify_group_id,
                      ", ".join(f"{n} ({r.type})" for n, r in self.config.receivers.items()))
@@ -343,8 +353,10 @@ class Notifier:
             finally:
                 self.ready = False
                 await dispatcher.stop()  # sends in flight finish and are recorded first
-                await self._commit()
-                await consumer.stop()
+                try:
+                    await self._commit()
+                finally:
+                    await consumer.stop()
         finally:
             self.ready = False
             if dispatcher is not None:
