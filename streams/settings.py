@@ -108,6 +108,15 @@ class Settings(BaseSettings):
     notify_retry_initial_seconds: float = Field(1.0, gt=0, description="first retry waits about this long")
     notify_retry_max_seconds: float = Field(300.0, gt=0, description="longest wait between two attempts")
     notify_message_domain: str = Field("transitwatch.local", description="right-hand side of email Message-IDs")
+    notify_session_timeout: float = Field(
+        6.0, gt=0, description="the notifier's consumer group session timeout, seconds: how long a crashed notifier "
+        "holds its partitions (at least the broker's group.min.session.timeout.ms, 6 s by default)",
+    )
+    notify_group_instance_id: str | None = Field(
+        None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$",
+        description="static group membership: a name stable across restarts and unique per running notifier "
+        "(e.g. the StatefulSet pod); a restarted notifier then takes its partitions back at once",
+    )
     secrets: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="webhook URLs and passwords by name, from TRANSITWATCH_SECRETS__<NAME>; receivers name them",

@@ -17,7 +17,7 @@ from typing import Any
 
 from streams.notify import content as c
 from streams.notify.config import AlertmanagerReceiver
-from streams.notify.sinks import DeliveryError, Item, JsonPoster, Notification, Redactor
+from streams.notify.sinks import DeliveryError, Item, JsonPoster, Notification, Prepared, Redactor, Transmission
 
 ALERTNAME = "TransitwatchExportSurge"
 
@@ -102,8 +102,12 @@ class AlertmanagerSink:
         self._clock = clock
         self._http = JsonPoster(f"alertmanager receiver {receiver.name!r}", self._redact)
 
-    async def send(self, notification: Notification) -> None:
-        body = alertmanager_payload(notification, self._clock(), self.receiver.resolve_after)
+    async def prepare(self, notification: Notification) -> Prepared:
+        """Build and encode the alerts: nothing is posted yet."""
+        body = JsonPoster.encode(alertmanager_payload(notification, self._clock(), self.receiver.resolve_after))
+        return Transmission(lambda: self._post(body))
+
+    async def _post(self, body: bytes) -> None:
         answer = await self._http.post(self._endpoint, body, timeout=self.receiver.timeout, keep=300)
         status = answer.status
         if 200 <= status < 300:

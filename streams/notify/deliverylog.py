@@ -7,7 +7,8 @@ early alert is sent as an update that threads to the early one's message.
 One record per alert version and receiver (its :attr:`DeliveryRecord.key`), rewritten as
 the delivery goes on, so the newest record is the state (a compacted topic keeps only it):
 
-- ``sending``: the intent, written (and awaited) *before* the message goes to the receiver;
+- ``sending``: the intent, written (and awaited) once the message is prepared and *before*
+  it is transmitted to the receiver;
 - ``delivered``: the receiver accepted it (final: never overwritten);
 - ``failed``: an attempt failed, the receiver did not take it (it may be tried again);
 - ``unknown``: an intent was found without an outcome (the notifier stopped between the

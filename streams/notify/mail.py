@@ -5,25 +5,31 @@ content, the HTML part ``multipart/related`` with each alert's chart inline as a
 (``cid:``). The Message-ID is stable (see :func:`streams.notify.sinks.message_id`); an update
 and a group's follow-up carry ``In-Reply-To`` and ``References`` so mail clients thread
 them under the earlier message. SMTP goes through aiosmtplib with STARTTLS (or implicit
-TLS) and AUTH; a password is never sent without TLS.
+TLS) and AUTH; a password is never sent without TLS. Preparing a message renders it and
+opens the authenticated connection; delivering it is the mail transaction alone, one
+connection per message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.notify import content as c
 from streams.notify.chart import chart_png
 from streams.notify.config import EmailReceiver
-from streams.notify.sinks import DeliveryError, Item, Notification, Redactor
+from streams.notify.sinks import DeliveryError, Item, Notification, Prepared, Redactor
+
+if TYPE_CHECKING:
+    import aiosmtplib
 
 log = logging.getLogger("transitwatch.notify")
 
@@ -163,20 +169,36 @@ class EmailSink:
                 self._charts.popitem(last=False)
         return png
 
-    async def send(self, notification: Notification) -> None:
+    async def prepare(self, notification: Notification) -> Prepared:
+        """Render the charts and the message, connect, STARTTLS (or TLS) and log in: the
+        server has been sent nothing it could deliver yet."""
         import aiosmtplib
 
         r = self.receiver
         charts = {_cid(i): await self._chart(i) for i in notification.items}
         message = email_message(notification, r, charts)
+        smtp = aiosmtplib.SMTP(hostname=r.host, port=r.port, username=r.auth_username, password=self._password,
+                               start_tls=r.tls == "starttls", use_tls=r.tls == "tls", timeout=r.timeout,
+                               validate_certs=not r.insecure_skip_verify, cert_bundle=r.ca_file)
+        with self._errors():
+            try:
+                await smtp.connect()
+                if smtp.is_ehlo_or_helo_needed:
+                    await smtp.ehlo()
+            except BaseException:
+                smtp.close()
+                raise
+        return _SmtpTransmission(self, smtp, message)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SMTP and network errors as :class:`DeliveryError` (5xx permanent), without secrets."""
+        import aiosmtplib
+
+        r = self.receiver
         where = f"email receiver {self.name!r} ({r.host}:{r.port})"
         try:
-            result = await aiosmtplib.send(
-                message, hostname=r.host, port=r.port, username=r.auth_username, password=self._password,
-                start_tls=r.tls == "starttls", use_tls=r.tls == "tls", timeout=r.timeout,
-                validate_certs=not r.insecure_skip_verify, cert_bundle=r.ca_file,
-            )
-            refused = result[0] if result else {}
+            yield
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [getattr(x, "code", 0) for x in exc.recipients]
             raise DeliveryError(f"{where}: every recipient was refused ({self._redact(str(exc))})",
@@ -189,8 +211,37 @@ class EmailSink:
                                 permanent=500 <= exc.code < 600) from None
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"{where}: {type(exc).__name__}: {self._redact(str(exc))}") from None
-        if refused:
-            log.warning("%s: some recipients were refused: %s", where, ", ".join(sorted(refused)))
 
     async def close(self) -> None:
         return None
+
+
+class _SmtpTransmission:
+    """One message on an open, authenticated SMTP connection; :meth:`deliver` runs the mail
+    transaction (``MAIL``, ``RCPT``, ``DATA``: the server takes the message at the end of
+    ``DATA``)."""
+
+    def __init__(self, sink: EmailSink, smtp: aiosmtplib.SMTP, message: EmailMessage) -> None:
+        self._sink, self._smtp, self._message = sink, smtp, message
+        self._delivered = False
+
+    async def deliver(self) -> None:
+        with self._sink._errors():
+            result = await self._smtp.send_message(self._message)
+        self._delivered = True
+        refused = result[0] if result else {}
+        if refused:
+            log.warning("email receiver %r: some recipients were refused: %s", self._sink.name,
+                        ", ".join(sorted(refused)))
+
+    async def close(self) -> None:
+        """``QUIT`` after a delivery (briefly: the outcome is already known), else just hang up."""
+        import aiosmtplib
+
+        try:
+            if self._delivered and self._smtp.is_connected:
+                await asyncio.wait_for(self._smtp.quit(), timeout=2.0)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            pass
+        finally:
+            self._smtp.close()

@@ -5,9 +5,12 @@ each (:mod:`streams.notify.intake`: a message that is not a usable alert goes to
 dead-letter topic, counted by reason), feeds the router and hands what is due to one sender
 task per receiver, so a receiver that is slow or down delays only itself.
 
-A sender records the intent in the delivery log (``sending``, awaited, ``acks=all``), sends,
-then records the outcome (``delivered`` or ``failed``) before the router releases the
-alert; the loop commits offsets up to the first alert still being handled. After the last
+A sender prepares the message (payload, charts, the SMTP connection and login: nothing that
+can deliver), records the intent in the delivery log (``sending``, awaited, ``acks=all``),
+transmits (the POST, the mail transaction), then records the outcome (``delivered`` or
+``failed``) before the router releases the alert; the loop commits offsets up to the first
+alert still being handled. A preparation that fails is a failed attempt with nothing
+recorded (retried; a crash while preparing leaves nothing to surface). After the last
 failed attempt the alerts go to the undelivered topic (awaited, at most once per alert
 version and receiver) before they are released. So a crash at any point loses nothing and
 sends nothing twice: unreleased alerts are read again; the delivery log skips those
@@ -171,33 +174,54 @@ class Dispatcher:
             await self._persist(self._record(n, UNKNOWN), "recording an unknown outcome")
             self.router.abandoned(n)
             return
-        # The intent first: a crash from here until the outcome is recorded is detected, not repeated.
-        await self._persist(self._record(n, SENDING), "recording the intent to send")
-        try:
-            await sink.send(n)
-        except DeliveryError as err:
-            await self._failed(n, err)
-            return
-        except Exception as exc:  # noqa: BLE001 - one alert's failure, not the process's (logged with its traceback)
-            log.exception("sending %d alert(s) to %s raised %s", len(n.items), n.receiver.name, type(exc).__name__)
+        error, intended = await self._attempt(sink, n)
+        if error is None:
+            self.router.delivered(n)
+            log.info("delivered %d alert(s) to %s (%s)", len(n.items), n.receiver.name, n.message_id)
+        elif isinstance(error, DeliveryError):
+            await self._failed(n, error, intended=intended)
+        else:
+            log.error("sending %d alert(s) to %s raised %s", len(n.items), n.receiver.name, type(error).__name__,
+                      exc_info=error)
             if len(n.items) > 1:
                 # One odd alert must not take its group down with it: each goes alone.
-                await self._persist(self._record(n, FAILED), "recording a failed attempt")
+                if intended:
+                    await self._persist(self._record(n, FAILED), "recording a failed attempt")
                 for item in n.items:
                     await self._send(sink, self.router.single(n, item))
                 return
             await self._failed(n, DeliveryError(
                 f"{n.receiver.type} receiver {n.receiver.name!r}: the message could not be built or sent "
-                f"({type(exc).__name__}: {str(exc)[:200]}); see the notifier's log", permanent=True))
-            return
-        await self._persist(self._record(n), "recording a delivery")
-        self.router.delivered(n)
-        log.info("delivered %d alert(s) to %s (%s)", len(n.items), n.receiver.name, n.message_id)
+                f"({type(error).__name__}: {str(error)[:200]}); see the notifier's log", permanent=True),
+                intended=intended)
 
-    async def _failed(self, n: Notification, err: DeliveryError) -> None:
-        """Record that the receiver did not take ``n``; retry it later, or give up."""
+    async def _attempt(self, sink: Sink, n: Notification) -> tuple[Exception | None, bool]:
+        """One attempt: prepare, record the intent, transmit, record the delivery. Returns the
+        error of a failed attempt (None if delivered) and whether its intent was recorded."""
+        try:
+            prepared = await sink.prepare(n)
+        except Exception as exc:  # noqa: BLE001 - a failed attempt, judged by the caller
+            return exc, False
+        try:
+            # The intent at the point of no return: a crash while preparing leaves none, so the
+            # alert is simply sent after a restart; only a crash from here until the outcome is
+            # recorded is an unknown outcome.
+            await self._persist(self._record(n, SENDING), "recording the intent to send")
+            try:
+                await prepared.deliver()
+            except Exception as exc:  # noqa: BLE001 - a failed attempt, judged by the caller
+                return exc, True
+            await self._persist(self._record(n), "recording a delivery")
+            return None, True
+        finally:
+            await prepared.close()
+
+    async def _failed(self, n: Notification, err: DeliveryError, *, intended: bool = True) -> None:
+        """The receiver did not take ``n``: record the outcome if the attempt had recorded its
+        intent (``intended``; a failed preparation recorded nothing), then retry or give up."""
         reason = self.redact(str(err))
-        await self._persist(self._record(n, FAILED), "recording a failed attempt")
+        if intended:
+            await self._persist(self._record(n, FAILED), "recording a failed attempt")
         if self.router.failed(n, DeliveryError(reason, retry_after=err.retry_after, permanent=err.permanent)):
             log.warning("%s (attempt %d; retrying in %.1f s)", reason, n.attempt, max(0.0, n.next_attempt_at - time.time()))
             return
@@ -267,6 +291,7 @@ class Notifier:
 
     async def run(self, stop: asyncio.Event) -> None:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka.errors import InvalidSessionTimeoutError
 
         s = self.settings
         bootstrap = s.bootstrap_servers
@@ -296,12 +321,21 @@ class Notifier:
             dispatcher = Dispatcher(router, self.sinks, delivery_log, producer, s.undelivered_topic,
                                     redactor=self.redactor)
             dispatcher.start()
+            session_ms = int(s.notify_session_timeout * 1000)
             consumer = self._consumer = AIOKafkaConsumer(
                 bootstrap_servers=bootstrap, group_id=s.notify_group_id, enable_auto_commit=False,
-                auto_offset_reset="earliest", max_poll_records=500,
+                auto_offset_reset="earliest", max_poll_records=500, session_timeout_ms=session_ms,
+                heartbeat_interval_ms=max(100, session_ms // 3), group_instance_id=s.notify_group_instance_id,
             )
             consumer.subscribe([s.alerts_topic], listener=_Rebalance(self, delivery_log, silences, undelivered))
-            await consumer.start()
+            try:
+                await consumer.start()  # joins the group: waits for the partitions
+            except InvalidSessionTimeoutError:
+                await consumer.stop()
+                raise NotifyConfigError(
+                    f"the broker refused TRANSITWATCH_NOTIFY_SESSION_TIMEOUT={s.notify_session_timeout:g} (seconds): it "
+                    "must lie within the broker's group.min.session.timeout.ms and group.max.session.timeout.ms "
+                    "(6 s to 30 min by default)") from None
             self.ready = True
             log.info("notifier reading %s as %s; receivers: %s", s.alerts_topic, s.notify_group_id,
                      ", ".join(f"{n} ({r.type})" for n, r in self.config.receivers.items()))
@@ -319,8 +353,10 @@ class Notifier:
             finally:
                 self.ready = False
                 await dispatcher.stop()  # sends in flight finish and are recorded first
-                await self._commit()
-                await consumer.stop()
+                try:
+                    await self._commit()
+                finally:
+                    await consumer.stop()
         finally:
             self.ready = False
             if dispatcher is not None:

@@ -1,16 +1,27 @@
 """The one small interface every channel implements, and what goes through it.
 
-A sink's ``send(notification)`` returns when the receiver has accepted the message, or
-raises :class:`DeliveryError`: ``retry_after`` says when to try again (Slack's
-``Retry-After``), ``permanent`` that trying again cannot help (a 404 webhook, a refused
-recipient). Error messages never hold a secret: sinks build them from the receiver's name,
-and :class:`Redactor` scrubs whatever a library put in an exception.
+A send has two halves, so that the notifier can record its intent at the point of no
+return and not before (see ``Dispatcher`` in :mod:`streams.notify.service`):
+
+- ``sink.prepare(notification)`` does everything that cannot deliver: build the payload,
+  render the charts, wait out the webhook's spacing, open the SMTP connection, STARTTLS and
+  log in. It returns a :class:`Prepared`.
+- ``prepared.deliver()`` is the transmission itself (the HTTP POST; the SMTP transaction):
+  it returns when the receiver has accepted the message. ``prepared.close()`` then releases
+  what preparing opened, whether or not it was delivered.
+
+Both halves raise :class:`DeliveryError` when the receiver does not take the message:
+``retry_after`` says when to try again (Slack's ``Retry-After``), ``permanent`` that trying
+again cannot help (a 404 webhook, a refused login or recipient). :func:`send` does both
+halves for a caller that records nothing. Error messages never hold a secret: sinks build
+them from the receiver's name, and :class:`Redactor` scrubs whatever a library put in an
+exception.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -114,15 +125,51 @@ def message_id(receiver: str, group_key: str, items: Iterable[Item], domain: str
     return f"<tw-{digest}@{domain}>"
 
 
+class Prepared(Protocol):
+    """A message ready to go to its receiver: nothing has left yet."""
+
+    async def deliver(self) -> None:
+        """Transmit it (the point of no return); return once the receiver accepted it."""
+        ...
+
+    async def close(self) -> None:
+        """Release what preparing opened (a connection), delivered or not; never raises."""
+        ...
+
+
 class Sink(Protocol):
     """A channel: Slack, email, Alertmanager, or the in-memory sink of the tests."""
 
     name: str
     type: str
 
-    async def send(self, notification: Notification) -> None: ...
+    async def prepare(self, notification: Notification) -> Prepared:
+        """Everything before the transmission; raises :class:`DeliveryError` if the receiver
+        cannot be reached or refuses before anything was sent (a failed attempt, retried)."""
+        ...
 
     async def close(self) -> None: ...
+
+
+async def send(sink: Sink, notification: Notification) -> None:
+    """Prepare and deliver in one go, for a caller that records no intent (tests, dry runs)."""
+    prepared = await sink.prepare(notification)
+    try:
+        await prepared.deliver()
+    finally:
+        await prepared.close()
+
+
+async def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Transmission:
+    """A :class:`Prepared` made of the transmitting coroutine function (and a closing one)."""
+
+    deliver: Callable[[], Awaitable[None]]
+    close: Callable[[], Awaitable[None]] = _nothing
 
 
 class Redactor:
@@ -158,7 +205,8 @@ class Redactor:
 
 
 class InMemorySink:
-    """Keeps what it is sent; ``failures`` scripts errors to raise first (tests, dry runs).
+    """Keeps what it is sent; ``failures`` scripts errors for the next transmissions to raise
+    (tests, dry runs).
 
     Examples
     --------
@@ -166,12 +214,12 @@ class InMemorySink:
     >>> sink = InMemorySink("desk", failures=[DeliveryError("down")])
     >>> n = Notification(receiver=None, group_key="g", group_labels={}, items=[], message_id="<m@x>")
     >>> try:
-    ...     asyncio.run(sink.send(n))
+    ...     asyncio.run(send(sink, n))
     ... except DeliveryError as e:
     ...     print(e)
     down
-    >>> asyncio.run(sink.send(n)); len(sink.sent)
-    1
+    >>> asyncio.run(send(sink, n)); len(sink.sent), sink.attempts
+    (1, 2)
     """
 
     def __init__(self, name: str, type: str = "slack", *, failures: Iterable[BaseException] = ()) -> None:
@@ -180,11 +228,14 @@ class InMemorySink:
         self.sent: list[Notification] = []
         self.attempts = 0
 
-    async def send(self, notification: Notification) -> None:
-        self.attempts += 1
-        if self.failures:
-            raise self.failures.pop(0)
-        self.sent.append(notification)
+    async def prepare(self, notification: Notification) -> Prepared:
+        async def deliver() -> None:
+            self.attempts += 1
+            if self.failures:
+                raise self.failures.pop(0)
+            self.sent.append(notification)
+
+        return Transmission(deliver)
 
     async def close(self) -> None:
         return None
@@ -204,20 +255,33 @@ class JsonPoster:
 
     What the network does wrong becomes a :class:`DeliveryError` named ``where``: no answer
     within the timeout, or a client error (its text redacted). Any HTTP status is returned,
-    for the sink to judge."""
+    for the sink to judge. The body comes encoded (:meth:`encode`), so that a sink builds
+    and encodes it while preparing, before the intent is recorded."""
 
     def __init__(self, where: str, redact: Redactor) -> None:
         self.where, self._redact = where, redact
         self._session = None
 
-    async def post(self, url: str, body: Any, *, timeout: float, keep: int) -> HttpAnswer:
+    @staticmethod
+    def encode(body: Any) -> bytes:
+        """The JSON of ``body``; raises ``TypeError`` for what JSON cannot hold.
+
+        >>> JsonPoster.encode({"text": "R&D · 1"})
+        b'{"text":"R&D \xc2\xb7 1"}'
+        """
+        import orjson
+
+        return orjson.dumps(body)
+
+    async def post(self, url: str, body: bytes, *, timeout: float, keep: int) -> HttpAnswer:
         """The answer, its body cut to ``keep`` characters; redirects are not followed."""
         import aiohttp
 
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         try:
-            async with self._session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=timeout),
+            async with self._session.post(url, data=body, headers={"Content-Type": "application/json"},
+                                          timeout=aiohttp.ClientTimeout(total=timeout),
                                           allow_redirects=False) as response:
                 text = (await response.text(errors="replace"))[:keep]
                 return HttpAnswer(response.status, text, response.headers.copy())  # case-insensitive

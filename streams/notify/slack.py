@@ -9,7 +9,8 @@ the notification fallback. Section fields stack on a phone.
 Slack's webhook semantics: ``200 ok`` is success; ``429`` carries ``Retry-After`` seconds;
 ``400/403/404/410`` (invalid payload, no such webhook or channel) are permanent; ``5xx`` and
 timeouts are worth retrying. Posts to one webhook are spaced by ``min_interval`` (Slack allows
-about one a second).
+about one a second). Preparing a message builds its payload and waits out that spacing;
+delivering it is the POST alone.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from streams.notify import content as c
 from streams.notify.config import SlackReceiver
-from streams.notify.sinks import DeliveryError, JsonPoster, Notification, Redactor
+from streams.notify.sinks import DeliveryError, JsonPoster, Notification, Prepared, Redactor, Transmission
 
 PERMANENT = {400, 401, 403, 404, 410}
 
@@ -136,14 +137,18 @@ class SlackSink:
         self._next = 0.0
         self._http = JsonPoster(f"slack receiver {receiver.name!r}", self._redact)
 
-    async def send(self, notification: Notification) -> None:
+    async def prepare(self, notification: Notification) -> Prepared:
+        """Build and encode the payload and wait out ``min_interval``: nothing is posted yet."""
+        body = JsonPoster.encode(slack_payload(notification))
         wait = self._next - self._clock()
         if wait > 0:
             await asyncio.sleep(wait)
+        return Transmission(lambda: self._post(body))
+
+    async def _post(self, body: bytes) -> None:
         where = self._http.where
         try:
-            answer = await self._http.post(self._url, slack_payload(notification), timeout=self.receiver.timeout,
-                                           keep=200)
+            answer = await self._http.post(self._url, body, timeout=self.receiver.timeout, keep=200)
         finally:
             self._next = self._clock() + self.receiver.min_interval
         status = answer.status

@@ -59,8 +59,10 @@ def environment(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRANSITWATCH_")}
     for field in ("broker", "alerts_topic", "notify_group_id", "deliveries_topic", "silences_topic",
                   "undelivered_topic", "dead_letter_topic", "notify_web_port", "notify_retry_initial_seconds",
-                  "notify_retry_max_seconds", "notify_max_attempts"):
-        env[f"TRANSITWATCH_{field.upper()}"] = str(getattr(settings, field))
+                  "notify_retry_max_seconds", "notify_max_attempts", "notify_session_timeout",
+                  "notify_group_instance_id"):
+        if getattr(settings, field) is not None:
+            env[f"TRANSITWATCH_{field.upper()}"] = str(getattr(settings, field))
     for name, value in settings.secrets.items():
         env[f"TRANSITWATCH_SECRETS__{name.upper()}"] = value.get_secret_value()
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")

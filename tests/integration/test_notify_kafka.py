@@ -28,7 +28,7 @@ from tests.integration.notify_kafka import (
     start_subprocess,
     topics,
 )
-from tests.integration.notify_servers import SlackStandIn, SmtpServer, wait_for
+from tests.integration.notify_servers import SlackStandIn, SmtpServer, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -368,3 +368,49 @@ def test_sigkill_mid_send_the_alert_in_flight_is_not_resent_but_surfaced_then_re
     assert main(["redeliver", "--config", str(config), "--unknown", "resend", *broker]) == 0
     assert "1 delivered" in capsys.readouterr().out
     assert collections.Counter(slack_standin.alert_ids()) == {a["alert_id"]: 1 for a in alerts}
+
+
+def test_static_membership_a_killed_notifier_restarted_takes_its_partition_back_at_once(kafka, slack_standin,
+                                                                                       tmp_path):
+    # A session of 30 s: with dynamic membership the restarted notifier would wait most of it for
+    # the killed member to expire; with the same group instance id it replaces that member.
+    config = write_config(tmp_path / "notify.toml", every_alert_to_slack(timeout="2s"))
+    settings = settings_for(kafka, "static", {"slack_desk": slack_standin.url}, notify_session_timeout=30.0,
+                            notify_group_instance_id="notify-static-0")
+    log = tmp_path / "notifier.log"
+    first = start_subprocess(config, settings, log)
+    try:
+        produce(settings, [make_alert(period="2019-01"), make_alert(period="2019-02")])
+        wait_for(lambda: committed(settings) == 2, timeout=60, what=f"the first notifier's commit (log: {log})")
+        first.send_signal(signal.SIGKILL)
+        assert first.wait(10) == -signal.SIGKILL
+    finally:
+        if first.poll() is None:
+            first.kill()
+    produce(settings, [make_alert(period="2019-03"), make_alert(period="2019-04")])
+    started = time.monotonic()
+    second = start_subprocess(config, settings, log)
+    try:
+        wait_for(lambda: len(slack_standin.posts) == 4, timeout=25, interval=0.01, what=f"the new alerts (log: {log})")
+        restart = time.monotonic() - started
+        wait_for(lambda: committed(settings) == 4, what="the second notifier's commit")
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(20) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+    assert restart < 15.0, f"{restart:.1f} s: the restarted notifier waited for the killed member's session"
+    assert max(collections.Counter(slack_standin.alert_ids()).values()) == 1
+
+
+def test_a_session_timeout_the_broker_refuses_stops_the_notifier_with_what_to_fix(kafka, slack_standin, tmp_path,
+                                                                                    monkeypatch, capsys):
+    config = write_config(tmp_path / "notify.toml", every_alert_to_slack(timeout="2s"))
+    for key, value in topics("session").items():
+        monkeypatch.setenv(f"TRANSITWATCH_{key.upper()}", value)
+    monkeypatch.setenv("TRANSITWATCH_SECRETS__SLACK_DESK", slack_standin.url)
+    monkeypatch.setenv("TRANSITWATCH_NOTIFY_WEB_PORT", str(free_port()))
+    monkeypatch.setenv("TRANSITWATCH_NOTIFY_SESSION_TIMEOUT", "3")  # the broker's minimum is 6 s
+    assert main(["notify", "--config", str(config), "--broker", f"kafka://{kafka.bootstrap}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "configuration error: the broker refused TRANSITWATCH_NOTIFY_SESSION_TIMEOUT=3" in err, err

@@ -13,7 +13,7 @@ from streams.notify.alertmanager import AlertmanagerSink
 from streams.notify.config import AlertmanagerReceiver, EmailReceiver, SlackReceiver
 from streams.notify.deliverylog import DeliveryRecord
 from streams.notify.mail import EmailSink
-from streams.notify.sinks import DeliveryError, Item, Notification, Redactor
+from streams.notify.sinks import DeliveryError, Item, Notification, Redactor, send
 from streams.notify.slack import SlackSink
 from tests.integration.notify_servers import SlackStandIn, SmtpServer
 
@@ -60,12 +60,12 @@ def test_slack_sink_posts_block_kit_and_maps_every_answer(slack_standin):
 
     async def run():
         try:
-            await sink.send(notification(receiver, [a]))
+            await send(sink, notification(receiver, [a]))
             outcomes = []
             slack_standin.then(("retry_after", 3), ("status", 503), ("timeout", 2.0))
             for _ in range(3):
                 with pytest.raises(DeliveryError) as err:
-                    await sink.send(notification(receiver, [alert()]))
+                    await send(sink, notification(receiver, [alert()]))
                 outcomes.append(err.value)
             return outcomes
         finally:
@@ -93,10 +93,10 @@ def test_slack_sink_permanent_errors_and_spacing(slack_standin):
     async def run():
         try:
             with pytest.raises(DeliveryError) as err:
-                await sink.send(notification(receiver, [alert()]))
+                await send(sink, notification(receiver, [alert()]))
             started = time.monotonic()
             for _ in range(3):
-                await good.send(notification(receiver, [alert()]))
+                await send(good, notification(receiver, [alert()]))
             return err.value, time.monotonic() - started
         finally:
             await sink.close()
@@ -116,7 +116,7 @@ def test_slack_sink_reports_a_dead_webhook_without_its_url():
     async def run():
         try:
             with pytest.raises(DeliveryError) as err:
-                await sink.send(notification(receiver, [alert()]))
+                await send(sink, notification(receiver, [alert()]))
             return err.value
         finally:
             await sink.close()
@@ -135,8 +135,8 @@ def test_email_sink_over_starttls_with_auth(tmp_path):
         first, second = alert(severity="high"), alert()
         earlier = DeliveryRecord(receiver="desk", receiver_type="email", alert_id=second["alert_id"], early=True,
                                  severity="medium", group_key="g", message_id="<tw-early@tw.test>", delivered_at=1.0)
-        asyncio.run(sink.send(notification(receiver, [first], mid="<tw-first@tw.test>")))
-        asyncio.run(sink.send(notification(receiver, [second], previous=earlier, thread=("<tw-early@tw.test>",))))
+        asyncio.run(send(sink, notification(receiver, [first], mid="<tw-first@tw.test>")))
+        asyncio.run(send(sink, notification(receiver, [second], previous=earlier, thread=("<tw-early@tw.test>",))))
     finally:
         server.down()
     assert server.logins == [("transitwatch", True), ("transitwatch", True)], "AUTH only after STARTTLS"
@@ -164,18 +164,19 @@ def test_email_sink_errors(tmp_path, caplog):
                              ca_file=str(server.ca_file), timeout=5.0)
     wrong = "Wr0ng-Passw0rd-Here"
     try:
+        # Each fails while preparing, before the notifier records an intent: a plain failed attempt.
         with pytest.raises(DeliveryError) as bad_password:
-            asyncio.run(EmailSink(receiver, wrong).send(notification(receiver, [alert()])))
+            asyncio.run(EmailSink(receiver, wrong).prepare(notification(receiver, [alert()])))
         untrusted = EmailReceiver(**{**{f: getattr(receiver, f) for f in ("name", "to", "sender", "host", "port",
                                                                            "auth_username", "auth_password_secret")},
                                      "timeout": 5.0})
         with pytest.raises(DeliveryError) as bad_cert:
-            asyncio.run(EmailSink(untrusted, server.password).send(notification(untrusted, [alert()])))
+            asyncio.run(EmailSink(untrusted, server.password).prepare(notification(untrusted, [alert()])))
     finally:
         server.down()
     with caplog.at_level(logging.DEBUG):
         with pytest.raises(DeliveryError) as down:
-            asyncio.run(EmailSink(receiver, server.password).send(notification(receiver, [alert()])))
+            asyncio.run(EmailSink(receiver, server.password).prepare(notification(receiver, [alert()])))
     assert bad_password.value.permanent and "authentication failed" in str(bad_password.value)
     assert not bad_cert.value.permanent, "a certificate the client does not trust is not delivered"
     assert not down.value.permanent
@@ -195,9 +196,9 @@ def test_alertmanager_sink_against_a_real_alertmanager(alertmanager):
 
     async def run():
         try:
-            await sink.send(notification(receiver, [early]))
+            await send(sink, notification(receiver, [early]))
             before = alertmanager.alerts(alert_id=early["alert_id"])
-            await sink.send(notification(receiver, [final], previous=earlier))
+            await send(sink, notification(receiver, [final], previous=earlier))
             return before
         finally:
             await sink.close()
@@ -213,3 +214,53 @@ def test_alertmanager_sink_against_a_real_alertmanager(alertmanager):
     assert annotations["observed_vs_expected"] == "EUR 2.40m against EUR 300.0k expected (8.0×)"
     assert got[0]["generatorURL"].endswith(early["alert_id"])
     assert got[0]["status"]["state"] == "active"
+
+
+def test_preparing_sends_nothing_and_delivering_sends_once(tmp_path, slack_standin, alertmanager):
+    """The split the delivery log relies on: everything up to the transmission (payload, chart,
+    webhook spacing, SMTP connection, STARTTLS, login) is in ``prepare``, and nothing a
+    receiver could deliver leaves before ``deliver``."""
+    smtp = SmtpServer(tmp_path).up()
+    slack_r = SlackReceiver(name="desk", webhook_secret="slack_desk", min_interval=0.5)
+    mail_r = EmailReceiver(name="mail", to=("desk@example.org",), sender="tw@example.org", host="127.0.0.1",
+                           port=smtp.port, auth_username=smtp.username, auth_password_secret="smtp_password",
+                           ca_file=str(smtp.ca_file), timeout=10.0)
+    ops_r = AlertmanagerReceiver(name="ops", url=alertmanager.url)
+    slack_sink, mail_sink = SlackSink(slack_r, slack_standin.url), EmailSink(mail_r, smtp.password)
+    ops_sink = AlertmanagerSink(ops_r, alertmanager.url)
+    a = alert()
+    seen = []
+
+    async def run():
+        try:
+            for sink, receiver, received in ((slack_sink, slack_r, lambda: slack_standin.alert_ids()),
+                                             (mail_sink, mail_r, lambda: [str(m["X-Transitwatch-Alerts"])
+                                                                          for _, _, m in smtp.messages]),
+                                             (ops_sink, ops_r, lambda: [x["labels"]["alert_id"] for x in
+                                                                        alertmanager.alerts(alert_id=a["alert_id"])])):
+                prepared = await sink.prepare(notification(receiver, [a]))
+                seen.append((sink.type, list(received())))
+                try:
+                    await prepared.deliver()
+                finally:
+                    await prepared.close()
+                seen.append((sink.type, list(received())))
+            # The webhook's spacing is waited out while preparing, not while transmitting.
+            started = time.monotonic()
+            prepared = await slack_sink.prepare(notification(slack_r, [alert()]))
+            waited = time.monotonic() - started
+            await prepared.deliver()
+            await prepared.close()
+            return waited
+        finally:
+            await slack_sink.close()
+            await ops_sink.close()
+
+    try:
+        waited = asyncio.run(run())
+    finally:
+        smtp.down()
+    assert seen == [("slack", []), ("slack", [a["alert_id"]]), ("email", []), ("email", [a["alert_id"]]),
+                    ("alertmanager", []), ("alertmanager", [a["alert_id"]])]
+    assert smtp.logins == [("transitwatch", True)], "logged in over TLS while preparing"
+    assert waited >= 0.3 and len(slack_standin.posts) == 2

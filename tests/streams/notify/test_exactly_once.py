@@ -2,8 +2,9 @@
 
 A "process" here is a router and a dispatcher over in-memory durable state: the delivery log's
 records, the undelivered topic and the receiver's inbox survive a crash; nothing else does. A
-crash is a :class:`Killed` raised at a chosen step (a durable write or the receiver accepting),
-before or after that step takes effect, exactly as SIGKILL would stop the process there.
+crash is a :class:`Killed` raised at a chosen step (a durable write, a sink preparing a message,
+the receiver accepting), before or after that step takes effect, exactly as SIGKILL would stop
+the process there.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from streams.notify.metrics import NotifyMetrics
 from streams.notify.router import RetryPolicy, Router
 from streams.notify.service import Dispatcher
 from streams.notify.silences import Silences
-from streams.notify.sinks import DeliveryError, Notification, Source
+from streams.notify.sinks import DeliveryError, Notification, Source, Transmission
 from tests.streams.notify.notify_helpers import FakeClock, build_config, email, make_alert, slack
 
 ROUTE = {"receiver": "desk", "group_by": ["partner", "period"], "group_wait": "30s", "group_interval": "5m",
@@ -43,7 +44,9 @@ class Durable:
     kill_at: int | None = None
     kill_after: bool = False
     fail_sends: int = 0
+    fail_prepares: int = 0
     poison: set[str] = field(default_factory=set)
+    open: int = 0  # prepared transmissions not closed yet
 
     def step(self, what: str, effect) -> None:
         """Take one durable step, dying before or after it when its turn comes."""
@@ -78,16 +81,31 @@ class DurableLog(DeliveryLog):
 
 
 class DurableSink:
+    """A sink whose preparation and transmission are crash points; only accepting is durable."""
+
     def __init__(self, name: str, type_: str, durable: Durable) -> None:
         self.name, self.type, self.durable = name, type_, durable
 
-    async def send(self, n: Notification) -> None:
-        if any(i.alert_id in self.durable.poison for i in n.items):
+    async def prepare(self, n: Notification) -> Transmission:
+        d = self.durable
+        if any(i.alert_id in d.poison for i in n.items):
             raise TypeError("a bug that this alert's content triggers")
-        if self.durable.fail_sends:
-            self.durable.fail_sends -= 1
-            raise DeliveryError(f"{self.name}: HTTP 503")
-        self.durable.step(f"accept {self.name}", lambda: self.durable.inbox.setdefault(self.name, []).append(n))
+        d.step(f"prepare {self.name}", lambda: None)  # charts, connect, login: nothing outlives a crash
+        if d.fail_prepares:
+            d.fail_prepares -= 1
+            raise DeliveryError(f"{self.name}: connection refused")
+        d.open += 1
+
+        async def deliver() -> None:
+            if d.fail_sends:
+                d.fail_sends -= 1
+                raise DeliveryError(f"{self.name}: HTTP 503")
+            d.step(f"accept {self.name}", lambda: d.inbox.setdefault(self.name, []).append(n))
+
+        async def close() -> None:
+            d.open -= 1
+
+        return Transmission(deliver, close)
 
     async def close(self) -> None:
         return None
@@ -150,36 +168,72 @@ def life(durable: Durable, clock: FakeClock, alerts) -> Process | None:
     return p
 
 
-#: The durable steps of one alert to two receivers, in order (the route reaches mail first).
-CLEAN_STEPS = ["log sending", "accept mail", "log delivered", "log sending", "accept desk", "log delivered"]
+#: The steps of one alert to two receivers, in order (the route reaches mail first).
+CLEAN_STEPS = ["prepare mail", "log sending", "accept mail", "log delivered",
+               "prepare desk", "log sending", "accept desk", "log delivered"]
 
 
-def test_the_steps_of_a_clean_delivery_are_intent_send_outcome():
+def test_the_steps_of_a_clean_delivery_are_prepare_intent_transmit_outcome():
     durable, clock = Durable(), FakeClock()
     a = make_alert()
     p = life(durable, clock, [a])
     assert durable.steps == CLEAN_STEPS
     assert durable.received("desk") == durable.received("mail") == [a["alert_id"]]
     assert p.done == [Source("alerts", 0, 0)] and durable.undelivered == []
+    assert durable.open == 0, "every prepared transmission was closed"
 
 
-def test_crash_before_the_intent_sends_once_after_the_restart():
-    durable, clock = Durable(kill_at=0), FakeClock()
+@pytest.mark.parametrize("after", [False, True], ids=["as-it-starts", "once-prepared"])
+def test_crash_while_preparing_leaves_no_intent_and_the_restart_sends_once(after):
+    # Charts rendered, SMTP connected and logged in (or not yet): nothing was sent and nothing
+    # recorded, so the restarted notifier just sends it; no operator is asked.
+    durable, clock = Durable(kill_at=0, kill_after=after), FakeClock()
     a = make_alert()
     assert life(durable, clock, [a]) is None
-    assert durable.records == [] and durable.inbox == {}
+    assert durable.steps == ["prepare mail"] and durable.records == [] and durable.inbox == {}
     durable.kill_at = None
     p = life(durable, clock, [a])
     assert durable.received("desk") == durable.received("mail") == [a["alert_id"]]
-    assert p.done == [Source("alerts", 0, 0)] and durable.undelivered == []
+    assert p.unknown("slack") == p.unknown("email") == 0 and durable.undelivered == []
+    assert p.done == [Source("alerts", 0, 0)]
+
+
+def test_a_failed_preparation_is_a_failed_attempt_retried_without_an_intent():
+    durable, clock = Durable(fail_prepares=1), FakeClock()  # mail's SMTP server refuses the connection once
+    a = make_alert()
+    p = life(durable, clock, [a])
+    assert durable.steps[0] == "prepare mail" and durable.steps.count("prepare mail") == 2
+    assert [r.state for r in durable.records if r.receiver == "mail"] == [SENDING, DELIVERED], "no intent, no failed"
+    assert p.metrics.registry.get_sample_value("transitwatch_notify_retries_total", {"receiver_type": "email"}) == 1
+    assert durable.received("desk") == durable.received("mail") == [a["alert_id"]]
+    assert p.unknown("email") == 0 and durable.undelivered == [] and durable.open == 0
+    # A crash during the backoff (as the retry starts) leaves nothing to surface either.
+    retry = durable.steps.index("prepare mail", 1)
+    durable, clock = Durable(fail_prepares=1, kill_at=retry), FakeClock()
+    assert life(durable, clock, [a]) is None
+    assert [r for r in durable.records if r.receiver == "mail"] == []
+    durable.kill_at = None
+    p = life(durable, clock, [a])
+    assert durable.received("desk") == durable.received("mail") == [a["alert_id"]]
+    assert p.unknown("email") == 0 and durable.undelivered == []
+
+
+def test_a_preparation_that_keeps_failing_ends_on_the_undelivered_topic_as_failed_not_unknown():
+    durable, clock = Durable(fail_prepares=10**6), FakeClock()
+    a = make_alert()
+    p = life(durable, clock, [a])
+    assert sorted(durable.undelivered_keys()) == sorted(f"{r}|{a['alert_id']}|final" for r in ("desk", "mail"))
+    assert all(h["outcome"] == b"failed" and b"connection refused" in h["reason"] for _, _, h in durable.undelivered)
+    assert "log sending" not in durable.steps and p.unknown("slack") == p.unknown("email") == 0
+    assert p.done == [Source("alerts", 0, 0)]
 
 
 def test_crash_after_the_send_and_after_the_outcome_is_not_sent_again():
-    durable, clock = Durable(kill_at=2, kill_after=True), FakeClock()  # dies right after "log delivered"
+    durable, clock = Durable(kill_at=3, kill_after=True), FakeClock()  # dies right after "log delivered"
     a = make_alert()
     assert life(durable, clock, [a]) is None
-    first = durable.steps[0:3]
-    assert first == ["log sending", f"accept {first[1].split()[1]}", "log delivered"]
+    receiver = durable.steps[0].split()[1]
+    assert durable.steps == [f"prepare {receiver}", "log sending", f"accept {receiver}", "log delivered"]
     durable.kill_at = None
     p = life(durable, clock, [a])
     assert durable.received("desk") == durable.received("mail") == [a["alert_id"]], "once each"
@@ -187,14 +241,17 @@ def test_crash_after_the_send_and_after_the_outcome_is_not_sent_again():
     assert p.done == [Source("alerts", 0, 0)]
 
 
-@pytest.mark.parametrize("accepted", [True, False], ids=["receiver-accepted", "never-reached-the-receiver"])
-def test_crash_between_intent_and_outcome_is_not_resent_but_surfaced_as_unknown_outcome(accepted):
-    # Dies after the receiver accepted (the window that cannot be closed), or after the intent
-    # and before the send left: the restarted notifier cannot tell the two apart.
-    durable, clock = Durable(kill_at=1, kill_after=accepted), FakeClock()
+@pytest.mark.parametrize(("kill_at", "after", "accepted"), [(1, True, False), (2, False, False), (2, True, True)],
+                         ids=["between-intent-and-transmission", "as-the-transmission-starts",
+                              "receiver-accepted"])
+def test_crash_between_intent_and_outcome_is_not_resent_but_surfaced_as_unknown_outcome(kill_at, after, accepted):
+    # The documented window: the intent is recorded, the outcome is not. The receiver has the
+    # message (it accepted, the answer or its record was lost) or not (the transmission had not
+    # left or not arrived): the restarted notifier cannot tell the two apart.
+    durable, clock = Durable(kill_at=kill_at, kill_after=after), FakeClock()
     a = make_alert()
     assert life(durable, clock, [a]) is None
-    receiver = durable.steps[1].split()[1]
+    receiver = durable.steps[0].split()[1]
     other = "mail" if receiver == "desk" else "desk"
     assert durable.records[-1].state == SENDING
     durable.kill_at = None
@@ -215,35 +272,71 @@ def test_crash_between_intent_and_outcome_is_not_resent_but_surfaced_as_unknown_
     assert len(durable.steps) == before and p3.done == [Source("alerts", 0, 0)]
 
 
-def test_a_crash_at_every_step_never_sends_twice_nor_writes_the_undelivered_topic_twice():
+def _window(steps: list[str]) -> tuple[str, bool] | None:
+    """If these steps end inside a send's window (its intent recorded, its outcome not): the
+    receiver and whether it had accepted the message. Sends run one at a time here."""
+    opened = None
+    for step in steps:
+        if step.startswith("prepare "):
+            receiver = step.split()[1]
+        elif step == "log sending":
+            opened = (receiver, False)
+        elif step.startswith("accept ") and opened is not None:
+            opened = (receiver, True)
+        elif step.startswith("log "):
+            opened = None
+    return opened
+
+
+@pytest.mark.parametrize("scenario", ["clean", "a failed preparation", "a failed transmission"])
+def test_a_crash_at_every_step_never_sends_twice_and_only_the_window_is_unknown(scenario):
+    failures = {"clean": {}, "a failed preparation": {"fail_prepares": 1},
+                "a failed transmission": {"fail_sends": 1}}[scenario]
     alerts = [make_alert(partner=p) for p in ("AM", "KG", "KZ")]
-    clean = Durable()
+    clean = Durable(**failures)
     life(clean, FakeClock(), alerts)
     n_steps = len(clean.steps)
-    assert n_steps == 3 * len(CLEAN_STEPS)
-    outcomes = {"window": 0, "not_reached": 0}
+    if scenario == "clean":
+        assert n_steps == 3 * len(CLEAN_STEPS)
+    seen: dict[tuple[str, bool], dict[str, int]] = {}
     for turn in range(n_steps):
         for after in (False, True):
-            durable, clock = Durable(kill_at=turn, kill_after=after), FakeClock()
+            durable, clock = Durable(kill_at=turn, kill_after=after, **failures), FakeClock()
             assert life(durable, clock, alerts) is None
+            first = list(durable.steps)
+            window = _window(first if after else first[:-1])
             durable.kill_at = None
             assert life(durable, clock, alerts) is not None
+            where = f"a crash {'after' if after else 'before'} step {turn} ({first[-1]}) with {scenario}"
             keys = durable.undelivered_keys()
-            assert len(keys) == len(set(keys)) <= 1, (turn, after, keys)
+            assert len(keys) == len(set(keys)) <= 1, (where, keys)
             for receiver in ("desk", "mail"):
                 got = durable.received(receiver)
-                assert len(got) == len(set(got)), f"sent twice after a crash at step {turn} ({after=})"
+                assert len(got) == len(set(got)), f"sent twice after {where}"
                 for a in alerts:
-                    key = f"{receiver}|{a['alert_id']}|final"
-                    if key in keys:
-                        outcomes["window" if a["alert_id"] in got else "not_reached"] += 1
-                    else:
-                        assert a["alert_id"] in got, f"lost after a crash at step {turn} ({after=})"
-    # 36 crash points (before and after each of 18 steps). Per send: before its intent or after
-    # its outcome is clean (sent once); after the intent or before the accept, the receiver has
-    # nothing; after the accept or before the outcome it has the alert (the window). Both are
-    # surfaced as unknown outcomes, never sent again.
-    assert outcomes == {"window": 12, "not_reached": 12}
+                    if f"{receiver}|{a['alert_id']}|final" not in keys:
+                        assert a["alert_id"] in got, f"lost after {where}"
+            if window is None:
+                assert keys == [], f"an unknown outcome outside the window: {where}"
+                result = "clean"
+            else:
+                (key,) = keys
+                receiver, accepted = window
+                assert key.startswith(f"{receiver}|")
+                assert (key.split("|")[1] in durable.received(receiver)) == accepted, where
+                result = "window" if accepted else "not_reached"
+            assert durable.open == 0, f"a prepared transmission left open after {where}"
+            kind = (first[-1].split()[0], after)
+            seen.setdefault(kind, {}).setdefault(result, 0)
+            seen[kind][result] += 1
+    if scenario == "clean":
+        # Per send (6): a crash while preparing, before its intent or after its outcome is clean
+        # (sent once); right after the intent or as the transmission starts, the receiver has
+        # nothing; after it accepted and before the outcome, it has it (the window). Only the
+        # last two kinds are unknown outcomes, and none is sent again.
+        assert seen == {("prepare", False): {"clean": 6}, ("prepare", True): {"clean": 6},
+                        ("log", False): {"clean": 6, "window": 6}, ("log", True): {"clean": 6, "not_reached": 6},
+                        ("accept", False): {"not_reached": 6}, ("accept", True): {"window": 6}}
 
 
 def test_a_crash_while_giving_up_writes_the_undelivered_topic_once():
