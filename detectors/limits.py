@@ -20,25 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detectors.alerts import period_of
 from detectors.errors import InvalidParameterError, RejectError
 
 __all__ = [
-    "InputLimits", "TimeDomain", "line_too_long", "nesting_depth", "period_text", "screen_lines", "too_deep",
+    "InputLimits", "TimeDomain", "line_too_long", "nesting_depth", "screen_lines", "too_deep",
 ]
 
 #: months since year 0 of 1990-01: the default earliest month
 EARLIEST_DEFAULT = 1990 * 12
 #: a year past the present, by default
 AHEAD_DEFAULT = 12
-
-
-def period_text(month: int) -> str:
-    """``YYYY-MM`` of a month index (``year * 12 + month - 1``).
-
-    >>> period_text(2024 * 12 + 2)
-    '2024-03'
-    """
-    return f"{month // 12:04d}-{month % 12 + 1:02d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +54,7 @@ class TimeDomain:
     def __post_init__(self) -> None:
         if not 1 * 12 <= self.first <= self.last <= 9999 * 12 + 11:
             raise InvalidParameterError(
-                "input.earliest/latest", (period_text(self.first), period_text(self.last)),
+                "input.earliest/latest", (period_of(self.first), period_of(self.last)),
                 "earliest <= latest, both between 0001-01 and 9999-12",
             )
 
@@ -78,11 +70,11 @@ class TimeDomain:
     def reject(self, month: int) -> RejectError:
         """The reject of a record of ``month`` (which is outside the domain)."""
         when = "before" if month < self.first else "after"
-        shown = period_text(month) if 0 <= month <= 9999 * 12 + 11 else str(month)
+        shown = period_of(month) if 0 <= month <= 9999 * 12 + 11 else str(month)
         return RejectError(
             "date_out_of_range",
             f"The record's month {shown} is {when} the range this run accepts "
-            f"({period_text(self.first)} to {period_text(self.last)}); fix the date, or widen "
+            f"({period_of(self.first)} to {period_of(self.last)}); fix the date, or widen "
             "[input] earliest / latest in the configuration.",
         )
 
@@ -116,7 +108,7 @@ class InputLimits:
     --------
     >>> limits = InputLimits()
     >>> d = limits.domain(dt.date(2026, 12, 6))
-    >>> period_text(d.first), period_text(d.last)
+    >>> period_of(d.first), period_of(d.last)
     ('1990-01', '2027-12')
     >>> InputLimits(max_depth=0)
     Traceback (most recent call last):
@@ -127,7 +119,7 @@ class InputLimits:
     earliest: int = EARLIEST_DEFAULT
     latest: int | None = None
     ahead_months: int = AHEAD_DEFAULT
-    max_line_bytes: int = 4 << 20
+    max_line_bytes: int = 1_000_000
     max_depth: int = 32
     max_quoted_lines: int = 1
     max_reject_share: float = 0.5

@@ -59,15 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _replay(args)
 
 
-def _inputs_exist(console: Console, paths: Sequence[str]) -> bool:
-    """Say which input is missing, or not a file, if one is."""
-    for path in paths:
-        if os.path.isdir(path):
-            console.print(f"[red]input is a directory, not a file:[/red] {escape(path)} (give the files in it)")
-            return False
-        if not os.path.isfile(path):
-            console.print(f"[red]input not found:[/red] {escape(path)}")
-            return False
+def _inputs_readable(console: Console, paths: Sequence[str]) -> bool:
+    """Say which input cannot be read (missing, a directory, not gzip, damaged), if one cannot."""
+    from streams.files import check_inputs
+
+    try:
+        check_inputs(paths)
+    except OSError as exc:
+        console.print(f"[red]cannot read input:[/red] {escape(str(exc))}")
+        return False
     return True
 
 
@@ -122,7 +122,7 @@ def _produce(args: argparse.Namespace) -> int:
     if args.rate is not None and not args.rate > 0:
         console.print("[red]--rate must be a number > 0[/red]")
         return 2
-    if not _inputs_exist(console, args.inputs):
+    if not _inputs_readable(console, args.inputs):
         return 2
     with _progress(console, "publishing", args.quiet) as bar:
         task = bar.add_task("lines", total=input_size(args.inputs))
@@ -151,7 +151,7 @@ def _replay(args: argparse.Namespace) -> int:
     except (OSError, ConfigError) as exc:
         console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         return 2
-    if not _inputs_exist(console, args.inputs):
+    if not _inputs_readable(console, args.inputs):
         return 2
     outputs = [("--alerts-out", args.alerts_out), ("--report", args.report), ("--rejects-out", args.rejects_out)]
     if not _outputs_writable(console, outputs):

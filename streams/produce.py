@@ -23,13 +23,18 @@ import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import orjson
 
 from detectors.limits import InputLimits
 from streams.files import check_inputs, iter_messages
 from streams.settings import Settings
+
+#: The largest line sent as it is: under Kafka's default ``message.max.bytes`` (1 MiB) with room
+#: for the key and headers. A longer one goes to the dead-letter topic (its first bytes) as
+#: ``line_too_long``, whatever ``[input] max_line_bytes`` allows.
+MAX_MESSAGE_BYTES = 1_000_000
 
 
 @dataclass
@@ -144,6 +149,8 @@ async def produce(
     from aiokafka import AIOKafkaProducer
 
     check_inputs(paths)
+    if limits.max_line_bytes > MAX_MESSAGE_BYTES:  # the broker would refuse them: dead letters instead
+        limits = replace(limits, max_line_bytes=MAX_MESSAGE_BYTES)
     result = ProduceResult()
     limiter = RateLimiter(rate) if rate else None
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=10)

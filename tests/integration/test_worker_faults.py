@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 #: a worker whose engine raises for declarations whose id starts with POISON: the record built to
 #: fail inside the detectors, installed by monkeypatching in the worker process (test-only)
 FAULTY = [sys.executable, "-c", "from tests.integration.test_worker_faults import faulty_worker; faulty_worker()"]
-BIG = 5 << 20  # over the default [input] max_line_bytes (4 MiB)
+BIG = 5 << 20  # over the default [input] max_line_bytes (1 MB)
 
 
 def faulty_worker() -> None:

@@ -299,7 +299,8 @@ def test_a_statistic_of_any_valid_period_is_a_reject_not_a_traceback(tmp_path, p
     if form == "jsonl":
         path.write_bytes(b"\n".join(_decls(50) + [orjson.dumps(stat)]) + b"\n")
     else:
-        path.write_text("period,reporter,partner,hs_code,value\n" + ",".join(map(str, stat.values())) + "\n")
+        valid = "".join(f"2024-{m:02d},DE,KZ,854231,{1000 + m}\n" for m in range(1, 13))
+        path.write_text("period,reporter,partner,hs_code,value\n" + valid + ",".join(map(str, stat.values())) + "\n")
     code, stdout, stderr = _replay_cli(str(path))
     assert code == 0, stderr
     assert "date_out_of_range: 1" in stdout and "Traceback" not in stderr

@@ -424,7 +424,7 @@ def test_a_message_whose_routing_raises_is_a_poison_dead_letter_and_the_batch_go
 def test_a_dead_letter_of_a_huge_message_is_a_prefix_within_the_bound():
     async def scenario():
         ingest, consumer, broker, _ = make([])
-        value = b'{"declaration_id": "' + b"z" * (5 << 20) + b'"}'  # over the default 4 MiB max_line_bytes
+        value = b'{"declaration_id": "' + b"z" * (5 << 20) + b'"}'  # over the default 1 MB max_line_bytes
         task = asyncio.create_task(ingest.handle([msg(DECL, 0, 0, value, key=b"k" * (100 << 10))]))
         await settle()
         for fut in broker.acks:

@@ -1,0 +1,47 @@
+"""The hostile inputs of issue 13 through the command line, as an outside user runs it
+(``benchmarks.robustness`` builds and runs them): each in its own process with a deadline, so a
+crash (traceback, signal) or a hang fails the test. Valid lines among hostile ones give the very
+alerts the valid lines give alone, and every line read is accepted or rejected with its reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.robustness import cases, check, clean_lines, run_replay, spread
+
+HUGE_MIB = 96
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """3,000 valid declaration lines (two years, a few surges) and their alerts."""
+    folder = tmp_path_factory.mktemp("hostile")
+    lines = clean_lines(folder)
+    path = folder / "clean.jsonl"
+    path.write_bytes(b"".join(lines))
+    base = run_replay([str(path)], folder)
+    assert base.code == 0, base.stderr
+    assert base.alerts, "the clean file must alert, or equality below proves little"
+    return folder, lines, base
+
+
+@pytest.mark.parametrize("case", cases(HUGE_MIB), ids=lambda c: c.name)
+def test_hostile_input_is_rejected_line_by_line_and_changes_no_alert(clean, case):
+    folder, lines, base = clean
+    outcome, problems = check(case, folder, lines, base.alerts)
+    assert not problems, problems
+    if case.name == "quote":
+        # the row with the quote is rejected alone, at its own line number (the header is line 1)
+        rows = len(lines) + 600
+        assert outcome.reject_lines == [rows // 3 + 2] or outcome.reject_lines == [rows // 3 + 1]
+        assert outcome.summary["lines read"] == f"{rows:,}"
+    if case.name == "huge":
+        grown = outcome.maxrss_mib - base.maxrss_mib
+        assert grown < HUGE_MIB / 3, f"a {HUGE_MIB} MiB line grew the peak memory by {grown:.0f} MiB"
+
+
+def test_spread_keeps_every_line(clean):
+    _, lines, _ = clean
+    out = spread(lines[:10], [b"a", b"b\n", b"c"]).splitlines()
+    assert len(out) == 13 and out.count(b"a") == out.count(b"b") == out.count(b"c") == 1
+    assert [line for line in out if line not in (b"a", b"b", b"c")] == [line.rstrip(b"\n") for line in lines[:10]]
