@@ -228,6 +228,85 @@ def cases(huge_mib: int = 1024) -> list[Case]:
     ]
 
 
+@dataclass
+class Failing:
+    """A command that must fail: its exit code, one clear line on stderr, no traceback."""
+
+    sent: str
+    code: int
+    build: Callable[[Path, list[bytes]], list[str]]
+
+
+def _csv_file(folder: Path, name: str, text: str) -> str:
+    path = folder / name
+    path.write_text(text)
+    return str(path)
+
+
+def failing() -> list[Failing]:
+    """The inputs and options a run cannot use."""
+    header = "period,reporter,partner,hs_code,value\n"
+
+    def empty(folder, lines):
+        return ["replay", _csv_file(folder, "empty.jsonl", "")]
+
+    def wrong_header(folder, lines):
+        return ["replay", _csv_file(folder, "header.csv", "when,from,to,code,amount\n2024-01,DE,KZ,854231,5\n")]
+
+    def semicolons(folder, lines):
+        rows = "".join(f"2024-{m:02d};DE;KZ;854231;{1000 + m},5\n" for m in range(1, 13))
+        return ["replay", _csv_file(folder, "semicolons.csv", header.replace(",", ";") + rows)]
+
+    def decimal_commas(folder, lines):
+        rows = "".join(f'2024-{m:02d},DE,KZ,854231,"{1000 + m},5"\n' for m in range(1, 13))
+        return ["replay", _csv_file(folder, "decimal.csv", header + rows)]
+
+    def missing_folder(folder, lines):
+        return ["replay", _jsonl(folder, "clean.jsonl", b"".join(lines)), "--report", str(folder / "no" / "r.html")]
+
+    def not_gzip(folder, lines):
+        return ["replay", _jsonl(folder, "plain.jsonl.gz", b"".join(lines))]
+
+    def bad_broker(folder, lines):
+        return ["produce", _jsonl(folder, "clean.jsonl", b"".join(lines)), "--broker", "http://x"]
+
+    def hubs_string(folder, lines):
+        config = folder / "hubs.toml"
+        config.write_text('[watch]\nhubs = "KG"\n')
+        return ["replay", _jsonl(folder, "clean.jsonl", b"".join(lines)), "--config", str(config)]
+
+    return [
+        Failing("an empty file", 4, empty),
+        Failing("a CSV file whose header names none of the contract's columns", 4, wrong_header),
+        Failing("a semicolon-separated CSV file with decimal commas", 4, semicolons),
+        Failing("a CSV file with decimal commas", 4, decimal_commas),
+        Failing("`--report` into a missing folder", 2, missing_folder),
+        Failing("a file named .gz that is not gzip", 2, not_gzip),
+        Failing("`produce --broker http://x`", 2, bad_broker),
+        Failing('`[watch] hubs = "KG"` (a string, not a list)', 2, hubs_string),
+    ]
+
+
+def run_failing(case: Failing, folder: Path, lines: list[bytes]) -> tuple[int, float, str, list[str]]:
+    """Run one failing command; returns (exit code, seconds, its first stderr line, problems)."""
+    argv = case.build(folder, lines)
+    child = _CHILD.replace("rc = main(sys.argv[1:])", "rc = main(sys.argv[1:] + ['--quiet'] * (sys.argv[1] == 'replay'))")
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", child, *argv], capture_output=True, text=True, timeout=DEADLINE,
+                          cwd=folder)
+    seconds = time.perf_counter() - started
+    said = [line.replace(f"{folder}/", "") for line in proc.stderr.splitlines()
+            if line.strip() and not line.startswith("MAXRSS")]
+    problems = []
+    if proc.returncode != case.code:
+        problems.append(f"exit code {proc.returncode}, expected {case.code}")
+    if "Traceback" in proc.stderr:
+        problems.append("a traceback")
+    if not said:
+        problems.append("nothing said")
+    return proc.returncode, seconds, said[0] if said else "", problems
+
+
 def check(case: Case, folder: Path, lines: list[bytes], expected_alerts: list[dict]) -> tuple[Outcome, list[str]]:
     """Run one case; returns its outcome and what went wrong (empty: nothing)."""
     inputs, rejects = case.build(folder, lines)
@@ -281,12 +360,22 @@ def main(argv: list[str] | None = None) -> int:
                          rejects, verdict))
             print(f"{case.name}: exit {outcome.code}, {outcome.seconds:.1f} s, peak {outcome.maxrss_mib or 0:.0f} "
                   f"MiB, rejects: {rejects}; {verdict}", flush=True)
+        errors = []
+        for case in failing():
+            if args.only and "failing" not in args.only:
+                continue
+            code, seconds, said, problems = run_failing(case, folder, lines)
+            failed += bool(problems)
+            verdict = "ok" if not problems else "FAILED: " + "; ".join(problems)
+            errors.append((case.sent, code, f"{seconds:.1f}", said, verdict))
+            print(f"{case.sent}: exit {code}, {seconds:.1f} s: {said}; {verdict}", flush=True)
     if args.write_doc:
-        _write_doc(Path(args.write_doc), rows, len(lines), len(expected), base_rss, argv)
+        _write_doc(Path(args.write_doc), rows, errors, len(lines), len(expected), base_rss, argv)
     return 1 if failed else 0
 
 
-def _write_doc(path: Path, rows: list[tuple], clean: int, alerts: int, base_rss: float, argv: list[str] | None) -> None:
+def _write_doc(path: Path, rows: list[tuple], errors: list[tuple], clean: int, alerts: int, base_rss: float,
+               argv: list[str] | None) -> None:
     command = "python -m benchmarks.robustness " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
         "# Hostile input through `transitwatch replay`",
@@ -306,7 +395,17 @@ def _write_doc(path: Path, rows: list[tuple], clean: int, alerts: int, base_rss:
         "The stray quote's case is not held to the valid lines' alerts: its one rejected row is a valid "
         "declaration that the quote broke.",
         "",
+        "## Input and options a run cannot use",
+        "",
+        "Each must end with its exit code (2: cannot start or read; 4: unusable input, no alerts written) "
+        "and one clear line, never a traceback and never an exit 0 that a scheduled job would read as "
+        "\"no surges\". The line is the first the command wrote to stderr.",
+        "",
+        "| input or option | exit | seconds | what it said | outcome |",
+        "|---|---:|---:|---|---|",
     ]
+    lines += [f"| {sent} | {code} | {secs} | {said.replace('|', '/')} | {ok} |" for sent, code, secs, said, ok in errors]
+    lines += [""]
     path.write_text("\n".join(lines))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.robustness import cases, check, clean_lines, run_replay, spread
+from benchmarks.robustness import cases, check, clean_lines, failing, run_failing, run_replay, spread
 
 HUGE_MIB = 96
 
@@ -45,3 +45,10 @@ def test_spread_keeps_every_line(clean):
     out = spread(lines[:10], [b"a", b"b\n", b"c"]).splitlines()
     assert len(out) == 13 and out.count(b"a") == out.count(b"b") == out.count(b"c") == 1
     assert [line for line in out if line not in (b"a", b"b", b"c")] == [line.rstrip(b"\n") for line in lines[:10]]
+
+
+@pytest.mark.parametrize("case", failing(), ids=lambda c: c.sent)
+def test_input_a_run_cannot_use_is_an_exit_code_and_one_clear_line(clean, case):
+    folder, lines, _ = clean
+    code, _, said, problems = run_failing(case, folder, lines)
+    assert not problems, (problems, said)
