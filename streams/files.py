@@ -32,10 +32,10 @@ import os
 import re
 import stat
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO, Literal, NamedTuple
+from typing import Any, BinaryIO, Literal, NamedTuple
 
 import numpy as np
 import orjson
@@ -364,17 +364,17 @@ def _parse_jsonl(
 ) -> Iterator[tuple[int, bytes, Record | RejectError]]:
     with _reading(path) as stream:
         for number, content, error in _jsonl_lines(stream, limits):
-            if error is None:
-                try:
-                    rec = parse_json_line(content)
-                except RejectError as exc:
-                    error = exc
-                else:
-                    error = domain.check(rec.month) if domain is not None else None
-                    if error is None:
-                        yield number, content, rec
-                        continue
-            yield number, content, error
+            yield number, content, error or _admitted(parse_json_line, content, domain)
+
+
+def _admitted(parse: Callable[[Any], Record], content: Any, domain: TimeDomain | None) -> Record | RejectError:
+    """``content`` through the contract, then the domain of time: the record or why not."""
+    try:
+        rec = parse(content)
+    except RejectError as exc:
+        return exc
+    error = domain.check(rec.month) if domain is not None else None
+    return rec if error is None else error
 
 
 def iter_jsonl_blocks(
@@ -451,17 +451,7 @@ def iter_records(
         yield from _parse_jsonl(path, limits, domain)
         return
     for number, content, row in _iter_csv_rows(path, limits):
-        if not isinstance(row, RejectError):
-            try:
-                rec = parse_mapping(row)
-            except RejectError as exc:
-                row = exc
-            else:
-                row = domain.check(rec.month) if domain is not None else None
-                if row is None:
-                    yield number, content, rec
-                    continue
-        yield number, content, row
+        yield number, content, row if isinstance(row, RejectError) else _admitted(parse_mapping, row, domain)
 
 
 def _escapable(text: str) -> bool:

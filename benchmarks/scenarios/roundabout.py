@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import argparse
 import calendar
-import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +77,7 @@ import orjson
 
 from detectors.errors import InvalidParameterError
 from detectors.reference import chpl
+from benchmarks.scenarios import labelled
 from detectors.watch import WatchConfig
 
 # reporter: (currency of its declarations, weight)
@@ -409,23 +409,10 @@ def generate(*, seed: int, lanes: int = 800, start: str = "2020-01", months: int
     return Scenario(declarations=declarations, monthly=monthly, truth=b.truth, periods=b.periods)
 
 
-def _write_gz(path: Path, rows: list[dict]) -> None:
-    with path.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as fh:
-        for a in range(0, len(rows), 50_000):
-            fh.write(b"".join(orjson.dumps(r) + b"\n" for r in rows[a:a + 50_000]))
-
-
 def write(scenario: Scenario, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``declarations.jsonl.gz``, ``monthly.jsonl.gz`` and ``truth.jsonl``; the bytes
-    depend only on the scenario."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"declarations": out / "declarations.jsonl.gz", "monthly": out / "monthly.jsonl.gz",
-             "truth": out / "truth.jsonl"}
-    _write_gz(paths["declarations"], scenario.declarations)
-    _write_gz(paths["monthly"], scenario.monthly)
-    paths["truth"].write_bytes(b"".join(orjson.dumps(t) + b"\n" for t in scenario.truth))
-    return paths
+    """Write ``declarations.jsonl.gz``, ``monthly.jsonl.gz`` and ``truth.jsonl``, as
+    :func:`benchmarks.scenarios.labelled.write` does (the same files, layout and bytes rule)."""
+    return labelled.write(scenario, out_dir)  # type: ignore[arg-type]  # it reads the same three fields
 
 
 def main(argv: list[str] | None = None) -> int:
