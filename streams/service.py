@@ -80,6 +80,26 @@ class GoodsTable(faust.Table):
             return int(key[1:key.index("|")])
         return goods_partition(group_of(key), self.partitions or self.app.conf.topic_partitions)
 
+    _sent: list | None = None  # changelog writes not yet known to be acknowledged
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        fut = super().send_changelog(*args, **kwargs)
+        if self._sent is None:
+            self._sent = []
+        self._sent.append(fut)
+        return fut
+
+    async def written(self) -> None:
+        """Wait until the broker has acknowledged every changelog write made so far.
+
+        Faust commits the goods offsets after ``producer.flush()``, but the flush of
+        faust-streaming 0.15.3's producer buffer gives up after 0.1 s without a send
+        (``ProducerBuffer.flush_atmost``), leaving writes queued behind the commit. A batch
+        returns (and its events are acknowledged, so committable) only once this returns."""
+        sent, self._sent = self._sent or [], []
+        for fut in sent:
+            await fut
+
 
 @dataclass
 class Marks:
@@ -201,6 +221,7 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
             states = _advance(w, set(w.marks))
             await _publish_and_persist(w, states, alerts)
             _save_marks(w, table)
+            await table.written()
 
     @app.timer(interval=1.0)
     async def adopt() -> None:
@@ -229,6 +250,7 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
                     except Exception as exc:  # noqa: BLE001 - its records will go to the dead-letter topic
                         _broken(w, g, exc)
             await _publish_and_persist(w, states, alerts)
+            await table.written()
             metrics.restore_seconds.set(time.perf_counter() - started)
             w.restoring = 0.0
 
@@ -301,14 +323,14 @@ def _still_ours(app: faust.App, events: list) -> list:
     return [e for e in events if e.message.tp in assigned]
 
 
-async def _detect(w: Worker, app: faust.App, events: list, table: faust.Table, alerts: faust.TopicT) -> None:
+async def _detect(w: Worker, app: faust.App, events: list, table: GoodsTable, alerts: faust.TopicT) -> None:
     async with w.lock:  # the revocation handler waits for it: a batch runs on partitions still ours
         events = _still_ours(app, events)
         if events:
             await _detect_batch(w, events, table, alerts)
 
 
-async def _detect_batch(w: Worker, events: list, table: faust.Table, alerts: faust.TopicT) -> None:
+async def _detect_batch(w: Worker, events: list, table: GoodsTable, alerts: faust.TopicT) -> None:
     started = time.perf_counter()
     by_group: dict[str, tuple[list, list]] = {}
     stamps: list[float] = []
@@ -368,6 +390,7 @@ async def _detect_batch(w: Worker, events: list, table: faust.Table, alerts: fau
     touched += [s for s in advanced if s not in touched]
     await _publish_and_persist(w, touched, alerts, dead)
     _save_marks(w, table)
+    await table.written()  # the batch's events are acknowledged, so committable, only once their state is
     done = time.time()
     for ts in stamps:
         if ts:
