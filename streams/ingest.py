@@ -18,7 +18,10 @@ Each batch (up to ``batch_size`` messages or ``ingest_batch_seconds`` after the 
 2. the rest goes to the goods topic, in bundles per goods partition (several
    when one would pass :data:`~streams.state.MAX_MESSAGE_BYTES`), and every
    goods partition hears how far each input partition has got (``marks``, the
-   watermark's input; see ``docs/architecture.md``);
+   watermark's input; see ``docs/architecture.md``) and which input partitions this
+   reader holds at their end, idle for how long (``idle``; also every second, in a
+   bundle without records, when there is nothing else to send: silence alone never
+   makes an input partition idle);
 3. once the broker has acknowledged every goods bundle and dead letter of the
    batch, and only then, the batch's input offsets are committed.
 
