@@ -18,7 +18,10 @@ Each batch (up to ``batch_size`` messages or ``ingest_batch_seconds`` after the 
 2. the rest goes to the goods topic, in bundles per goods partition (several
    when one would pass :data:`~streams.state.MAX_MESSAGE_BYTES`), and every
    goods partition hears how far each input partition has got (``marks``, the
-   watermark's input; see ``docs/architecture.md``);
+   watermark's input; see ``docs/architecture.md``) and which input partitions this
+   reader holds at their end, idle for how long (``idle``; also every second, in a
+   bundle without records, when there is nothing else to send: silence alone never
+   makes an input partition idle);
 3. once the broker has acknowledged every goods bundle and dead letter of the
    batch, and only then, the batch's input offsets are committed.
 
@@ -85,7 +88,7 @@ class Routed:
 
 
 def route_batch(messages: Iterable[InputMessage], settings: Settings, config: WatchConfig, *,
-                today: dt.date) -> Routed:
+                today: dt.date, idle: dict[str, float] | None = None) -> Routed:
     """Validate, route and bundle one batch of input messages, in order.
 
     Every goods partition gets a bundle ``{"records", "ts", "src", "marks"}``: its
@@ -95,6 +98,8 @@ def route_batch(messages: Iterable[InputMessage], settings: Settings, config: Wa
     nothing. A partition whose bundle would pass :data:`MAX_MESSAGE_BYTES` gets
     several, in order; the last carries the marks, the others none (a goods
     partition must not hear of progress before it has every record behind it).
+    ``idle`` (input partition -> seconds this reader has been at its end with nothing
+    new, see :meth:`Ingest.idle_report`), when given, goes with the marks.
 
     ``today`` (the worker's clock) sets the domain of time, ``config.input.domain``:
     a record of a month outside it is a reject (``date_out_of_range``), as is a
@@ -176,28 +181,36 @@ def route_batch(messages: Iterable[InputMessage], settings: Settings, config: Wa
         empty: tuple[list, list, list] = ([], [], [])
         for partition in range(n):
             records, stamps, sources = parts.get(partition, empty)
-            out.bundles.extend((partition, b) for b in pack_bundle(records, stamps, sources, marks))
+            out.bundles.extend((partition, b) for b in pack_bundle(records, stamps, sources, marks, idle=idle))
     return out
 
 
 def pack_bundle(records: list[dict], stamps: list[float], sources: list[list], marks: dict[str, int],
-                limit: int = MAX_MESSAGE_BYTES) -> list[bytes]:
+                limit: int = MAX_MESSAGE_BYTES, *, idle: dict[str, float] | None = None) -> list[bytes]:
     """One goods partition's bundle, or several in order when one would pass ``limit``
-    bytes; only the last carries ``marks``.
+    bytes; only the last carries ``marks`` (and ``idle``, when given).
 
     >>> [len(orjson.loads(b)["records"]) for b in pack_bundle([{"a": "x" * 40}] * 4, [0.0] * 4,
     ...                                                        [["t:0", 1]] * 4, {"t:0": 1}, limit=150)]
     [1, 1, 1, 1]
     """
-    raw = orjson.dumps({"records": records, "ts": stamps, "src": sources, "marks": marks})
+    bundle: dict[str, Any] = {"records": records, "ts": stamps, "src": sources, "marks": marks}
+    if idle:
+        bundle["idle"] = idle
+    raw = orjson.dumps(bundle)
     if len(raw) <= limit:
         return [raw]
     if len(records) <= 1:
         raise OversizeError("a goods bundle of one record", len(raw), limit)
     half = len(records) // 2
     return (pack_bundle(records[:half], stamps[:half], sources[:half], {}, limit)
-            + pack_bundle(records[half:], stamps[half:], sources[half:], marks, limit))
+            + pack_bundle(records[half:], stamps[half:], sources[half:], marks, limit, idle=idle))
 
+
+#: How often (seconds) a reader tells the goods partitions which of its input partitions are idle,
+#: when its batches have not said so already. A report is trusted for ``IDLE_REPORT_TRUSTED`` seconds.
+IDLE_REPORT_EVERY = 1.0
+IDLE_REPORT_TRUSTED = 3.0
 
 #: The part of a rejected message's value the dead letter keeps: the whole value when it fits
 #: (with room for key and headers within :data:`MAX_MESSAGE_BYTES`), else a prefix.
@@ -308,6 +321,8 @@ class Ingest:
         self.started = False
         self._stopping = False
         self._kinds = {settings.declarations_topic: "declarations", settings.monthly_topic: "monthly"}
+        self._last_read: dict[TopicPartition, float] = {}  # input partition -> when a message was last read
+        self._reported = 0.0  # when the goods partitions last heard this reader's idle report
 
     async def start(self) -> None:
         self.consumer.subscribe([self.settings.declarations_topic, self.settings.monthly_topic],
@@ -330,14 +345,14 @@ class Ingest:
                 messages = await self.take()
             except ConsumerStoppedError:
                 return
-            if not messages:
-                continue
             async with self.lock:
                 if self._stopping:
                     return  # not committed: read again by whoever has the partitions next
-                messages = self._still_ours(messages)
+                messages = self._still_ours(messages) if messages else messages
                 if messages:
                     await self.handle(messages)
+                if time.monotonic() - self._reported >= IDLE_REPORT_EVERY:
+                    await self.report_idle()
 
     async def take(self) -> list[InputMessage]:
         """Up to ``batch_size`` messages, waiting at most ``ingest_batch_seconds`` after the first.
@@ -366,7 +381,11 @@ class Ingest:
     async def handle(self, messages: Sequence[InputMessage]) -> Routed:
         """One batch: route, send, wait for every acknowledgement, count, then commit."""
         today = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc).date()
-        routed = route_batch(messages, self.settings, self.config, today=today)
+        now = time.monotonic()
+        for msg in messages:
+            self._last_read[TopicPartition(msg.topic, msg.partition)] = now
+        idle = await self.idle_report()
+        routed = route_batch(messages, self.settings, self.config, today=today, idle=idle)
         pending = []
         for msg, exc in routed.dead:
             key, value, headers = dead_letter(msg, exc)
@@ -375,6 +394,8 @@ class Ingest:
             pending.append(await self.send_goods(partition=partition, value=bundle))
         for ack in pending:
             await ack  # raises if the broker refused: the worker stops and the batch is read again
+        if routed.bundles and idle:
+            self._reported = time.monotonic()
         self._count(routed)
         try:
             await self.consumer.commit(routed.commit)
@@ -383,6 +404,43 @@ class Ingest:
             # commit, and the detector drops what it already has (input partition, offset)
             log.warning("ingest: input offsets not committed (%s); the next owner reads them again", exc)
         return routed
+
+    async def idle_report(self) -> dict[str, float]:
+        """The input partitions this reader holds and has read to their end: for each, the seconds
+        since it last read a message there (since it was assigned, when it read none).
+
+        Only a live reader can say that an input partition is idle: silence alone does not (the
+        partition's reader may have died or be rebalancing, with records still unread), so the
+        watermark leaves out only partitions reported idle, and only while the report is fresh."""
+        out: dict[str, float] = {}
+        now = time.monotonic()
+        try:
+            assigned = list(self.consumer.assignment())
+        except (IllegalStateError, ConsumerStoppedError):
+            return out
+        for tp in assigned:
+            try:
+                position = await self.consumer.position(tp)
+                high = self.consumer.highwater(tp)
+            except (IllegalStateError, ConsumerStoppedError):  # moving away, or stopping
+                continue
+            if high is None or position is None or position < high:
+                continue  # not known to be at its end: records may wait there
+            since = self._last_read.setdefault(tp, now)
+            out[f"{tp.topic}:{tp.partition}"] = round(now - since, 3)
+        return out
+
+    async def report_idle(self) -> None:
+        """Tell every goods partition which input partitions this reader holds at their end
+        (a bundle without records), after everything it forwarded before (the lock is held)."""
+        self._reported = time.monotonic()
+        idle = await self.idle_report()
+        if not idle:
+            return
+        bundle = orjson.dumps({"records": [], "ts": [], "src": [], "marks": {}, "idle": idle})
+        pending = [await self.send_goods(partition=p, value=bundle) for p in range(self.settings.partitions)]
+        for ack in pending:
+            await ack
 
     def _count(self, routed: Routed) -> None:
         m = self.metrics
@@ -424,7 +482,8 @@ class _Listener(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.ingest.joined = False
         async with self.ingest.lock:  # the batch in flight is acknowledged and committed first
-            pass
+            for tp in revoked:  # if it comes back, it is idle only once it has been read to its end again
+                self.ingest._last_read.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.ingest.joined = True

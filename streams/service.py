@@ -41,7 +41,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from detectors.alerts import Alert
 from detectors.contract import rebuild
 from detectors.watch import WatchConfig
-from streams.ingest import DEAD_VALUE_BYTES, Ingest, IngestService, new_consumer, poison_headers
+from streams.ingest import (
+    DEAD_VALUE_BYTES,
+    IDLE_REPORT_TRUSTED,
+    Ingest,
+    IngestService,
+    new_consumer,
+    poison_headers,
+)
 from streams.ledger import AlertLedger
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
@@ -73,31 +80,67 @@ class GoodsTable(faust.Table):
             return int(key[1:key.index("|")])
         return goods_partition(group_of(key), self.partitions or self.app.conf.topic_partitions)
 
+    _sent: list | None = None  # changelog writes not yet known to be acknowledged
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        fut = super().send_changelog(*args, **kwargs)
+        if self._sent is None:
+            self._sent = []
+        self._sent.append(fut)
+        return fut
+
+    async def written(self) -> None:
+        """Wait until the broker has acknowledged every changelog write made so far.
+
+        Faust commits the goods offsets after ``producer.flush()``, but the flush of
+        faust-streaming 0.15.3's producer buffer gives up after 0.1 s without a send
+        (``ProducerBuffer.flush_atmost``), leaving writes queued behind the commit. A batch
+        returns (and its events are acknowledged, so committable) only once this returns."""
+        sent, self._sent = self._sent or [], []
+        for fut in sent:
+            await fut
+
 
 @dataclass
 class Marks:
     """How far each input partition has got, as one goods partition has heard it.
 
     Every ingest batch tells every goods partition the newest event day it read
-    on each input partition; the goods partition's watermark is the oldest of
-    them, leaving out inputs silent for ``idle_seconds`` (when all are silent,
-    everything has been delivered, and it is the newest)."""
+    on each input partition, and which input partitions its reader holds at their
+    end and for how long it has read nothing new there (``idle``; a reader with
+    nothing to read says so every second). The goods partition's watermark is the
+    oldest of the days, leaving out the input partitions whose reader said, less
+    than ``IDLE_REPORT_TRUSTED`` seconds ago, that they had been idle for
+    ``idle_seconds`` (when all are, everything has been delivered, and it is the
+    newest).
+
+    Silence is not idleness: an input partition whose reader died, or is
+    rebalancing, still holds records nobody has read; it holds the watermark back
+    at its last day until a reader takes it on again."""
 
     days: dict[str, int] = field(default_factory=dict)
-    heard: dict[str, float] = field(default_factory=dict)
+    idle_since: dict[str, float] = field(default_factory=dict)  # input partition -> idle since (reader's word)
+    reported: dict[str, float] = field(default_factory=dict)  # input partition -> when that was heard
     changed: bool = False
 
-    def hear(self, marks: dict[str, int], now: float) -> None:
+    def hear(self, marks: dict[str, int], now: float, idle: dict[str, float] | None = None) -> None:
         for tp, day in marks.items():
-            self.heard[tp] = now
+            self.reported.pop(tp, None)  # records read there: not idle, until its reader says so again
             if day > self.days.get(tp, -1):
                 self.days[tp] = day
                 self.changed = True
+        for tp, seconds in (idle or {}).items():
+            self.idle_since[tp] = now - seconds
+            self.reported[tp] = now
+
+    def idle(self, tp: str, now: float, idle_seconds: float) -> bool:
+        heard = self.reported.get(tp)
+        return heard is not None and now - heard < IDLE_REPORT_TRUSTED and now - self.idle_since[tp] >= idle_seconds
 
     def watermark(self, now: float, idle_seconds: float) -> int | None:
         if not self.days:
             return None
-        active = [day for tp, day in self.days.items() if now - self.heard.get(tp, now) < idle_seconds]
+        active = [day for tp, day in self.days.items() if not self.idle(tp, now, idle_seconds)]
         return min(active) if active else max(self.days.values())
 
 
@@ -178,6 +221,7 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
             states = _advance(w, set(w.marks))
             await _publish_and_persist(w, states, alerts)
             _save_marks(w, table)
+            await table.written()
 
     @app.timer(interval=1.0)
     async def adopt() -> None:
@@ -206,6 +250,7 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
                     except Exception as exc:  # noqa: BLE001 - its records will go to the dead-letter topic
                         _broken(w, g, exc)
             await _publish_and_persist(w, states, alerts)
+            await table.written()
             metrics.restore_seconds.set(time.perf_counter() - started)
             w.restoring = 0.0
 
@@ -278,19 +323,19 @@ def _still_ours(app: faust.App, events: list) -> list:
     return [e for e in events if e.message.tp in assigned]
 
 
-async def _detect(w: Worker, app: faust.App, events: list, table: faust.Table, alerts: faust.TopicT) -> None:
+async def _detect(w: Worker, app: faust.App, events: list, table: GoodsTable, alerts: faust.TopicT) -> None:
     async with w.lock:  # the revocation handler waits for it: a batch runs on partitions still ours
         events = _still_ours(app, events)
         if events:
             await _detect_batch(w, events, table, alerts)
 
 
-async def _detect_batch(w: Worker, events: list, table: faust.Table, alerts: faust.TopicT) -> None:
+async def _detect_batch(w: Worker, events: list, table: GoodsTable, alerts: faust.TopicT) -> None:
     started = time.perf_counter()
     by_group: dict[str, tuple[list, list]] = {}
     stamps: list[float] = []
     partitions: set[int] = set()
-    heard: list[tuple[int, dict]] = []
+    heard: list[tuple[int, dict, dict]] = []
     dead: list[DeadLetter] = []
     for event in events:
         partition = event.message.partition
@@ -298,12 +343,13 @@ async def _detect_batch(w: Worker, events: list, table: faust.Table, alerts: fau
         try:
             bundle = orjson.loads(event.value)
             marks = {str(tp): int(day) for tp, day in bundle["marks"].items()}
+            idle = {str(tp): float(seconds) for tp, seconds in bundle.get("idle", {}).items()}
             items = list(zip(bundle["records"], bundle["src"], strict=True))
             ts = [float(t) for t in bundle["ts"]]
         except Exception as exc:  # noqa: BLE001 - not a bundle ingest wrote: the dead-letter topic
             dead.append(_bundle_dead_letter(event, exc))
             continue
-        heard.append((partition, marks))
+        heard.append((partition, marks, idle))
         stamps.extend(ts)
         for item, src in items:
             try:
@@ -338,12 +384,13 @@ async def _detect_batch(w: Worker, events: list, table: faust.Table, alerts: fau
         if state.max_day > w.max_event_day:
             w.max_event_day = state.max_day
     now = w.clock()
-    for partition, marks in heard:
-        w.marks[partition].hear(marks, now)
+    for partition, marks, idle in heard:
+        w.marks[partition].hear(marks, now, idle)
     advanced = _advance(w, partitions)
     touched += [s for s in advanced if s not in touched]
     await _publish_and_persist(w, touched, alerts, dead)
     _save_marks(w, table)
+    await table.written()  # the batch's events are acknowledged, so committable, only once their state is
     done = time.time()
     for ts in stamps:
         if ts:
@@ -444,12 +491,11 @@ def _advance(w: Worker, partitions: set[int]) -> list[GroupState]:
 
 def _load_marks(w: Worker, table: faust.Table, partitions: set[int]) -> None:
     """The input progress a goods partition had heard, for partitions new to this worker
-    (heard "now": silent inputs are left out of the watermark only after ``idle_seconds``)."""
-    now = w.clock()
+    (none idle: an input partition is left out of the watermark only once its reader says so)."""
     for partition in partitions - set(w.marks):
         raw = table.get(f"#{partition}|marks")
         days = orjson.loads(raw) if raw is not None else {}
-        w.marks[partition] = Marks(days=days, heard=dict.fromkeys(days, now))
+        w.marks[partition] = Marks(days=days)
 
 
 def _save_marks(w: Worker, table: faust.Table) -> None:

@@ -45,7 +45,9 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=0, le=65535, description="/metrics, /healthz, /ready, /alerts")
     lateness_days: int = Field(3, ge=0, description="a goods group's records wait this many days for stragglers")
     idle_seconds: float = Field(
-        5.0, gt=0, description="an input partition silent this long no longer holds back the watermark"
+        5.0, gt=0,
+        description="an input partition its reader reports idle (read to its end, nothing new) this long "
+                    "no longer holds back the watermark",
     )
     dedup_months: int = Field(3, ge=1, description="declaration ids are remembered this many closed months")
     batch_size: int = Field(2000, ge=1, description="records taken per batch by the detector agent")

@@ -6,6 +6,7 @@ the service, every bad message is on the dead-letter topic, and the alerts are r
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import signal
 import sys
@@ -178,9 +179,13 @@ def test_hostile_inputs_and_a_record_that_raises_in_the_detectors_do_not_stop_th
 def test_workers_sigkilled_and_started_at_random_during_a_hostile_stream_give_replays_alerts(
         kafka, tmp_path, sample):
     """Two workers share the input; at seeded random moments one is SIGKILLed and another
-    started, while the stream (with bad messages mixed in) is produced at a steady rate."""
+    started, while the stream (with bad messages mixed in) is produced at a steady rate.
+
+    A killed worker's input partitions fall silent for the session timeout and the rebalance:
+    that silence must hold the watermark back (it used to close months early, and the records
+    read again afterwards were late). ``TRANSITWATCH_TEST_SEED`` picks other moments."""
     path, expected = sample
-    rng = random.Random(20_240_613)
+    rng = random.Random(int(os.environ.get("TRANSITWATCH_TEST_SEED", "20240613")))
     d = Deployment(kafka, tmp_path, TRANSITWATCH_SESSION_TIMEOUT="6")
     try:
         asyncio.run(_topics(d))
@@ -207,18 +212,10 @@ def test_workers_sigkilled_and_started_at_random_during_a_hostile_stream_give_re
             else:
                 asyncio.run(_send(d, batches[what]))
         producing.join()
-        try:
-            got = d.wait_for(expected, timeout=150)
-            lost = None
-        except AssertionError as exc:
-            got, lost = d.alerts(), str(exc)[:1500]
+        got = d.wait_for(expected, timeout=150)
+        assert _final(got) == expected, "0 alerts lost, none different"
         _no_duplicates(got)
         account(d, bad)
         assert all(proc.poll() is None for proc, _ in live), f"no worker exits on its own:\n{d.logs()}"
-        if lost is not None:
-            # Reproduced on main (3de5897, no hostile messages): repeated SIGKILLs of one of two workers
-            # lose or double records of a goods group or two; not the poison handling. Open issue.
-            pytest.xfail(f"known: alerts differ from replay after repeated SIGKILLs: {lost}")
-        assert _final(got) == expected, "0 alerts lost, none different"
     finally:
         d.stop()

@@ -438,3 +438,48 @@ def test_a_dead_letter_of_a_huge_message_is_a_prefix_within_the_bound():
         assert total <= MAX_MESSAGE_BYTES
 
     asyncio.run(scenario())
+
+
+# -- idleness: only a live reader can say an input partition has nothing more -----------------------
+
+
+def test_a_reader_reports_the_input_partitions_it_holds_at_their_end_and_for_how_long():
+    async def scenario():
+        at_end, behind = TopicPartition(DECL, 0), TopicPartition(DECL, 1)
+        ingest, consumer, broker, _ = make([], assigned={at_end, behind, TopicPartition(STAT, 0)})
+        consumer.position = lambda tp: asyncio.sleep(0, 10 if tp == at_end else 3)  # highwater is 10
+        await ingest.start()
+        first = await ingest.idle_report()
+        assert first == {f"{DECL}:0": 0.0}, "behind, or no highwater known (monthly): not idle"
+        await asyncio.sleep(0.2)
+        assert (await ingest.idle_report())[f"{DECL}:0"] >= 0.2
+        task = asyncio.create_task(ingest.report_idle())
+        await settle()
+        for fut in broker.acks:
+            fut.set_result(None)
+        await task
+        sent = [orjson.loads(kw["value"]) for _, kw in broker.sent]
+        assert sorted(kw["partition"] for _, kw in broker.sent) == list(range(SETTINGS.partitions))
+        assert all(b["records"] == [] and b["marks"] == {} and list(b["idle"]) == [f"{DECL}:0"] for b in sent)
+        await ingest.consumer.listener.on_partitions_revoked({at_end})
+        assert (await ingest.idle_report())[f"{DECL}:0"] == 0.0, "taken again: idle only from now"
+
+    asyncio.run(scenario())
+
+
+def test_a_silent_input_partition_holds_the_watermark_back_until_its_reader_says_it_is_idle():
+    from streams.ingest import IDLE_REPORT_TRUSTED
+    from streams.service import Marks
+
+    marks = Marks()
+    marks.hear({"in:0": 100, "in:1": 200}, now=0.0)
+    assert marks.watermark(now=1.0, idle_seconds=5) == 100
+    assert marks.watermark(now=60.0, idle_seconds=5) == 100, "silence (a dead or rebalancing reader) is not idleness"
+    marks.hear({"in:1": 210}, now=60.0, idle={"in:0": 3.0, "in:1": 0.0})
+    assert marks.watermark(now=61.0, idle_seconds=5) == 100, "idle for 4 s only"
+    assert marks.watermark(now=62.5, idle_seconds=5) == 210, "idle for 5.5 s, as its reader said 2.5 s ago"
+    assert marks.watermark(now=60.0 + IDLE_REPORT_TRUSTED + 0.1, idle_seconds=5) == 100, "a report goes stale"
+    marks.hear({}, now=63.0, idle={"in:0": 10.0, "in:1": 7.0})
+    assert marks.watermark(now=63.0, idle_seconds=5) == 210, "all idle: everything has been delivered"
+    marks.hear({"in:0": 150}, now=64.0)
+    assert marks.watermark(now=64.0, idle_seconds=5) == 150, "records read there: no longer idle"
