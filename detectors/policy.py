@@ -47,6 +47,7 @@ class PolicyParams:
     """
 
     relearn_after: int = 6
+    min_history: int = 12
     strong_score: float = 6.0
     strong_ratio: float = 5.0
     large_excess: float = 250_000.0
@@ -59,6 +60,7 @@ class PolicyParams:
         if unknown or not self.detectors:
             raise InvalidParameterError("detectors", list(self.detectors), f"a non-empty list among {list(DETECTORS)}")
         check_range(self, "relearn_after", 2, 120)
+        check_range(self, "min_history", 0, 36)
         check_positive(self, "strong_score", "strong_ratio", "large_excess", "minor_excess")
 
 
@@ -159,8 +161,12 @@ class AlertPolicy:
         fired = np.zeros((n, len(DETECTORS)), dtype=bool)
         persisted = window.protected[:, -1] if window.values.shape[1] else np.zeros(n, bool)
         hub = lanes.is_hub if lanes is not None else np.ones(n, dtype=bool)
-        fired[:, _COL["seasonal_surge"]] = hub & (surge.immediate | (surge.candidate & persisted) | surge.sustained)
-        fired[:, _COL["ramp"]] = hub & ramp.fired
+        # warm-up: a baseline needs a year of known months before a rise against it means much
+        # (a replay's first year, a lane first seen late); new lanes are novelty's, which has no baseline
+        warm = (~np.isnan(window.values)).sum(axis=1) >= self.params.min_history
+        fired[:, _COL["seasonal_surge"]] = hub & warm & (surge.immediate | (surge.candidate & persisted)
+                                                         | surge.sustained)
+        fired[:, _COL["ramp"]] = hub & warm & ramp.fired
         fired[:, _COL["novelty"]] = hub & novelty.fired
         fired[:, _COL["new_consignees"]] = hub & consignees.fired
         candidate = surge.soft | ramp.building | novelty.candidate

@@ -172,3 +172,24 @@ def test_scikit_learn_loads_only_when_the_isolation_forest_is_fitted():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_warm_up_holds_back_seasonal_and_ramp_alerts_until_a_year_is_known():
+    """``[policy] min_history``: a rise against 9 known months alerts with no warm-up and not with
+    the default 12; against 12 known months it alerts either way; novelty is not held back."""
+    from detectors.policy import PolicyParams
+    from detectors.table import window_for
+
+    params = dict(surge=SurgeParams(min_excess=100, strong_excess=100), ramp=RampParams(min_excess=100))
+    short = window_for([[100.0, 120, 90] * 3], value=[50_000.0], count=[float("nan")])
+    year = window_for([[100.0, 120, 90, 110] * 3], value=[50_000.0], count=[float("nan")])
+    cold = AlertPolicy(**params, policy=PolicyParams(min_history=0))
+    warm = AlertPolicy(**params)
+    assert warm.params.min_history == 12
+    assert cold.decide(short).alert[0] and "seasonal_surge" in cold.decide(short).detectors(0)
+    assert not warm.decide(short).alert[0]
+    assert warm.decide(short).protect[0], "a held-back rise is still kept out of the baseline"
+    assert warm.decide(year).alert[0] and "seasonal_surge" in warm.decide(year).detectors(0)
+    new_lane = window_for([[0.0] * 12], value=[90_000.0], count=[4.0])
+    longer = AlertPolicy(**params, policy=PolicyParams(min_history=24))
+    assert longer.decide(new_lane).detectors(0) == ("novelty",)
