@@ -24,7 +24,7 @@ from detectors.alerts import period_of
 from detectors.errors import InvalidParameterError, RejectError
 
 __all__ = [
-    "InputLimits", "TimeDomain", "line_too_long", "nesting_depth", "screen_lines", "too_deep",
+    "InputLimits", "TimeDomain", "deeper_than", "line_too_long", "nesting_depth", "screen_lines", "too_deep",
 ]
 
 #: months since year 0 of 1990-01: the default earliest month
@@ -190,6 +190,16 @@ def nesting_depth(data: bytes, limit: int) -> int:
         elif byte in (93, 125):  # ] }
             depth -= 1
     return deepest
+
+
+def deeper_than(data: bytes, limit: int) -> bool:
+    """Whether one JSON text nests arrays and objects deeper than ``limit``: the exact scan runs
+    only when the text has more opening brackets than ``limit`` (no other text can be).
+
+    >>> deeper_than(b'{"a": [[1]]}', 2), deeper_than(b'{"a": "[[[[[["}', 2)
+    (True, False)
+    """
+    return data.count(b"[") + data.count(b"{") > limit and nesting_depth(data, limit) > limit
 
 
 def line_too_long(size: int, limit: int) -> RejectError:

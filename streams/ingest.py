@@ -50,7 +50,7 @@ from mode import Service
 from detectors.contract import parse_json_line
 from detectors.engine import route_reason
 from detectors.errors import RejectError
-from detectors.limits import nesting_depth
+from detectors.limits import deeper_than, line_too_long, too_deep
 from detectors.watch import WatchConfig
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
@@ -140,15 +140,13 @@ def route_batch(messages: Iterable[InputMessage], settings: Settings, config: Wa
             if value is None:
                 raise RejectError("invalid_json", "The message has no value (a tombstone); each must be one JSON object.")
             if len(value) > max_line:
-                raise RejectError("line_too_long", f"The message is {len(value):,} bytes, over the {max_line:,} a line "
-                                  "may have ([input] max_line_bytes); it was not read.")
-            if value.count(b"[") + value.count(b"{") > max_depth and nesting_depth(value, max_depth) > max_depth:
-                raise RejectError("too_deep", f"The message nests arrays and objects more than {max_depth} deep "
-                                  "([input] max_depth); it was not read.")
+                raise line_too_long(len(value), max_line)
+            if deeper_than(value, max_depth):
+                raise too_deep(max_depth)
             rec = parse_json_line(value)
-            month = rec.month
-            if not domain.first <= month <= domain.last:
-                raise domain.reject(month)
+            error = domain.check(rec.month)
+            if error is not None:
+                raise error
             record = rec.to_dict()
             if len(value) + 1024 > MAX_RECORD_BYTES and len(orjson.dumps(record)) > MAX_RECORD_BYTES:
                 raise RejectError("record_too_large", f"The record is over the {MAX_RECORD_BYTES:,} bytes the worker "

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from detectors.errors import RejectError
-from detectors.limits import InputLimits, TimeDomain, nesting_depth
+from detectors.limits import InputLimits, TimeDomain, deeper_than
 
 REJECT_REASONS = ("too_large", "too_deep", "invalid_json", "invalid_alert", "date_out_of_range", "invalid_number",
                   "unprocessable")
@@ -175,7 +175,7 @@ def parse_alert(value: bytes | None, domain: TimeDomain, *, max_depth: int = _DE
     data = value or b""
     if len(data) > MAX_ALERT_BYTES:
         raise RejectError("too_large", f"{len(data):,} bytes: an alert is at most {MAX_ALERT_BYTES:,} bytes")
-    if data.count(b"[") + data.count(b"{") > max_depth and nesting_depth(data, max_depth) > max_depth:
+    if deeper_than(data, max_depth):
         raise RejectError("too_deep", f"JSON nested deeper than {max_depth} levels")
     try:
         alert = orjson.loads(data)
