@@ -92,10 +92,23 @@ class Alert:
     as_of: str
     explanation: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    # the case this record updates (see detectors/cases.py and docs/alerts.md)
+    case_id: str = ""
+    case_status: str = ""  # open | escalated | closed
+    case_event: str = ""  # opened | escalated | updated | closed: a notifier sends opened and escalated
+    case_onset: str = ""  # the month the case opened
+    case_months: int = 0  # closed months since the onset, this one included (1 in the onset month)
+    case_level: float | None = None  # the pre-case level, frozen at the onset (a month, base currency)
+    case_ratio: float | None = None  # this month's value against it
+    case_peak_period: str = ""
+    case_peak_ratio: float | None = None
+    case_excess: float = 0.0  # cumulative excess over the pre-case level since the onset
+    case_detectors: tuple[str, ...] = ()  # every detector that fired during the case
+    case_note: str = ""  # why it closed, when it did
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for name in ("detectors", "top_exporters", "top_consignees", "corroborating_reporters"):
+        for name in ("detectors", "top_exporters", "top_consignees", "corroborating_reporters", "case_detectors"):
             out[name] = list(out[name])
         return out
 
@@ -209,4 +222,67 @@ def explain(
         sentences.append(f"The largest exporter, {first['name']}, shipped {share:.0%} of the month's value.")
     if early:
         sentences.append("This is an early alert: the month is still in progress.")
+    return " ".join(sentences)
+
+
+def case_text(
+    *,
+    key: SeriesKey,
+    period: str,
+    event: str,
+    note: str,
+    onset: str,
+    months: int,
+    observed_value: float,
+    level: float,
+    ratio: float | None,
+    excess: float,
+    peak_period: str,
+    peak_ratio: float | None,
+    detectors: tuple[str, ...],
+    fired: bool,
+    currency: str,
+) -> str:
+    """What a case update says about the case: its onset, how far it has gone, whether it goes on.
+
+    With ``fired`` (a detector alerted this month) it follows :func:`explain`;
+    otherwise it is the record's whole explanation.
+
+    Examples
+    --------
+    >>> k = SeriesKey("DE", "KG", "export", "TOTAL")
+    >>> print(case_text(key=k, period="2022-03", event="opened", note="", onset="2022-03", months=1,
+    ...     observed_value=2.4e7, level=4.5e6, ratio=5.33, excess=1.95e7, peak_period="2022-03",
+    ...     peak_ratio=5.33, detectors=("seasonal_surge",), fired=True, currency="EUR"))
+    A case opens on this lane: its pre-case level, EUR 4.50m a month, stays its baseline until the case closes.
+    >>> print(case_text(key=k, period="2022-12", event="updated", note="", onset="2022-03", months=10,
+    ...     observed_value=4.2e7, level=4.5e6, ratio=9.33, excess=2.9e8, peak_period="2022-10",
+    ...     peak_ratio=16.2, detectors=("seasonal_surge", "ramp"), fired=False, currency="EUR"))
+    Germany's exports to Kyrgyzstan of HS TOTAL were EUR 42.00m in 2022-12, 9.3 times the lane's pre-case level of EUR 4.50m a month. Case open since 2022-03 (month 10): EUR 290.00m above that level since the onset, peak 16.2 times in 2022-10; detected so far by seasonal_surge, ramp. No detector alerted this month: the case stays open while the lane stays materially above its pre-case level.
+    """
+    if event == "opened":
+        return (f"A case opens on this lane: its pre-case level, {money(level, currency)} a month, "
+                "stays its baseline until the case closes.")
+    sentences = []
+    if not fired:
+        goods = chpl().get(key.hs6)
+        label = f"HS {key.hs6}" + (f" ({goods.description[:48].rstrip(' ,;')}"
+                                   f"{'...' if len(goods.description) > 48 else ''}; CHPL tier {goods.tier})"
+                                   if goods is not None else "")
+        against = (f"{ratio:.1f} times the lane's pre-case level of {money(level, currency)} a month"
+                   if ratio is not None else f"against a pre-case level of {money(level, currency)} a month")
+        sentences.append(f"{country_name(key.reporter)}'s {key.flow}s to {country_name(key.partner)} of {label} "
+                         f"were {money(observed_value, currency)} in {period}, {against}.")
+    peak = f", peak {peak_ratio:.1f} times in {peak_period}" if peak_ratio is not None else f", peak in {peak_period}"
+    so_far = f"; detected so far by {', '.join(detectors)}" if detectors else ""
+    that = "that level" if not fired else f"its pre-case level of {money(level, currency)} a month"
+    sentences.append(f"Case open since {onset} (month {months}): {money(excess, currency)} above {that} "
+                     f"since the onset{peak}{so_far}.")
+    if event == "escalated":
+        sentences.append("The case escalates: its severity or its excess rose well past what was last notified.")
+    if event == "closed":
+        sentences.append(f"The case is {note}." if note else "The case is closed.")
+    elif not fired:
+        sentences.append("No detector alerted this month: the case stays open while the lane stays materially "
+                         "above its pre-case level.")
     return " ".join(sentences)

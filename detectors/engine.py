@@ -30,8 +30,9 @@ from typing import Protocol
 
 import numpy as np
 
-from detectors.alerts import Alert, alert_id, explain, period_of
+from detectors.alerts import Alert, alert_id, case_text, explain, period_of
 from detectors.base import DETECTORS, PARTY_MEMORY_MONTHS, Window, party_key
+from detectors.cases import Case, CaseEvent, CaseParams, open_case
 from detectors.contract import Declaration, Record
 from detectors.errors import RejectError, StateError
 from detectors.features import FEATURES
@@ -141,6 +142,8 @@ class Engine:
         self._fitted_on: np.ndarray | None = None  # the rows the isolation model was fitted on
         self._lanes_cache: Lanes | None = None
         self._parties: dict[int, dict[str, int]] = {}  # row -> consignee -> last month seen
+        self.cases: dict[int, Case] = {}  # row -> its open case
+        self.case_params: CaseParams = self.config.params.get("cases") or CaseParams()
         cfg = self.config
         self._role = {c: "hub" for c in cfg.hubs} | {c: "destination" for c in cfg.destinations}
 
@@ -297,6 +300,7 @@ class Engine:
             fitted_on=self._fitted_on,
             parties=table.parties[:n].copy(),
             known_parties=self._known_parties(),
+            cases={row: case.to_state() for row, case in sorted(self.cases.items())},
         )
 
     def _known_parties(self) -> dict[int, dict[str, int]]:
@@ -343,6 +347,7 @@ class Engine:
                 history_start=engine.config.history_start, parties=snapshot.parties,
             )
             engine._parties = {row: dict(known) for row, known in snapshot.known_parties.items()}
+            engine.cases = {row: Case.from_state(dict(state)) for row, state in snapshot.cases.items()}
             for key in engine.table.keys:
                 engine._remember(key)
             engine._open(snapshot.open_month)
@@ -464,34 +469,78 @@ class Engine:
     def close_month(self, month: int, value: np.ndarray, count: np.ndarray, max_item: np.ndarray,
                     party: np.ndarray | None = None) -> None:
         """Close ``month`` for every series with these month totals (arrays over
-        all rows; ``party``: new consignees, unknown when not given), emit its alerts
-        and advance the state. The batch path calls this directly with totals it
+        all rows; ``party``: new consignees, unknown when not given), emit its case
+        updates and advance the state. The batch path calls this directly with totals it
         aggregated itself; the caller remembers the month's consignees
-        (:meth:`see_parties`)."""
+        (:meth:`see_parties`).
+
+        Every lane that alerts (now, or early in the month) or has an open case gets
+        one update of its case (:mod:`detectors.cases`); a hot month of an open case is
+        kept out of the lane's baseline, and a lane with an open case is never relearned."""
         table = self.table
         window = table.window(slice(0, len(table)), value, count, max_item, party)
         verdict = self.policy.decide(window, self._lanes())
-        rows = np.flatnonzero(verdict.alert)
-        if rows.size:
+        alerted = verdict.alert
+        rows = sorted(set(np.flatnonzero(alerted).tolist()) | set(self._early) | set(self.cases))
+        protect, relearn, streak, release = verdict.protect, verdict.relearn, verdict.streak, verdict.release
+        accepted: list[int] = []
+        if rows:
             reporters = self._corroborating(verdict)
             as_of = _month_end(month).isoformat()
-            for i in rows.tolist():
+            protect, relearn, streak = protect.copy(), relearn.copy(), streak.copy()
+            release = None if release is None else release.copy()
+            floor = self.policy.surge.params.min_excess
+            params = self.case_params
+            for i in rows:
+                case = self.cases.get(i)
+                if case is None:
+                    case = self._open_case(i, month, verdict)
+                fired = bool(alerted[i])
+                event, note = case.advance(
+                    month, float(value[i]), alerted=fired, detectors=verdict.detectors(i) if fired else (),
+                    severity=int(verdict.severity[i]) if fired else 0, floor=floor, params=params, order=DETECTORS,
+                )
                 self._pending.append(
                     self._alert(i, i, month, verdict, window, early=False, as_of=as_of,
-                                corroborating=reporters.get(i, ()))
+                                corroborating=reporters.get(i, ()), case=case, event=event, note=note)
                 )
+                if case.quiet == 0:
+                    protect[i] = True  # a hot month of a case never enters the baseline
+                relearn[i] = False
+                streak[i] = 0
+                if release is not None:
+                    release[i] = False
+                if event == "closed":
+                    del self.cases[i]
+                    if note.startswith("closed: new level accepted"):
+                        accepted.append(i)
+                else:
+                    self.cases[i] = case
         self._learn_reference(verdict)
         if self.on_close is not None:
             s = verdict.surge
             self.on_close(MonthSnapshot(month, value, s.expected, s.band_low, s.band_high))
         table.commit(
-            month, value, count, verdict.protect, ramp=verdict.ramp_statistic, streak=verdict.streak,
-            release=verdict.release, relearn=verdict.relearn, relearn_months=self.policy.params.relearn_after,
+            month, value, count, protect, ramp=verdict.ramp_statistic, streak=streak,
+            release=release, relearn=relearn, relearn_months=self.policy.params.relearn_after,
             party=party,
         )
+        if accepted:
+            table.forget(np.array(accepted, dtype=np.int64), keep=min(self.case_params.accept_after, table.history))
         if month % 12 == 0:  # forget consignees too old to matter, once a year
             for row, known in self._parties.items():
                 self._parties[row] = _recent(known, month + 1)
+
+    def _open_case(self, row: int, month: int, verdict: Verdict) -> Case:
+        """A case opening on ``row`` in ``month``, its pre-case level frozen from this
+        month's verdict (an early alert of the month counts as notified already)."""
+        level, band = _pre_case(row, verdict)
+        case = open_case(self.table.keys[row].series_id, month, level=level, band=band, period=period_of(month))
+        early = self._early.get(row)
+        if early is not None:
+            case.notified_severity = SEVERITIES.index(early.severity)
+            case.notified_excess = max(early.observed_value - case.level, 0.0)
+        return case
 
     def _learn_reference(self, verdict: Verdict) -> None:
         """Collect the reference period's features and fit the isolation model once."""
@@ -548,8 +597,10 @@ class Engine:
         out: list[list[Alert]] = [[] for _ in checks]
         # No detector alerts on a month below its smallest money floor: skip those
         # rows (most of them, early in a month) without changing any outcome.
+        # A lane with an open case gets its update at the month's end, not early alerts.
         floor = self.policy.smallest_alert_value
-        keep = [c.value >= floor for c in checks]
+        cases = np.fromiter(self.cases, np.int64, len(self.cases))
+        keep = [(c.value >= floor) & ~np.isin(c.rows, cases) for c in checks]
         sizes = [int(k.sum()) for k in keep]
         if not sum(sizes):
             return out
@@ -563,8 +614,14 @@ class Engine:
         owners = np.searchsorted(np.cumsum(sizes), hits, side="right")
         for i, j in zip(hits.tolist(), owners.tolist()):
             check, row = checks[j], int(rows[i])
-            alert = self._alert(row, i, self.open_month, verdict, window, early=True,
-                                as_of=check.as_of.isoformat(), corroborating=(), cells=check.cells)
+            month = self.open_month
+            level, band = _pre_case(i, verdict)
+            case = open_case(self.table.keys[row].series_id, month, level=level, band=band, period=period_of(month))
+            case.advance(month, float(value[i]), alerted=True, detectors=verdict.detectors(i),
+                         severity=int(verdict.severity[i]), floor=self.policy.surge.params.min_excess,
+                         params=self.case_params, order=DETECTORS)
+            alert = self._alert(row, i, month, verdict, window, early=True, as_of=check.as_of.isoformat(),
+                                corroborating=(), cells=check.cells, case=case, event="opened", note="")
             self._early[row] = alert
             out[j].append(alert)
         return out
@@ -617,6 +674,9 @@ class Engine:
         early: bool,
         as_of: str,
         corroborating: tuple[str, ...],
+        case: Case,
+        event: CaseEvent,
+        note: str,
         cells: Mapping[int, Cell] | None = None,
     ) -> Alert:
         key = self.table.keys[row]
@@ -644,14 +704,24 @@ class Engine:
         new_parties = _int(c.new[i]) if counted and not math.isnan(window.party[i]) else None
         new_expected = _num(round(float(c.expected[i]), 4)) if new_parties is not None else None
         new_months = int(c.months[i]) if new_parties is not None else None
-        text = explain(
-            key=key, period=period, detectors=detectors, ramp_tests=ramp_tests, observed_value=observed,
-            baseline_value=baseline, observed_count=observed_count, baseline_count=baseline_count,
-            ratio=ratio, p_value=p_value, currency=currency, top_exporters=exporters,
-            corroborating=corroborating, early=early, as_of=as_of, destination_ratio=dest_ratio,
-            destinations=destinations, new_consignees=new_parties, new_consignees_expected=new_expected,
-            new_consignees_months=new_months,
+        case_ratio = case.ratio(observed)
+        if not detectors:  # a month of an open case in which no detector alerted: the case's own numbers
+            baseline, ratio, p_value, baseline_count = case.level, _num(case_ratio), None, None
+        text = case_text(
+            key=key, period=period, event=event, note=note, onset=period_of(case.onset), months=case.months,
+            observed_value=observed, level=case.level, ratio=_num(case_ratio), excess=case.excess,
+            peak_period=period_of(case.peak_month), peak_ratio=_num(case.ratio(case.peak_value)),
+            detectors=case.detectors, fired=bool(detectors), currency=currency,
         )
+        if detectors:
+            text = explain(
+                key=key, period=period, detectors=detectors, ramp_tests=ramp_tests, observed_value=observed,
+                baseline_value=baseline, observed_count=observed_count, baseline_count=baseline_count,
+                ratio=ratio, p_value=p_value, currency=currency, top_exporters=exporters,
+                corroborating=corroborating, early=early, as_of=as_of, destination_ratio=dest_ratio,
+                destinations=destinations, new_consignees=new_parties, new_consignees_expected=new_expected,
+                new_consignees_months=new_months,
+            ) + " " + text
         evidence = {
             "z": round(float(s.z[i]), 4),
             "z_robust": round(float(s.z_robust[i]), 4),
@@ -668,7 +738,7 @@ class Engine:
             "net_mass_kg": cell.mass if counted and cell.mass else None,
         }
         return Alert(
-            alert_id=alert_id(key, period, detectors[0]),
+            alert_id=alert_id(key, period, detectors[0] if detectors else "case"),
             series_id=key.series_id,
             reporter=key.reporter,
             partner=key.partner,
@@ -679,7 +749,7 @@ class Engine:
             period=period,
             detectors=detectors,
             score=float(verdict.score[i]),
-            severity=SEVERITIES[int(verdict.severity[i])],
+            severity=SEVERITIES[case.severity],
             observed_value=round(observed, 2),
             baseline_value=None if baseline is None else round(baseline, 2),
             observed_count=observed_count,
@@ -694,10 +764,37 @@ class Engine:
             as_of=as_of,
             explanation=text,
             evidence=evidence,
+            case_id=case.case_id,
+            case_status=case.status(event),
+            case_event=event,
+            case_onset=period_of(case.onset),
+            case_months=case.months,
+            case_level=round(case.level, 2),
+            case_ratio=None if _num(case_ratio) is None else round(case_ratio, 4),
+            case_peak_period=period_of(case.peak_month),
+            case_peak_ratio=None if _num(case.ratio(case.peak_value)) is None else round(case.ratio(case.peak_value), 4),
+            case_excess=round(case.excess, 2),
+            case_detectors=case.detectors,
+            case_note=note,
         )
 
 
 _NO_PARTIES: dict[str, int] = {}
+
+
+def _pre_case(i: int, verdict: Verdict) -> tuple[float, float]:
+    """The pre-case level and the upper edge of a normal month of lane ``i`` of a
+    verdict: the surge test's level (a month of the lane's usual year, before the
+    seasonal factor) and its band brought to that level; for a lane the surge test
+    cannot judge, the near-empty baseline of the novelty test."""
+    s = verdict.surge
+    if s.eligible[i]:
+        level = float(s.level[i])
+        expected, high = float(s.expected[i]), float(s.band_high[i])
+        band = high * level / expected if expected > 0 and math.isfinite(high) else level
+        return level, band
+    level = float(verdict.novelty.baseline[i])
+    return level, level
 
 
 def _recent(known: dict[str, int], month: int) -> dict[str, int]:

@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 import orjson
 
+from detectors.cases import Case
 from detectors.errors import InvalidParameterError, StateError
 from detectors.table import SeriesKey
 
-SNAPSHOT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 had no consignees: read with none known
+SNAPSHOT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # version 1 had no consignees, 1 and 2 no cases: read with none
 MAGIC = b"TWs\x01"
 _DTYPES = ("<f8", "<i8", "|b1")
 _KINDS = ("<f8", "<f8", "|b1", "<f8", "<i8", "|b1", "<f8")  # values, counts, protected, ramp, streak, counted, parties
@@ -53,8 +54,9 @@ class EngineSnapshot:
     ``reference_months`` months, and ``fitted_on`` the rows it was fitted on
     (``None``: not fitted). ``parties`` is each row's history of new consignees
     (``NaN``: unknown) and ``known_parties`` the consignees each row has seen
-    (row -> consignee -> last month, those still within the memory). Equality is
-    bit for bit.
+    (row -> consignee -> last month, those still within the memory); ``cases`` the
+    open case of each row that has one (row -> :meth:`Case.to_state()
+    <detectors.cases.Case.to_state>`). Equality is bit for bit.
 
     Examples
     --------
@@ -80,6 +82,7 @@ class EngineSnapshot:
     fitted_on: np.ndarray | None = None
     parties: np.ndarray | None = None
     known_parties: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
+    cases: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.keys)
@@ -116,6 +119,13 @@ class EngineSnapshot:
         if any(not 0 <= r < n for r in known):
             raise StateError("snapshot consignees name a row it does not hold")
         object.__setattr__(self, "known_parties", {r: names for r, names in sorted(known.items()) if names})
+        try:
+            cases = {int(r): Case.from_state(dict(state)).to_state() for r, state in self.cases.items()}
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise StateError(f"snapshot cases must map rows to case states: {exc}") from exc
+        if any(not 0 <= r < n for r in cases):
+            raise StateError("snapshot cases name a row it does not hold")
+        object.__setattr__(self, "cases", dict(sorted(cases.items())))
         object.__setattr__(self, "group_starts", {str(k): int(v) for k, v in self.group_starts.items()})
         object.__setattr__(self, "outcomes", {str(k): int(v) for k, v in self.outcomes.items()})
 
@@ -156,8 +166,10 @@ class EngineSnapshot:
         for a in range(0, n, rows_per_part):
             b = min(n, a + rows_per_part)
             known = [[r - a, self.known_parties[r]] for r in range(a, b) if r in self.known_parties]
+            cases = [[r - a, self.cases[r]] for r in range(a, b) if r in self.cases]
             body.append(_pack(
-                {"kind": "rows", "first": a, "keys": [list(k) for k in self.keys[a:b]], "consignees": known},
+                {"kind": "rows", "first": a, "keys": [list(k) for k in self.keys[a:b]], "consignees": known,
+                 "cases": cases},
                 [self.values[a:b], self.counts[a:b], self.protected[a:b], self.ramp[a:b], self.streak[a:b],
                  self.counted[a:b], self.parties[a:b]],
             ))
@@ -207,6 +219,7 @@ class EngineSnapshot:
             keys: list[SeriesKey] = []
             rows: list[list[np.ndarray]] = [[] for _ in range(7)]
             known_parties: dict[int, dict[str, int]] = {}
+            cases: dict[int, dict[str, Any]] = {}
             features: dict[str, list[np.ndarray]] = {"reference": [], "fitted": []}
             taken = {"rows": 0, "reference": 0, "fitted": 0}
             for i, (part, digest) in enumerate(zip(parts[1:], digests), start=1):
@@ -225,6 +238,8 @@ class EngineSnapshot:
                         out.append(a)
                     for r, names in header.get("consignees", ()):
                         known_parties[first + int(r)] = names
+                    for r, state in header.get("cases", ()):
+                        cases[first + int(r)] = state
                     taken[kind] = len(keys)
                 else:
                     (a,) = arrays
@@ -264,6 +279,7 @@ class EngineSnapshot:
                 fitted_on=fitted_on,
                 parties=parties,
                 known_parties=known_parties,
+                cases=cases,
             )
         except StateError:
             raise

@@ -278,6 +278,18 @@ class StateTable:
             self.streak[:n] = streak
         self.month = month
 
+    def forget(self, rows: np.ndarray, *, keep: int) -> None:
+        """Restart the history of ``rows`` from their last ``keep`` months, unprotected:
+        a new level accepted as the lane's normal (an explicit rule of the cases)."""
+        keep = max(1, min(int(keep), self.history))
+        self.protected[rows, -keep:] = False
+        if keep < self.history:
+            self.values[rows, :-keep] = np.nan
+            self.counts[rows, :-keep] = np.nan
+            self.parties[rows, :-keep] = np.nan
+        self.ramp[rows] = 0.0
+        self.streak[rows] = 0
+
     def state(self, key: SeriesKey) -> SeriesState:
         r = self.index[key]
         return SeriesState(

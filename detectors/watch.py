@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from importlib import resources
 from typing import Any
 
+from detectors.cases import CaseParams
 from detectors.consignees import ConsigneeParams
 from detectors.corroboration import CorroborationParams
 from detectors.diversion import DiversionParams
@@ -34,6 +35,7 @@ _PARAMS = {
     "corroboration": CorroborationParams,
     "isolation": IsolationParams,
     "policy": PolicyParams,
+    "cases": CaseParams,
 }
 
 
@@ -146,7 +148,7 @@ class WatchConfig:
 
     def policy(self) -> AlertPolicy:
         """The alert policy with this configuration's detector parameters."""
-        return AlertPolicy(**self.params)
+        return AlertPolicy(**{k: v for k, v in self.params.items() if k != "cases"})
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary, for reports."""

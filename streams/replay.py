@@ -391,12 +391,14 @@ def replay(
 
 
 def _latest(alerts: list[Alert]) -> list[Alert]:
-    """One alert per id, the latest version (a month-end alert replaces its early one)."""
-    by_id: dict[str, Alert] = {}
+    """One record per lane and month, the latest (a case's month-end update replaces
+    the early alert of the same month): for every month a case is open, its update."""
+    by_month: dict[tuple[str, str], Alert] = {}
     for alert in alerts:
-        by_id.pop(alert.alert_id, None)
-        by_id[alert.alert_id] = alert
-    return sorted(by_id.values(), key=lambda a: (a.period, a.series_id))
+        key = (alert.series_id, alert.period)
+        by_month.pop(key, None)
+        by_month[key] = alert
+    return sorted(by_month.values(), key=lambda a: (a.period, a.series_id))
 
 
 def write_alerts(path: str | os.PathLike[str], alerts: Sequence[Alert]) -> None:
