@@ -127,7 +127,7 @@ class Case:
     first: int
     last: int
     months: tuple[int, ...]      # distinct alerted months
-    notifications: int           # alert records
+    notifications: int           # records notified: a case's opened and escalated updates (all, without cases)
     case_id: str | None = None
 
     def covered(self) -> set[int]:
@@ -139,6 +139,7 @@ class Case:
 def group_cases(alerts: Iterable[Mapping[str, Any]], *, gap: int = MAX_GAP) -> list[Case]:
     """Group alert records into cases (see the module's rules)."""
     by_id: dict[tuple[Key, str], list[int]] = defaultdict(list)
+    sent: Counter[tuple[Key, str]] = Counter()
     by_lane: dict[Key, list[int]] = defaultdict(list)
     for a in alerts:
         key, m, cid = lane_of(a), month_index(str(a["period"])), a.get("case_id")
@@ -146,7 +147,10 @@ def group_cases(alerts: Iterable[Mapping[str, Any]], *, gap: int = MAX_GAP) -> l
             by_lane[key].append(m)
         else:
             by_id[(key, str(cid))].append(m)
-    cases = [Case(k, min(ms), max(ms), tuple(sorted(set(ms))), len(ms), cid) for (k, cid), ms in by_id.items()]
+            # a case's updates are notified when it opens or escalates (every record, before events)
+            sent[(key, str(cid))] += a.get("case_event", "opened") in ("opened", "escalated")
+    cases = [Case(k, min(ms), max(ms), tuple(sorted(set(ms))), sent[(k, cid)], cid)
+             for (k, cid), ms in by_id.items()]
     for key, ms in by_lane.items():
         ms.sort()
         run = [ms[0]]

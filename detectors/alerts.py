@@ -1,10 +1,9 @@
 """The alert record and its plain-words explanation.
 
-``alert_id`` is derived from the series, the period and the primary detector
-(the first that fired, in the order of :data:`detectors.base.DETECTORS`), so a
-re-run over the same data gives the same ids and a consumer can upsert: an
-early alert and the month-end alert of the same lane and month share the id
-when the same detector leads both.
+Every record is one month of one lane's case (:mod:`detectors.cases`).
+``alert_id`` is derived from the lane and the period, so a re-run over the
+same data gives the same ids, and the early alert of a month and the month-end
+update of the same lane and month share the id: a consumer can upsert.
 """
 
 from __future__ import annotations
@@ -17,18 +16,18 @@ from detectors.reference import chpl, country_name
 from detectors.table import SeriesKey
 
 
-def alert_id(key: SeriesKey, period: str, detector: str) -> str:
-    """Deterministic id of an alert.
+def alert_id(key: SeriesKey, period: str) -> str:
+    """Deterministic id of the record of a lane and month.
 
     Examples
     --------
-    >>> alert_id(SeriesKey("DE", "AM", "export", "854231"), "2022-03", "seasonal_surge")
+    >>> alert_id(SeriesKey("DE", "AM", "export", "854231"), "2022-03")
     'tw-...'
-    >>> alert_id(SeriesKey("DE", "AM", "export", "854231"), "2022-03", "ramp") != alert_id(
-    ...     SeriesKey("DE", "AM", "export", "854231"), "2022-03", "seasonal_surge")
+    >>> alert_id(SeriesKey("DE", "AM", "export", "854231"), "2022-03") != alert_id(
+    ...     SeriesKey("DE", "AM", "export", "854231"), "2022-04")
     True
     """
-    text = "|".join((*key, period, detector))
+    text = "|".join((*key, period))
     return "tw-" + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 

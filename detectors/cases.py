@@ -182,6 +182,8 @@ class Case:
             return "closed", f"closed: back within its normal band for {months}"
         if params.accept_after and self.months >= params.accept_after and hot:
             return "closed", f"closed: new level accepted after {self.months} months"
+        if first and self.severity <= self.notified_severity:
+            return "opened", ""  # the month-end version of an early alert that opened the case
         if first and self.notified_severity < 0:
             self.notified_severity, self.notified_excess = self.severity, over
             return "opened", ""

@@ -738,7 +738,7 @@ class Engine:
             "net_mass_kg": cell.mass if counted and cell.mass else None,
         }
         return Alert(
-            alert_id=alert_id(key, period, detectors[0] if detectors else "case"),
+            alert_id=alert_id(key, period),
             series_id=key.series_id,
             reporter=key.reporter,
             partner=key.partner,

@@ -14,7 +14,7 @@ ingest (:mod:`streams.ingest`)
 ``detect`` (a Faust agent)
     reads the goods topic in batches and feeds each goods group's
     :class:`~streams.state.GroupState` (its engine, reorder buffer and
-    de-duplication), publishes alerts keyed by ``alert_id`` (early alerts when the
+    de-duplication), publishes case updates keyed by ``case_id`` (early alerts when the
     evidence is there, the month-end verdict when the month closes) and writes
     the state to a changelog-backed table. A record (or bundle, or alert) whose
     handling raises goes to the dead-letter topic with the error in its headers
@@ -532,7 +532,7 @@ async def _publish_and_persist(w: Worker, states: list[GroupState], alerts: faus
                 dead.append((alert.alert_id.encode()[:1024], repr(alert).encode()[:DEAD_VALUE_BYTES],
                              poison_headers("publish", exc) + [("goods_group", state.group.encode())], "publish"))
                 continue
-            futures.append(await alerts.send(key=alert.alert_id.encode(), value=value))
+            futures.append(await alerts.send(key=(alert.case_id or alert.alert_id).encode(), value=value))
             w.ledger.add(version)
             w.recent.append(data)
             _count_alert(w.metrics, alert)

@@ -133,9 +133,36 @@ def ordered(items: Sequence[Item]) -> list[Item]:
     return sorted(items, key=key)
 
 
+def case(alert: Mapping[str, Any]) -> str | None:
+    """What the record is to its case, for a case that has gone on (``None`` when it just opened).
+
+    Examples
+    --------
+    >>> case({"case_event": "escalated", "case_onset": "2022-03", "case_months": 5, "case_ratio": 9.12,
+    ...       "case_excess": 1.9e8, "currency": "EUR"})
+    'case escalated: open since 2022-03 (month 5), 9.1× its pre-case level, EUR 190.00m above it since the onset'
+    >>> case({"case_event": "opened", "case_onset": "2022-03", "case_months": 1}) is None
+    True
+    """
+    event = alert.get("case_event")
+    if not event or event == "opened":
+        return None
+    out = f"case {event}: open since {text(alert.get('case_onset'))} (month {text(alert.get('case_months'))})"
+    value = _num(alert.get("case_ratio"))
+    if value is not None:
+        out += f", {value:,.1f}× its pre-case level"
+    excess = _num(alert.get("case_excess"))
+    if excess is not None:
+        out += f", {money(excess, str(alert.get('currency') or ''))} above it since the onset"
+    return out
+
+
 def headline(alert: Mapping[str, Any]) -> str:
-    """One line per alert: ``HIGH DE→AM HS 854232 2022-04: EUR 112.8k against ... (653.3×)``."""
-    return f"{severity(alert).upper()} {lane_codes(alert)} HS {text(alert.get('hs6'))} {text(alert.get('period'))}: {amounts(alert)}"
+    """One line per alert: ``HIGH DE→AM HS 854232 2022-04: EUR 112.8k against ... (653.3×)``, then
+    what it is to its case when the case has gone on."""
+    out = f"{severity(alert).upper()} {lane_codes(alert)} HS {text(alert.get('hs6'))} {text(alert.get('period'))}: {amounts(alert)}"
+    more = case(alert)
+    return out if more is None else f"{out} · {more}"
 
 
 def summary(n: Notification) -> str:

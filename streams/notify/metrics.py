@@ -64,6 +64,11 @@ class NotifyMetrics:
             "transitwatch_notify_invalid_alerts",
             "Alert messages skipped as not alerts (sent to the dead-letter topic), by reason", ["reason"], registry=r,
         )
+        self.case_updates = Counter(
+            "transitwatch_notify_case_updates",
+            "Case updates read and not notified (a case notifies when it opens or escalates), by event", ["event"],
+            registry=r,
+        )
         self.pending_groups = Gauge("transitwatch_notify_pending_groups",
                                     "Groups holding alerts that wait to be sent", registry=r)
         for kind in RECEIVER_TYPES:
@@ -73,5 +78,7 @@ class NotifyMetrics:
             self.undelivered.labels(receiver_type=kind)
             self.unknown_outcomes.labels(receiver_type=kind)
             self.latency.labels(receiver_type=kind)
+        for event in ("updated", "closed"):
+            self.case_updates.labels(event=event)
         for reason in REJECT_REASONS:
             self.invalid.labels(reason=reason)

@@ -32,6 +32,9 @@ from streams.notify.metrics import NotifyMetrics
 from streams.notify.silences import Silences
 from streams.notify.sinks import DeliveryError, Item, Notification, Source, message_id
 
+#: Case updates a notifier reads and does not send: a case notifies when it opens or escalates.
+QUIET_CASE_EVENTS = ("updated", "closed")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
@@ -141,6 +144,12 @@ class Router:
             receiver: str | None = None) -> None:
         """Take one alert record; ``receiver`` bypasses routing (redelivery to that receiver)."""
         now = self.clock()
+        event = alert.get("case_event")
+        if receiver is None and event in QUIET_CASE_EVENTS:
+            # a case notifies when it opens or escalates; its monthly updates stay on the topic
+            self.metrics.case_updates.labels(event=event).inc()
+            self._finish(source, 0)
+            return
         labels = alert_labels(alert)
         if self._mute(alert, labels, now):
             self._finish(source, 0)

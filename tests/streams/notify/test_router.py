@@ -371,3 +371,16 @@ def test_pending_groups_gauge():
     h.clock.advance(30)
     h.due()
     assert h.sample("transitwatch_notify_pending_groups") == 0
+
+
+def test_a_case_notifies_when_it_opens_and_escalates_not_every_month():
+    h = Harness()
+    events = [("2022-03", "opened"), ("2022-04", "updated"), ("2022-05", "escalated"), ("2022-06", "updated"),
+              ("2022-09", "closed")]
+    sources = [h.add(make_alert(alert_id=f"tw-{p}", period=p, case_id="twc-1", case_event=e)) for p, e in events]
+    h.clock.advance(31)
+    sent = [i.alert_id for n in h.due() for i in n.items]
+    assert sorted(sent) == ["tw-2022-03", "tw-2022-05"]
+    assert h.sample("transitwatch_notify_case_updates_total", {"event": "updated"}) == 2
+    assert h.sample("transitwatch_notify_case_updates_total", {"event": "closed"}) == 1
+    assert set(h.done) == set(sources), "an update that is not sent is done at once: its offset may be committed"
