@@ -20,7 +20,8 @@ TODAY = dt.date(2024, 6, 12)
     ("auto", False, dt.date(2024, 5, 31), TODAY, True, "reach its last day, 2024-05-31"),
     ("auto", False, dt.date(2024, 2, 29), None, True, "reach its last day, 2024-02-29"),
     ("auto", False, dt.date(2024, 5, 17), TODAY, True, "older than the present month, 2024-06"),
-    ("auto", False, dt.date(2024, 6, 11), TODAY, False, "it is the present month and its declarations end on 2024-06-11"),
+    ("auto", False, dt.date(2024, 6, 11), TODAY, False,
+     "it is the present month and its declarations end on 2024-06-11"),
     ("auto", False, dt.date(2024, 7, 2), TODAY, False, "after the present month, 2024-06,"),
     ("auto", False, dt.date(2020, 5, 17), None, False, "before its last day"),
 ])

@@ -188,7 +188,8 @@ def test_belarus_rising_while_russia_collapses_is_diversion_when_belarus_alerts(
     assert div and {a.partner for a in div} == {"BY"}
 
 
-@pytest.mark.parametrize("watch", ['hubs = ["*"]\nlanes = ["AM>RU"]', 'hubs = ["transit", "BY"]\nlanes = ["transit>*"]'])
+@pytest.mark.parametrize("watch", ['hubs = ["*"]\nlanes = ["AM>RU"]',
+                                   'hubs = ["transit", "BY"]\nlanes = ["transit>*"]'])
 def test_batch_equals_incremental_with_any_lane_watched(watch):
     cfg = _cfg(watch)
     records = [*_surge("AM", "RU"), *_surge("DE", "FR", seed=4), *_surge("DE", "BY", seed=6),

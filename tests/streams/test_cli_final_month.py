@@ -19,7 +19,8 @@ def _write(path, rows):
 
 def _statistics(last_year=2022):
     return [{"period": f"{y}-{m:02d}", "reporter": "DE", "partner": "KG", "hs_code": "854231",
-             "value": 50_000 + 1_000 * (m % 3), "currency": "USD"} for y in range(2020, last_year + 1) for m in range(1, 13)]
+             "value": 50_000 + 1_000 * (m % 3), "currency": "USD"}
+            for y in range(2020, last_year + 1) for m in range(1, 13)]
 
 
 def _declarations(first_of_last_month: dt.date):
