@@ -454,9 +454,10 @@ CN8 = "eurostat_comext_cn8_chpl_exports_eu_members_to_ru_and_neighbours_2020_202
 CARS = ("870323", "870324")
 AM_CONFIG = ('[watch]\nreporters = ["AM"]\nhubs = ["RU"]\ndestinations = []\n'
              f'hs6 = {list(CARS)!r}\nhistory_start = "2017-01"\n').replace("'", '"')
-TOTAL_HS6 = "999999"       # placeholder for Eurostat's product TOTAL, watched through [watch] hs6
+TOTAL_HS6 = "999999"       # placeholder for Eurostat's product TOTAL, watched through [watch] hs6 (and hs6_unlisted)
 EUR_CURRENCY = '[currency]\nbase = "EUR"\n[currency.rates]\nEUR = 1.0\nUSD = 1.081\n'
-TOTALS_CONFIG = f'[watch]\nhs6 = ["{TOTAL_HS6}"]\nhistory_start = "2019-01"\n' + EUR_CURRENCY
+TOTALS_CONFIG = (f'[watch]\nhs6 = ["{TOTAL_HS6}"]\nhs6_unlisted = ["{TOTAL_HS6}"]\nhistory_start = "2019-01"\n'
+                 + EUR_CURRENCY)  # 999999 is no HS6 subheading: an aggregate, accepted explicitly
 CN8_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "eurostat.toml"
 EUROSTAT_CODES = {"EL": "GR", "UK": "GB"}
 REFERENCE_YEAR = "2021"    # the pre-case level of the real checks: the mean month of 2021

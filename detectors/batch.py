@@ -63,13 +63,9 @@ def monthly_cells(frame: pd.DataFrame, config: WatchConfig) -> pd.DataFrame:
     dup[decl] = df.loc[decl, "declaration_id"].duplicated(keep="first")
     df = df[~dup.to_numpy()]
     df = df.assign(hs6=df["hs_code"].str[:6])
-    keep = (
-        df["partner"].isin(config.hubs | config.destinations)
-        & df["hs6"].isin(config.hs6)
-        & df["flow"].isin(config.flows)
-    )
-    if config.reporters:
-        keep &= df["reporter"].isin(config.reporters)
+    lanes = pd.MultiIndex.from_frame(df[["reporter", "partner"]])
+    watched = [lane for lane in lanes.unique() if config.role(*lane) is not None]
+    keep = lanes.isin(watched) & df["hs6"].isin(config.hs6).to_numpy() & df["flow"].isin(config.flows).to_numpy()
     df = df[keep]
     rates = df["currency"].map(config.rates)
     df = df[rates.notna()].assign(value=df["value"] / rates[rates.notna()])

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from detectors.alerts import Alert
+from detectors.alerts import Alert, period_of
 from detectors.base import PARTY_MEMORY_MONTHS, party_key
 from detectors.engine import Cell, EarlyCheck, Engine, MonthSnapshot
 from detectors.errors import RejectError
@@ -43,7 +43,9 @@ from detectors.contract import FLOWS
 from detectors.table import SeriesKey
 from detectors.watch import WatchConfig
 
-__all__ = ["ColumnarReplay", "Outcome"]
+__all__ = ["ColumnarReplay", "Outcome", "decide_final_month"]
+
+FinalMonth = Literal["auto", "closed", "open"]
 
 _USED, _NO_FX, _REASON = 0, 1, 2  # route ids; not-watched reason k is _REASON + k
 _HS6_SPAN = 1 << 24  # room for the hs6 codes of a lane code
@@ -59,6 +61,44 @@ class Outcome:
     records: int = 0
     rejects: list[tuple[int, int, dict[str, Any], RejectError]] = field(default_factory=list)
     last_month_closed: bool = True
+    final_month: str = ""  # what was decided about the input's last month, and why, in words
+
+
+def decide_final_month(
+    mode: FinalMonth, *, statistic: bool, last_day: dt.date, today: dt.date | None = None
+) -> tuple[bool, str]:
+    """Whether the input's last month is closed at the end of a replay, and why, in words.
+
+    The last month is the month of the input's last record in event order (``statistic``:
+    it is a monthly statistic; ``last_day``: its event day, a statistic's being its month's
+    last day). ``closed`` and ``open`` decide as asked. ``auto`` closes the month when it
+    is complete (monthly statistics cover whole months; declarations dated on its last
+    day reach its end) or when it is older than the present (``today``'s month: the clock
+    is the caller's); otherwise it stays in progress, as the service would see it.
+
+    Examples
+    --------
+    >>> decide_final_month("auto", statistic=False, last_day=dt.date(2024, 5, 17), today=dt.date(2024, 6, 3))
+    (True, 'closed (auto: it is older than the present month, 2024-06)')
+    >>> decide_final_month("auto", statistic=False, last_day=dt.date(2024, 6, 2), today=dt.date(2024, 6, 3))
+    (False, 'in progress (auto: it is the present month and its declarations end on 2024-06-02)')
+    """
+    if mode == "closed":
+        return True, "closed (as asked: --final-month closed)"
+    if mode == "open":
+        return False, "in progress (as asked: --final-month open)"
+    if statistic:
+        return True, "closed (auto: its last records are monthly statistics, which cover whole months)"
+    if (last_day + dt.timedelta(days=1)).day == 1:
+        return True, f"closed (auto: its declarations reach its last day, {last_day.isoformat()})"
+    month = last_day.year * 12 + last_day.month - 1
+    if today is None:
+        return False, f"in progress (auto: its declarations end on {last_day.isoformat()}, before its last day)"
+    present = today.year * 12 + today.month - 1
+    if month < present:
+        return True, f"closed (auto: it is older than the present month, {period_of(present)})"
+    when = "the present month" if month == present else f"after the present month, {period_of(present)},"
+    return False, f"in progress (auto: it is {when} and its declarations end on {last_day.isoformat()})"
 
 
 class ColumnarReplay:
@@ -164,13 +204,13 @@ class ColumnarReplay:
 
     # -- the run -------------------------------------------------------------------------------
 
-    def run(self, *, final_month: Literal["auto", "closed", "open"] = "open") -> Outcome:
+    def run(self, *, final_month: FinalMonth = "open", today: dt.date | None = None) -> Outcome:
         """Run everything fed so far, as ``Engine.add`` per record then ``Engine.finish``.
 
         ``final_month`` as in :func:`streams.replay.replay`: ``open`` leaves the last
         month in progress (``finish(close_last=False)``), ``closed`` closes it, ``auto``
-        closes it when the last record (event order) is a statistic or dated on its
-        month's last day.
+        decides from the data and ``today`` (:func:`decide_final_month`); ``Outcome.final_month``
+        says what was decided and why.
         """
         engine = self.engine
         out = Outcome(engine=engine)
@@ -206,9 +246,9 @@ class ColumnarReplay:
         used = order[route == _USED]
         if len(used) == 0:
             return out
-        close = final_month == "closed" or (
-            final_month == "auto"
-            and (not cols["declaration"][last] or dt.date.fromordinal(int(cols["day"][last]) + 1).day == 1)
+        close, out.final_month = decide_final_month(
+            final_month, statistic=not cols["declaration"][last],
+            last_day=dt.date.fromordinal(int(cols["day"][last])), today=today,
         )
         out.last_month_closed = close
         _Run(self, engine, {k: v[used] for k, v in cols.items()}, close).go()

@@ -1,6 +1,12 @@
 """Diversion: a reporter's exports of an HS6 to Russia or Belarus collapse
 while its exports of the same HS6 to hubs rise.
 
+"Hub" lanes here are the lanes that alert on their own rises (``is_hub``: a
+partner in ``[watch] hubs``, or a lane named in ``[watch] lanes``) and
+destination lanes those into ``[watch] destinations``; a lane may be both (a
+destination named as a hub, Armenia's exports to Russia named as a lane), and
+cannot collapse and rise in the same month, so it never diverts from itself.
+
 This is signal 3 of the field notes (substitution). It is evaluated across the
 series of one month: for every (reporter, flow, hs6), destination lanes (RU,
 BY) that were material and fell to ``collapse_ratio`` of their level over the
@@ -56,7 +62,8 @@ class DiversionDetector:
     """Cross-series substitution test for one month.
 
     Parameters of :meth:`score_many` are per-series arrays: ``group`` (an int
-    id of (reporter, flow, hs6)), ``is_hub``, ``is_destination``, ``level``
+    id of (reporter, flow, hs6)), ``is_hub`` (the lane alerts on its rises),
+    ``is_destination`` (its partner is a destination; both may hold), ``level``
     (the baseline level, NaN where none), ``recent`` (sum of the last
     ``months`` months including this one), ``z_robust`` and optionally
     ``steady`` (the lane traded in at least 10 of the last 12 months).

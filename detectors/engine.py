@@ -144,8 +144,7 @@ class Engine:
         self._parties: dict[int, dict[str, int]] = {}  # row -> consignee -> last month seen
         self.cases: dict[int, Case] = {}  # row -> its open case
         self.case_params: CaseParams = self.config.params.get("cases") or CaseParams()
-        cfg = self.config
-        self._role = {c: "hub" for c in cfg.hubs} | {c: "destination" for c in cfg.destinations}
+        self._role = self.config.role  # (reporter, partner) -> (alerts, destination) or None
 
     # -- records -------------------------------------------------------------------------------
 
@@ -393,9 +392,9 @@ class Engine:
         src, hub, is_hub, is_dest, prio = self._lane_lists
         src.append(sources.setdefault((key.reporter, key.flow, key.hs6), len(sources)))
         hub.append(hubs.setdefault((key.partner, key.flow, key.hs6), len(hubs)))
-        role = self._role.get(key.partner)
-        is_hub.append(role == "hub")
-        is_dest.append(role == "destination")
+        alerts, destination = self._role(key.reporter, key.partner) or (False, False)
+        is_hub.append(alerts)  # "hub" in Lanes: the lane alerts on its own rises
+        is_dest.append(destination)
         tier = chpl().get(key.hs6)
         prio.append(tier is not None and tier.tier in ("1", "2"))
 
@@ -838,14 +837,16 @@ def route_reason(config: WatchConfig, reporter: str, partner: str, flow: str, hs
     True
     >>> route_reason(cfg, "DE", "FR", "export", "854231", "USD")
     'not watched: partner'
+    >>> route_reason(cfg, "DE", "KG", "export", "999999", "USD")
+    'not watched: hs6'
     """
-    if partner not in config.hubs and partner not in config.destinations:
+    if not config.watches_partner(partner):
         return "not watched: partner"
     if hs6 not in config.hs6:
         return "not watched: hs6"
     if flow not in config.flows:
         return "not watched: flow"
-    if config.reporters and reporter not in config.reporters:
+    if config.role(reporter, partner) is None:
         return "not watched: reporter"
     if currency not in config.rates:
         raise RejectError(

@@ -1,5 +1,6 @@
-"""Reference data shipped with the package: the Common High Priority List and
-the transit countries, each with its source and the date it is valid from.
+"""Reference data shipped with the package: the Common High Priority List, the
+transit countries and the HS6 nomenclature, each with its source (and, for the
+lists that change with sanctions packages, the date it is valid from).
 
 Lists change with sanctions packages, so they are versioned data files in
 ``detectors/data/``, never constants in code.
@@ -85,6 +86,25 @@ def transit_countries() -> dict[str, Country]:
         )
         for r in _rows("transit_countries.csv")
     }
+
+
+@cache
+def hs6_codes() -> dict[str, tuple[str, ...]]:
+    """The HS6 subheadings of HS 2017 and HS 2022, each with the editions it is in.
+
+    From UN Comtrade's HS lists as published by the datasets/harmonized-system data
+    package (ODC Public Domain Dedication and Licence 1.0); Comtrade's chapter 99
+    aggregate (``999999``, commodities not specified according to kind) is left out.
+    ``detectors/data/SOURCES.md`` says how the file was made. A code of HS 2012 or
+    earlier that HS 2017 deleted is not in it.
+
+    Examples
+    --------
+    >>> codes = hs6_codes()
+    >>> codes["854231"], codes["851712"], codes["851713"], "999999" in codes
+    (('2017', '2022'), ('2017',), ('2022',), False)
+    """
+    return {r["hs6"]: tuple(r["editions"].split()) for r in _rows("hs6_codes.csv")}
 
 
 @cache

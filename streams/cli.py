@@ -38,9 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument(
         "--final-month",
         choices=("auto", "closed", "open"),
-        default="open",
-        help="the input's last month: open (default) is in progress, as the service sees the present; "
-        "pass closed when the files hold complete months; auto closes it if its last day is in the input",
+        default="auto",
+        help="the input's last month: auto (default) closes it when it is complete (monthly statistics, or "
+        "declarations up to its last day) or older than the present month, and says so in the summary; "
+        "closed closes it; open leaves it in progress, as the service sees the present",
     )
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     pp = sub.add_parser("produce", help="publish input files to the service's Kafka topics")

@@ -31,13 +31,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import numpy as np
 import orjson
 
 from detectors.alerts import Alert, period_of
-from detectors.columnar import ColumnarReplay
+from detectors.columnar import ColumnarReplay, FinalMonth
 from detectors.contract import Declaration, Record, parse_json_line
 from detectors.engine import MonthSnapshot
 from detectors.errors import RejectError, StrictModeError
@@ -50,7 +50,6 @@ from streams.files import (
     Line, LongLine, check_inputs, count_lines, detect_format, iter_jsonl_blocks, iter_records,
 )
 
-FinalMonth = Literal["auto", "closed", "open"]
 CHUNK_LINES = 8192
 # After this many chunks in a row that Arrow could not read, a file is decoded with orjson only
 # (a writer that always sends, say, numeric HS codes would otherwise pay for both readers).
@@ -80,6 +79,7 @@ class ReplayResult:
     first_month: int | None = None
     last_month: int | None = None
     last_month_closed: bool = True
+    final_month: str = ""  # what was decided about the last month, and why (``decide_final_month``)
     snapshots: list[MonthSnapshot] = field(default_factory=list)
     keys: list[Any] = field(default_factory=list)
 
@@ -90,6 +90,7 @@ class ReplayResult:
             months = f"{period_of(self.first_month)} to {period_of(self.last_month)}"
             if not self.last_month_closed:
                 months += f" ({period_of(self.last_month)} in progress: early checks only)"
+        final = {"final month": f"{period_of(self.last_month)} {self.final_month}"} if self.final_month else {}
         return {
             "inputs": list(inputs),
             "lines read": self.lines,
@@ -98,6 +99,7 @@ class ReplayResult:
             **{k: v for k, v in sorted(self.engine_counts.items())},
             "series": self.series,
             "months": months,
+            **final,
             "alerts": {s: severities.get(s, 0) for s in ("critical", "high", "medium", "low")},
             "early alerts": sum(a.early for a in self.alerts),
         }
@@ -340,7 +342,7 @@ def replay(
     config: WatchConfig | None = None,
     rejects_out: str | os.PathLike[str] | None = None,
     strict: bool = False,
-    final_month: FinalMonth = "open",
+    final_month: FinalMonth = "auto",
     keep_snapshots: bool = True,
     progress: Callable[[int], None] | None = None,
     today: dt.date | None = None,
@@ -356,14 +358,17 @@ def replay(
     streams.files.InputFileError
         An ``OSError``: an input cannot be read (checked before any work where possible).
 
-    ``final_month``: ``open`` (the default) leaves the last month of the input in
-    progress, as the service sees the present: it keeps the early checks its
-    records triggered, and nothing more runs at the end of the input. Pass
-    ``closed`` when the files hold complete months; ``auto`` closes the last month
-    when it holds monthly statistics or declarations up to its last day.
+    ``final_month``: ``auto`` (the default) decides from the data and the present
+    (``today``): the last month of the input is closed when it is complete (monthly
+    statistics, or declarations up to its last day) or older than the present month,
+    and stays in progress otherwise; ``closed`` closes it; ``open`` leaves it in
+    progress, as the service sees the present: it keeps the early checks its records
+    triggered, and nothing more runs at the end of the input. ``ReplayResult.final_month``
+    (and the summary's "final month") says what was decided and why.
     """
     limits = config.input if config is not None else _LIMITS
-    domain = limits.domain(today if today is not None else dt.date.today())
+    today = today if today is not None else dt.date.today()
+    domain = limits.domain(today)
     check_inputs(inputs)
     result = ReplayResult(alerts=[])
     snapshots = result.snapshots if keep_snapshots else None
@@ -373,7 +378,7 @@ def replay(
         reject = _Rejects(stream, strict, result.rejected)
         accepted = read_blocks(inputs, run, reject, progress, limits=limits, domain=domain)
         result.lines = accepted + sum(result.rejected.values())
-        outcome = run.run(final_month=final_month)
+        outcome = run.run(final_month=final_month, today=today)
         for index, number, record, error in outcome.rejects:  # no exchange rate, in event order
             reject(Line(os.fspath(inputs[index]), number, orjson.dumps(record)), error)
         result.accepted = accepted - len(outcome.rejects)
@@ -381,6 +386,7 @@ def replay(
     if engine.open_month is not None:
         close = outcome.last_month_closed
         result.last_month_closed = close
+        result.final_month = outcome.final_month
         result.first_month = engine.table.start
         result.last_month = engine.open_month - 1 if close else engine.open_month
     result.alerts = _latest(engine.drain())

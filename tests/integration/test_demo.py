@@ -32,7 +32,9 @@ def test_demo_runs_the_sample_end_to_end_and_agrees_with_replay(tmp_path):
     printed = [line for line in done.stdout.decode().splitlines() if line.strip()]
 
     config = WatchConfig.from_toml(SAMPLE_CONFIG.read_text("utf-8"))
-    expected = {a.alert_id: a.to_dict() for a in replay([SAMPLE], config=config, keep_snapshots=False).alerts}
+    # the service never closes the month it is in: replay's last month stays in progress too
+    expected = {a.alert_id: a.to_dict()
+                for a in replay([SAMPLE], config=config, keep_snapshots=False, final_month="open").alerts}
     got: dict = {}
     for line in out.read_bytes().splitlines():
         alert = orjson.loads(line)
