@@ -92,6 +92,8 @@ class Alert:
     as_of: str
     explanation: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    confidence: str = ""
+    materiality: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

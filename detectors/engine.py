@@ -37,6 +37,7 @@ from detectors.errors import RejectError, StateError
 from detectors.features import FEATURES
 from detectors.policy import SEVERITIES, Lanes, Verdict
 from detectors.reference import chpl, country_name
+from detectors.severity import CONFIDENCES, MATERIALITIES
 from detectors.snapshot import EngineSnapshot
 from detectors.table import SeriesKey, StateTable
 from detectors.watch import WatchConfig
@@ -110,7 +111,7 @@ class Engine:
     ...     e.add(parse_mapping(r))
     >>> e.finish(close_last=True)
     >>> [(a.period, a.detectors, a.severity) for a in e.drain()]
-    [('2022-01', ('seasonal_surge',), 'critical')]
+    [('2022-01', ('seasonal_surge',), 'high')]
     """
 
     def __init__(
@@ -666,6 +667,10 @@ class Engine:
             "new_consignees_expected": new_expected,
             "new_consignees_months": new_months,
             "net_mass_kg": cell.mass if counted and cell.mass else None,
+            # severity's grounds (detectors/severity.py): the month's p family-wise, all the evidence
+            "p_family": _num(verdict.p_family[i]),
+            "p_evidence": float(verdict.p_evidence[i]),
+            "family_size": self.policy.family_size,
         }
         return Alert(
             alert_id=alert_id(key, period, detectors[0]),
@@ -694,6 +699,8 @@ class Engine:
             as_of=as_of,
             explanation=text,
             evidence=evidence,
+            confidence=CONFIDENCES[int(verdict.confidence[i])],
+            materiality=MATERIALITIES[int(verdict.materiality[i])],
         )
 
 
