@@ -100,6 +100,8 @@ class Case:
     excess: float = 0.0  # cumulative excess over the pre-case level since the onset
     detectors: tuple[str, ...] = ()  # every detector that fired during the case, in DETECTORS order
     severity: int = 0  # the highest severity so far (index into SEVERITIES)
+    confidence: int = 0  # the confidence and materiality of the month that set it (indices)
+    materiality: int = 0
     notified_severity: int = -1  # the severity and month excess last notified (opened or escalated)
     notified_excess: float = 0.0
     escalated: bool = False
@@ -124,7 +126,8 @@ class Case:
             data = dict(state)
             data["detectors"] = tuple(str(d) for d in data.get("detectors", ()))
             case = cls(**data)
-            for name in ("onset", "months", "quiet", "peak_month", "severity", "notified_severity"):
+            for name in ("onset", "months", "quiet", "peak_month", "severity", "notified_severity", "confidence",
+                         "materiality"):
                 setattr(case, name, int(getattr(case, name)))
             for name in ("level", "band", "peak_value", "excess", "notified_excess"):
                 setattr(case, name, float(getattr(case, name)))
@@ -161,6 +164,8 @@ class Case:
         floor: float,
         params: CaseParams,
         order: tuple[str, ...],
+        confidence: int = 0,
+        materiality: int = 0,
     ) -> tuple[CaseEvent, str]:
         """Take closed ``month`` of the lane: returns the update's event and, when the
         case closes, why (``""`` otherwise)."""
@@ -176,6 +181,8 @@ class Case:
         if detectors:
             fired = set(self.detectors) | set(detectors)
             self.detectors = tuple(d for d in order if d in fired)
+        if alerted and severity >= self.severity:
+            self.confidence, self.materiality = confidence, materiality
         self.severity = max(self.severity, severity)
         if self.quiet >= params.close_after:
             months = "month" if params.close_after == 1 else f"{params.close_after} months"

@@ -116,7 +116,7 @@ class ColumnarReplay:
     >>> run.feed(block, source=0, lines=block.index + 1)
     >>> out = run.run(final_month="closed")
     >>> [(a.period, a.detectors, a.severity) for a in out.engine.drain()]
-    [('2022-01', ('seasonal_surge',), 'critical')]
+    [('2022-01', ('seasonal_surge',), 'high')]
     """
 
     def __init__(self, config: WatchConfig | None = None, *, on_close: Callable[[MonthSnapshot], None] | None = None) -> None:

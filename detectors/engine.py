@@ -43,6 +43,7 @@ from detectors.errors import RejectError, StateError
 from detectors.features import FEATURES
 from detectors.policy import SEVERITIES, Lanes, Verdict
 from detectors.reference import chpl, country_name
+from detectors.severity import CONFIDENCES, MATERIALITIES
 from detectors.snapshot import EngineSnapshot
 from detectors.table import SeriesKey, StateTable
 from detectors.watch import WatchConfig
@@ -117,7 +118,7 @@ class Engine:
     ...     e.add(parse_mapping(r))
     >>> e.finish(close_last=True)
     >>> [(a.period, a.detectors, a.severity) for a in e.drain()]
-    [('2022-01', ('seasonal_surge',), 'critical')]
+    [('2022-01', ('seasonal_surge',), 'high')]
     """
 
     def __init__(
@@ -510,6 +511,8 @@ class Engine:
                 event, note = case.advance(
                     month, float(value[i]), alerted=fired, detectors=verdict.detectors(i) if fired else (),
                     severity=int(verdict.severity[i]) if fired else 0, floor=floor, params=params, order=DETECTORS,
+                    confidence=int(verdict.confidence[i]) if fired else 0,
+                    materiality=int(verdict.materiality[i]) if fired else 0,
                 )
                 self._pending.append(
                     self._alert(i, i, month, verdict, window, early=False, as_of=as_of,
@@ -676,7 +679,8 @@ class Engine:
             case = open_case(self.table.keys[row].series_id, month, level=level, band=band, period=period_of(month))
             case.advance(month, float(value[i]), alerted=True, detectors=verdict.detectors(i),
                          severity=int(verdict.severity[i]), floor=self.policy.surge.params.min_excess,
-                         params=self.case_params, order=DETECTORS)
+                         params=self.case_params, order=DETECTORS, confidence=int(verdict.confidence[i]),
+                         materiality=int(verdict.materiality[i]))
             alert = self._alert(row, i, month, verdict, window, early=True, as_of=check.as_of.isoformat(),
                                 corroborating=(), cells=check.cells, case=case, event="opened", note="")
             self._early[row] = alert
@@ -793,6 +797,10 @@ class Engine:
             "new_consignees_expected": new_expected,
             "new_consignees_months": new_months,
             "net_mass_kg": cell.mass if counted and cell.mass else None,
+            # severity's grounds (detectors/severity.py): the month's p family-wise, all the evidence
+            "p_family": _num(verdict.p_family[i]),
+            "p_evidence": float(verdict.p_evidence[i]),
+            "family_size": self.policy.family_size,
         }
         return Alert(
             alert_id=alert_id(key, period),
@@ -821,6 +829,8 @@ class Engine:
             as_of=as_of,
             explanation=text,
             evidence=evidence,
+            confidence=CONFIDENCES[case.confidence],
+            materiality=MATERIALITIES[case.materiality],
             case_id=case.case_id,
             case_status=case.status(event),
             case_event=event,

@@ -154,6 +154,11 @@ class WatchConfig:
             raise ConfigError(f"unknown detector parameter: {exc}") from exc
         except InvalidParameterError as exc:
             raise ConfigError(str(exc)) from exc
+        # severity's family: the lane-months this watch may test (detectors/severity.py)
+        params["policy"] = params["policy"].for_watch(
+            reporters=len(set(_codes(watch["reporters"], "watch.reporters"))),
+            partners=len(hubs) + len(destinations), flows=len(flows), hs6=len(hs6),
+        )
         history_start = _month(watch["history_start"], "watch.history_start")
         limits = cfg["input"]
         try:
