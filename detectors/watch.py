@@ -155,9 +155,11 @@ class WatchConfig:
         except InvalidParameterError as exc:
             raise ConfigError(str(exc)) from exc
         # severity's family: the lane-months this watch may test (detectors/severity.py)
+        # (every reporter or partner: all ISO 3166-1 countries; lanes named one by one add theirs)
         params["policy"] = params["policy"].for_watch(
-            reporters=len(set(_codes(watch["reporters"], "watch.reporters"))),
-            partners=len(hubs) + len(destinations), flows=len(flows), hs6=len(hs6),
+            reporters=len(reporters) or len(COUNTRY_CODES),
+            partners=len(COUNTRY_CODES) if every_partner else len(hubs | destinations) + len(lanes),
+            flows=len(flows), hs6=len(hs6),
         )
         history_start = _month(watch["history_start"], "watch.history_start")
         limits = cfg["input"]
