@@ -505,9 +505,17 @@ class Engine:
             params = self.case_params
             for i in rows:
                 case = self.cases.get(i)
+                fired = bool(alerted[i])
                 if case is None:
                     case = self._open_case(i, month, verdict)
-                fired = bool(alerted[i])
+                elif case.closed_at >= 0:  # closed: it reopens if the lane is hot again in time
+                    waits = case.dormant(month, float(value[i]), alerted=fired, floor=floor, params=params)
+                    if waits is None:
+                        del self.cases[i]
+                    if waits is None or (waits and i not in self._early):
+                        continue
+                    if waits:  # an early alert this month on a lane whose case had closed: a new case
+                        case = self._open_case(i, month, verdict)
                 event, note = case.advance(
                     month, float(value[i]), alerted=fired, detectors=verdict.detectors(i) if fired else (),
                     severity=int(verdict.severity[i]) if fired else 0, floor=floor, params=params, order=DETECTORS,
@@ -524,11 +532,14 @@ class Engine:
                 streak[i] = 0
                 if release is not None:
                     release[i] = False
-                if event == "closed":
+                if event == "closed" and note.startswith("closed: new level accepted"):
+                    del self.cases[i]  # the new level is the lane's normal: nothing to reopen
+                    accepted.append(i)
+                elif event == "closed" and not params.reopen_within:
                     del self.cases[i]
-                    if note.startswith("closed: new level accepted"):
-                        accepted.append(i)
                 else:
+                    if event == "closed":
+                        case.closed_at = month
                     self.cases[i] = case
         self._learn_reference(verdict)
         if self.on_close is not None:

@@ -100,6 +100,22 @@ def test_a_surge_is_never_learned_into_the_baseline():
     assert last.case_note == "closed: back within its normal band for 3 months"
 
 
+def test_a_closed_case_reopens_when_the_lane_is_hot_again_within_reopen_within():
+    e = Engine()
+    rng = np.random.default_rng(4)
+    periods = _months(2019, 48)
+    up = {30, 31, 40}  # a surge, four quiet months, and the lane's next big shipment
+    for i, p in enumerate(periods):
+        e.add(_stat(p, 100_000 * rng.lognormal(0, 0.1) * (6 if i in up else 1)))
+    e.finish(close_last=True)
+    records = e.drain()
+    events = [(a.period, a.case_event) for a in records]
+    assert events[0] == (periods[30], "opened") and (periods[34], "closed") in events
+    assert (periods[40], "reopened") in events, events
+    assert len({a.case_id for a in records}) == 1, "the same story: the same case"
+    assert not [p for p, _ in events if periods[35] <= p < periods[40]], "a closed case is silent while it waits"
+
+
 def test_a_lasting_new_level_stays_a_case_and_is_never_learned_silently():
     periods, records = _surged(12)
     assert [a.period for a in records] == periods[30:42], "every month at the new level updates the case"
