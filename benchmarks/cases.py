@@ -452,7 +452,9 @@ COMTRADE = "comtrade_armenia_vehicle_trade_monthly_hs4_hs6_2017_2023.csv"
 TOTALS = "eurostat_comext_monthly_total_eu_members_hubs_2019_2024.csv"
 CN8 = "eurostat_comext_cn8_chpl_exports_eu_members_to_ru_and_neighbours_2020_2022.csv"
 CARS = ("870323", "870324")
-AM_CONFIG = ('[watch]\nreporters = ["AM"]\nhubs = ["RU"]\ndestinations = []\n'
+# Armenia's own exports to Russia, watched as a user would: the lane named in [watch] lanes (hubs and
+# destinations keep their defaults, so diversion stays on)
+AM_CONFIG = ('[watch]\nreporters = ["AM"]\nlanes = ["AM>RU"]\n'
              f'hs6 = {list(CARS)!r}\nhistory_start = "2017-01"\n').replace("'", '"')
 TOTAL_HS6 = "999999"       # placeholder for Eurostat's product TOTAL, watched through [watch] hs6 (and hs6_unlisted)
 EUR_CURRENCY = '[currency]\nbase = "EUR"\n[currency.rates]\nEUR = 1.0\nUSD = 1.081\n'
