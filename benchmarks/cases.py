@@ -127,7 +127,7 @@ class Case:
     first: int
     last: int
     months: tuple[int, ...]      # distinct alerted months
-    notifications: int           # records notified: a case's opened and escalated updates (all, without cases)
+    notifications: int           # records notified: a case's opened, escalated and reopened updates (all, without cases)
     case_id: str | None = None
 
     def covered(self) -> set[int]:
@@ -148,7 +148,7 @@ def group_cases(alerts: Iterable[Mapping[str, Any]], *, gap: int = MAX_GAP) -> l
         else:
             by_id[(key, str(cid))].append(m)
             # a case's updates are notified when it opens or escalates (every record, before events)
-            sent[(key, str(cid))] += a.get("case_event", "opened") in ("opened", "escalated")
+            sent[(key, str(cid))] += a.get("case_event", "opened") in ("opened", "escalated", "reopened")
     cases = [Case(k, min(ms), max(ms), tuple(sorted(set(ms))), sent[(k, cid)], cid)
              for (k, cid), ms in by_id.items()]
     for key, ms in by_lane.items():
@@ -587,7 +587,10 @@ def check_cn8(real: Path, work: Path) -> dict[str, Any]:
     y2022, y2021 = month_index("2022-01"), month_index("2021-01")
     last = max(m for v in values.values() for m in v)
     alerted_2022 = {lane_of(a) for a in alerts if str(a["period"]) >= "2022-01"}
-    am = sorted(str(a["period"]) for a in alerts if a["partner"] == "AM" and str(a["period"]) >= "2022-01")
+    am = sorted(str(a.get("case_onset") or a["period"]) for a in alerts
+                if a["partner"] == "AM" and str(a.get("case_onset") or a["period"]) >= "2022-01")
+    # the target of issue 14: surged lanes in a case opened during 2022 (its onset in 2022)
+    opened_2022 = {lane_of(a) for a in alerts if "2022-01" <= str(a.get("case_onset") or a["period"]) <= "2022-12"}
     per_lane = []
     for key in sorted(surged):
         mine = [c for c in cases if c.key == key and c.last >= y2022]
@@ -597,6 +600,7 @@ def check_cn8(real: Path, work: Path) -> dict[str, Any]:
     alerted = [lane for lane in per_lane if lane["first alert"]]
     return {
         "hub lanes": len(hub_lanes), "surged": len(surged), "surged alerted 2022": len(surged & alerted_2022),
+        "surged in a case opened in 2022": len(surged & opened_2022),
         "first AM alert": am[0] if am else None,
         "alerts per 1000 hub lane-months 2021": 1000 * sum(1 for a in alerts if str(a["period"]).startswith("2021")
                                                            and a["partner"] not in cfg.destinations) / (12 * len(hub_lanes)),

@@ -91,6 +91,8 @@ class Alert:
     as_of: str
     explanation: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    confidence: str = ""  # how sure: low | medium | high | very high (docs/alerts.md, Severity)
+    materiality: str = ""  # how much it matters: money over the baseline and CHPL tier
     # the case this record updates (see detectors/cases.py and docs/alerts.md)
     case_id: str = ""
     case_status: str = ""  # open | escalated | closed

@@ -39,7 +39,7 @@ from typing import Any, Literal
 from detectors.errors import StateError
 from detectors.params import check_positive, check_range
 
-CaseEvent = Literal["opened", "escalated", "updated", "closed"]
+CaseEvent = Literal["opened", "escalated", "updated", "closed", "reopened"]
 CaseStatus = Literal["open", "escalated", "closed"]
 
 
@@ -59,9 +59,11 @@ class CaseParams:
     stay_ratio: float = 2.0
     accept_after: int = 0
     escalate_excess: float = 2.0
+    reopen_within: int = 12
 
     def __post_init__(self) -> None:
         check_range(self, "close_after", 1, 24)
+        check_range(self, "reopen_within", 0, 120)
         check_range(self, "stay_ratio", 1.0, 100.0)
         check_range(self, "accept_after", 0, 240)
         check_range(self, "escalate_excess", 1.0, 100.0)
@@ -100,9 +102,12 @@ class Case:
     excess: float = 0.0  # cumulative excess over the pre-case level since the onset
     detectors: tuple[str, ...] = ()  # every detector that fired during the case, in DETECTORS order
     severity: int = 0  # the highest severity so far (index into SEVERITIES)
+    confidence: int = 0  # the confidence and materiality of the month that set it (indices)
+    materiality: int = 0
     notified_severity: int = -1  # the severity and month excess last notified (opened or escalated)
     notified_excess: float = 0.0
     escalated: bool = False
+    closed_at: int = -1  # the month it closed (it may reopen within ``reopen_within`` months); -1: open
     extra: dict[str, Any] = field(default_factory=dict)  # reserved: keeps the state format open
 
     # -- state -------------------------------------------------------------------------------
@@ -124,7 +129,8 @@ class Case:
             data = dict(state)
             data["detectors"] = tuple(str(d) for d in data.get("detectors", ()))
             case = cls(**data)
-            for name in ("onset", "months", "quiet", "peak_month", "severity", "notified_severity"):
+            for name in ("onset", "months", "quiet", "peak_month", "severity", "notified_severity", "confidence",
+                         "materiality", "closed_at"):
                 setattr(case, name, int(getattr(case, name)))
             for name in ("level", "band", "peak_value", "excess", "notified_excess"):
                 setattr(case, name, float(getattr(case, name)))
@@ -161,12 +167,20 @@ class Case:
         floor: float,
         params: CaseParams,
         order: tuple[str, ...],
+        confidence: int = 0,
+        materiality: int = 0,
     ) -> tuple[CaseEvent, str]:
         """Take closed ``month`` of the lane: returns the update's event and, when the
-        case closes, why (``""`` otherwise)."""
+        case closes, why (``""`` otherwise). A closed case (see :meth:`dormant`) takes
+        only a hot month, which reopens it."""
         first = self.months == 0
-        self.months += 1
         hot = self.hot(value, alerted=alerted, floor=floor, params=params)
+        reopened = self.closed_at >= 0
+        if reopened:
+            if not hot:
+                raise ValueError("a closed case takes only a hot month (see Case.dormant)")
+            self.closed_at = -1
+        self.months += 1
         self.quiet = 0 if hot else self.quiet + 1
         over = max(value - self.level, 0.0)
         if hot:
@@ -176,12 +190,17 @@ class Case:
         if detectors:
             fired = set(self.detectors) | set(detectors)
             self.detectors = tuple(d for d in order if d in fired)
+        if alerted and severity >= self.severity:
+            self.confidence, self.materiality = confidence, materiality
         self.severity = max(self.severity, severity)
         if self.quiet >= params.close_after:
             months = "month" if params.close_after == 1 else f"{params.close_after} months"
             return "closed", f"closed: back within its normal band for {months}"
         if params.accept_after and self.months >= params.accept_after and hot:
             return "closed", f"closed: new level accepted after {self.months} months"
+        if reopened:
+            self.notified_severity, self.notified_excess = self.severity, over
+            return "reopened", ""
         if first and self.severity <= self.notified_severity:
             return "opened", ""  # the month-end version of an early alert that opened the case
         if first and self.notified_severity < 0:
@@ -194,6 +213,13 @@ class Case:
             self.escalated = True
             return "escalated", ""
         return "updated", ""
+
+    def dormant(self, month: int, value: float, *, alerted: bool, floor: float, params: CaseParams) -> bool | None:
+        """For a closed case: ``True`` while it waits (no record), ``False`` when this month
+        reopens it (then :meth:`advance` it), ``None`` when its time to reopen is over."""
+        if self.hot(value, alerted=alerted, floor=floor, params=params):
+            return False
+        return True if month - self.closed_at < params.reopen_within else None
 
     def status(self, event: CaseEvent) -> CaseStatus:
         if event == "closed":

@@ -116,7 +116,7 @@ class ColumnarReplay:
     >>> run.feed(block, source=0, lines=block.index + 1)
     >>> out = run.run(final_month="closed")
     >>> [(a.period, a.detectors, a.severity) for a in out.engine.drain()]
-    [('2022-01', ('seasonal_surge',), 'critical')]
+    [('2022-01', ('seasonal_surge',), 'high')]
     """
 
     def __init__(self, config: WatchConfig | None = None, *, on_close: Callable[[MonthSnapshot], None] | None = None) -> None:
@@ -204,8 +204,10 @@ class ColumnarReplay:
 
     # -- the run -------------------------------------------------------------------------------
 
-    def run(self, *, final_month: FinalMonth = "open", today: dt.date | None = None) -> Outcome:
-        """Run everything fed so far, as ``Engine.add`` per record then ``Engine.finish``.
+    def run(self, *, final_month: FinalMonth = "open", today: dt.date | None = None, to_date: bool = False
+            ) -> Outcome:
+        """Run everything fed so far, as ``Engine.add`` per record then ``Engine.finish``
+        (``to_date``: its ``to_date``, a check of a last month left in progress as of its latest declaration).
 
         ``final_month`` as in :func:`streams.replay.replay`: ``open`` leaves the last
         month in progress (``finish(close_last=False)``), ``closed`` closes it, ``auto``
@@ -251,16 +253,18 @@ class ColumnarReplay:
             last_day=dt.date.fromordinal(int(cols["day"][last])), today=today,
         )
         out.last_month_closed = close
-        _Run(self, engine, {k: v[used] for k, v in cols.items()}, close).go()
+        _Run(self, engine, {k: v[used] for k, v in cols.items()}, close, to_date).go()
         return out
 
 
 class _Run:
     """One run over the used records (watched, new, valued), in event order."""
 
-    def __init__(self, owner: ColumnarReplay, engine: Engine, u: dict[str, np.ndarray], close: bool) -> None:
+    def __init__(self, owner: ColumnarReplay, engine: Engine, u: dict[str, np.ndarray], close: bool,
+                 to_date: bool = False) -> None:
         self.engine = engine
         self.close = close
+        self.to_date = to_date
         n = self.n = len(u["day"])
         engine._used = n
         self.decl = u["declaration"]
@@ -346,11 +350,15 @@ class _Run:
             # The month's rows all at once: a check reads only its own rows, and whether
             # a row was counted at its check comes from decl_first, not from the table.
             self._advance(me)
+            closes = m < self.last_month or self.close
             if days and me > ms:
-                self._checks(m, ms, me, days)
-            if m < self.last_month or self.close:
+                self._checks(m, ms, me, self._triggers(m, ms, me, days, closes), days)
+            if closes:
                 self._close(m, ms, me)
                 engine._open(m + 1)
+            elif self.to_date and me > ms and self.decl[ms:me].any():
+                latest = int(self.day[ms + np.flatnonzero(self.decl[ms:me])].max())
+                self._checks(m, ms, me, [me], days, dt.date.fromordinal(latest))
         self._remember_parties(engine.open_month)
 
     def _remember_parties(self, open_month: int) -> None:
@@ -380,77 +388,66 @@ class _Run:
 
     # -- month totals, early checks, closes ----------------------------------------------------
 
-    def _triggers(self, month: int, ms: int, me: int, days: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """The month's goods groups with declarations, and per group the records that
-        trigger its checks, in order (``_NEVER`` after the last). The Engine's clock of a
-        group goes to the first check day after each trigger, so its triggers are the
-        distinct first declarations on or after each check day."""
+    def _triggers(self, month: int, ms: int, me: int, days: tuple[int, ...], closes: bool) -> list[int]:
+        """Where the Engine checks ``month``: the first declaration dated on or after
+        each check day (one that passes several check days triggers once), and, when the
+        month closes with a check day no declaration reached, just before it closes."""
         at = ms + np.flatnonzero(self.decl[ms:me])
-        g = self.group[at]
-        order = np.argsort(g, kind="stable")
-        at, g = at[order], g[order]
-        key = (g << 32) | self.day[at]
-        groups, first = np.unique(g, return_index=True)
-        if groups.size == 0:
-            return groups, np.empty((0, len(days)), np.int64)
-        end = np.r_[first[1:], len(g)]
-        due = np.array([_month_day(month, d) for d in days], dtype=np.int64)
-        idx = np.searchsorted(key, (groups[:, None] << 32) | due[None, :])
-        trig = np.where(idx < end[:, None], at[np.minimum(idx, len(at) - 1)], _NEVER)
-        trig[:, 1:] = np.where(trig[:, 1:] == trig[:, :-1], _NEVER, trig[:, 1:])
-        trig.sort(axis=1)
-        return groups, trig
-
-    def _checks(self, month: int, ms: int, me: int, days: tuple[int, ...]) -> None:
-        """The Engine's early checks of ``month``: every group's n-th check in one
-        ``run_checks`` call, then the alerts in the order the Engine emits them."""
-        engine = self.engine
-        groups, trig = self._triggers(month, ms, me, days)
-        if groups.size == 0:
-            return
-        span = np.arange(ms, me)
-        gi = np.minimum(np.searchsorted(groups, self.group[ms:me]), len(groups) - 1)
-        has_checks = groups[gi] == self.group[ms:me]
-        since = np.full(len(groups), ms, dtype=np.int64)
-        emitted: list[tuple[int, list[Alert]]] = []
-        for j in range(trig.shape[1]):
-            p = trig[:, j]
-            live = p < _NEVER
-            if not live.any():
+        out: list[int] = []
+        for d in days:
+            i = int(np.searchsorted(self.day[at], _month_day(month, d))) if at.size else 0
+            if i < at.size:
+                p = int(at[i])
+            elif closes and at.size:
+                p = me
+            else:
                 break
-            # records changed since their group's last check, before this one's trigger
-            sel = has_checks & live[gi] & (since[gi] <= span) & (span < p[gi])
-            since = np.where(live, p, since)
-            q = span[sel]
+            if not out or out[-1] != p:
+                out.append(p)
+            if p == me:
+                break
+        return out
+
+    def _checks(self, month: int, ms: int, me: int, triggers: list[int], days: tuple[int, ...],
+                as_of: dt.date | None = None) -> None:
+        """The Engine's checks of ``month`` at each trigger: every series whose cell a
+        declaration changed since the last check (first touched first), not alerted early
+        this month, as of the eve of the first check day after its latest declaration
+        (or ``as_of``, the end of input's check to date)."""
+        engine = self.engine
+        due = np.array([_month_day(month, d) for d in days], dtype=np.int64)
+        since = ms
+        for p in triggers:
+            q = since + np.flatnonzero(self.decl[since:p])  # statistics are judged when the month closes
+            since = p
             if q.size == 0:
                 continue
             cells, back = np.unique(self.cell[q][::-1], return_index=True)
-            last = q[len(q) - 1 - back]  # each cell's last record before its check
+            last = q[len(q) - 1 - back]  # each cell's last declaration before the check
             segs = self.seg_of[self.pos_of[last]]
-            at = p[gi[last - ms]]
-            order = np.lexsort((self.seg_first[segs], at))  # by check; the Engine's cells: first touch first
-            rows, segs, last, at = cells[order] % self.k, segs[order], last[order], at[order]
+            order = np.argsort(self.seg_first[segs], kind="stable")  # the Engine's cells: first touch first
+            rows, segs, last = cells[order] % self.k, segs[order], last[order]
             early = engine._early
-            if early:
-                keep = np.array([int(r) not in early for r in rows.tolist()], dtype=bool)
-                rows, segs, last, at = rows[keep], segs[keep], last[keep], at[keep]
+            keep = np.array([int(r) not in early and not (self.seg_stat[g] and self.fold(int(g), p).lines is not None)
+                             for r, g in zip(rows.tolist(), segs.tolist())], dtype=bool)
+            rows, segs, last = rows[keep], segs[keep], last[keep]
             if rows.size == 0:
                 continue
-            value, count, max_item, party = self._totals(
-                rows, segs, self.pos_of[last], at, self.decl_first[rows] <= at)
-            bounds = np.flatnonzero(np.r_[True, at[1:] != at[:-1], True])
-            checks = []
-            for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-                pos = int(at[a])
-                checks.append(EarlyCheck(
-                    rows[a:b].astype(np.int64), dt.date.fromordinal(int(self.day[pos]) - 1),
-                    value[a:b], count[a:b], max_item[a:b], _Cells(self, month, pos), party[a:b],
-                ))
-            results = engine.run_checks(checks)
-            emitted.extend(zip((int(at[a]) for a in bounds[:-1].tolist()), results))
-        emitted.sort(key=lambda pa: pa[0])
-        for _, alerts in emitted:
-            engine._pending.extend(alerts)
+            # a declaration that triggers a check has its series made (and counted) first
+            counted = self.decl_first[rows] <= p if p < me else self.decl_first[rows] < p
+            value, count, max_item, party = self._totals(rows, segs, self.pos_of[last], np.full(len(rows), p), counted)
+            if as_of is None:
+                labels = due[np.searchsorted(due, self.day[last], side="right")] - 1
+            else:
+                labels = np.full(len(rows), as_of.toordinal())
+            cells_at = _Cells(self, month, p)
+            batch = []
+            for label in np.unique(labels).tolist():
+                k = labels == label
+                batch.append(EarlyCheck(rows[k].astype(np.int64), dt.date.fromordinal(label), value[k], count[k],
+                                        max_item[k], cells_at, party[k]))
+            for alerts in engine.run_checks(batch):
+                engine._pending.extend(alerts)
 
     def _close(self, month: int, ms: int, me: int) -> None:
         engine = self.engine

@@ -7,14 +7,19 @@ advances by one month. Within a month, running totals of the series that
 changed are checked on ``early.check_days``; a month whose running total
 already passes what the full-month test needs alerts early, and says so.
 
-Each goods group (an hs6) keeps its own clock for those checks, driven by its
-own declarations only, and the history of a new series starts when its group
-started (or at ``watch.history_start``, when the configuration sets it). So an
-engine holding only some hs6 codes (a partition of the service, which routes
-records by hs6) emits exactly the alerts an engine holding them all emits for
-them. The end of the input triggers nothing: a month is closed by a
-record of a later month (or :meth:`Engine.close_until`), never by running out
-of records.
+A check day ``D`` is checked once the month's data is known complete up to its
+eve, whatever reveals it: a declaration dated ``D`` or later (of any goods),
+the service's watermark passing ``D - 1`` (:meth:`Engine.data_through`), or the
+month closing with no declaration after ``D``. The check is as of ``D - 1``
+and covers every series changed since the last check, so what it sees of a
+goods group depends on that group's records only. The history of a new series
+starts when its group started (or at ``watch.history_start``, when the
+configuration sets it). So an engine holding only some hs6 codes (a partition
+of the service, which routes records by hs6) emits exactly the alerts an
+engine holding them all emits for them. The end of the input closes nothing:
+a month is closed by a record of a later month (or :meth:`Engine.close_until`),
+never by running out of records; a replay may check the month left in progress
+as of its latest declaration (:meth:`Engine.finish` with ``to_date``).
 
 The engine does no I/O and reads no clock: time is the records' own.
 """
@@ -38,6 +43,7 @@ from detectors.errors import RejectError, StateError
 from detectors.features import FEATURES
 from detectors.policy import SEVERITIES, Lanes, Verdict
 from detectors.reference import chpl, country_name
+from detectors.severity import CONFIDENCES, MATERIALITIES
 from detectors.snapshot import EngineSnapshot
 from detectors.table import SeriesKey, StateTable
 from detectors.watch import WatchConfig
@@ -68,6 +74,7 @@ class Cell:
     consignees: dict[str, float] = field(default_factory=dict)
     lines: dict[str, float] | None = None  # monthly statistics: identity -> value (revisions replace)
     dirty: bool = True
+    last: dt.date | None = None  # the latest declaration's date
     new_parties: int = 0  # consignees the series had not seen in PARTY_MEMORY_MONTHS months
     parties: set[str] = field(default_factory=set)  # the month's consignees, by party_key
     fresh: dict[str, NewParty] | None = None  # the new ones among them, by party_key (None: none yet)
@@ -123,7 +130,7 @@ class Engine:
     ...     e.add(parse_mapping(r))
     >>> e.finish(close_last=True)
     >>> [(a.period, a.detectors, a.severity) for a in e.drain()]
-    [('2022-01', ('seasonal_surge',), 'critical')]
+    [('2022-01', ('seasonal_surge',), 'high')]
     """
 
     def __init__(
@@ -198,14 +205,16 @@ class Engine:
         cell = self.cells.get(row)
         if is_declaration:
             date = rec.date
-            due = self._clocks.get(hs6, self._first_check)
+            due = self._next_check
             if due is not None and date >= due:
-                self._check_group(hs6, date)
+                self._check_due(date)
+            if self._latest is None or date > self._latest:
+                self._latest = date
             if cell is None:
                 cell = self.cells[row] = Cell()
-                self._members.setdefault(hs6, []).append(row)
             cell.value += value
             cell.count += 1
+            cell.last = date
             if not value <= cell.max_item:
                 cell.max_item = value
             if rec.net_mass_kg is not None:
@@ -230,7 +239,6 @@ class Engine:
         else:
             if cell is None:
                 cell = self.cells[row] = Cell(lines={})
-                self._members.setdefault(hs6, []).append(row)
             elif cell.lines is None:
                 cell.lines = {}
             if rec.hs_code in cell.lines:
@@ -260,12 +268,15 @@ class Engine:
         for rec in records:
             self.add(rec)
 
-    def finish(self, *, close_last: bool) -> None:
+    def finish(self, *, close_last: bool, to_date: bool = False) -> None:
         """End of input: ``close_last`` closes the month in progress (the input
-        held it whole). Otherwise nothing happens: the month stays in progress
-        with the early checks its records triggered, as a service sees the present."""
+        held it whole). Otherwise the month stays in progress with the early checks
+        its records triggered, as a service sees the present; ``to_date`` also checks
+        it as of its latest declaration (:meth:`check_to_date`: the data to date)."""
         if close_last and self.open_month is not None:
             self._close_until(self.open_month + 1)
+        elif to_date:
+            self.check_to_date()
 
     def close_until(self, month: int) -> None:
         """Close every month before ``month`` still open, as a record of ``month``
@@ -390,14 +401,16 @@ class Engine:
     def _open(self, month: int) -> None:
         self.open_month = month
         self.cells = {}
-        self._members = {}
         self._early = {}
-        self._clocks = {}
+        self._latest = None
         days = self.config.early_days
-        self._first_check = _month_day(month, days[0]) if days else None
+        self._next_check = _month_day(month, days[0]) if days else None
 
     def _close_until(self, month: int) -> None:
         while self.open_month < month:
+            if self._next_check is not None and self._latest is not None:
+                # a check day passed with no declaration after it: its check first
+                self._check_due(_month_end(self.open_month) + dt.timedelta(days=1))
             self._close(self.open_month)
             self._open(self.open_month + 1)
 
@@ -515,12 +528,22 @@ class Engine:
             params = self.case_params
             for i in rows:
                 case = self.cases.get(i)
+                fired = bool(alerted[i])
                 if case is None:
                     case = self._open_case(i, month, verdict)
-                fired = bool(alerted[i])
+                elif case.closed_at >= 0:  # closed: it reopens if the lane is hot again in time
+                    waits = case.dormant(month, float(value[i]), alerted=fired, floor=floor, params=params)
+                    if waits is None:
+                        del self.cases[i]
+                    if waits is None or (waits and i not in self._early):
+                        continue
+                    if waits:  # an early alert this month on a lane whose case had closed: a new case
+                        case = self._open_case(i, month, verdict)
                 event, note = case.advance(
                     month, float(value[i]), alerted=fired, detectors=verdict.detectors(i) if fired else (),
                     severity=int(verdict.severity[i]) if fired else 0, floor=floor, params=params, order=DETECTORS,
+                    confidence=int(verdict.confidence[i]) if fired else 0,
+                    materiality=int(verdict.materiality[i]) if fired else 0,
                 )
                 self._pending.append(
                     self._alert(i, i, month, verdict, window, early=False, as_of=as_of,
@@ -532,11 +555,14 @@ class Engine:
                 streak[i] = 0
                 if release is not None:
                     release[i] = False
-                if event == "closed":
+                if event == "closed" and note.startswith("closed: new level accepted"):
+                    del self.cases[i]  # the new level is the lane's normal: nothing to reopen
+                    accepted.append(i)
+                elif event == "closed" and not params.reopen_within:
                     del self.cases[i]
-                    if note.startswith("closed: new level accepted"):
-                        accepted.append(i)
                 else:
+                    if event == "closed":
+                        case.closed_at = month
                     self.cases[i] = case
         self._learn_reference(verdict)
         if self.on_close is not None:
@@ -627,32 +653,78 @@ class Engine:
         model.fit(rows)
         self._fitted_on = rows
 
-    def _check_group(self, hs6: str, date: dt.date) -> None:
-        """Check goods group ``hs6`` early, as of the day before ``date`` (the day of
-        its declaration that is due), on its rows changed since its last check."""
+    def _check_due(self, date: dt.date) -> None:
+        """The month's data is known complete up to the day before ``date`` (a
+        declaration of ``date`` arrives, the service's watermark passed the day
+        before, or the month closes): check every series changed since the last check.
+
+        Each series is checked as of the eve of the first check day after its latest
+        declaration: what a partition holding only its goods group would say, whatever
+        other goods revealed the data as complete."""
         month = self.open_month
-        later = [d for d in self.config.early_days if _month_day(month, d) > date]
-        self._clocks[hs6] = _month_day(month, later[0]) if later else None
-        cells, early = self.cells, self._early
+        days = [_month_day(month, d) for d in self.config.early_days]
+        later = [d for d in days if d > date]
+        self._next_check = later[0] if later else None
+        rows = self._changed()
+        if not rows:
+            return
+        by_day: dict[dt.date, list[int]] = {}
+        cells = self.cells
+        for row in rows:
+            last = cells[row].last
+            due = next(d for d in days if d > last)
+            by_day.setdefault(due - dt.timedelta(days=1), []).append(row)
+        self._run([(as_of, by_day[as_of]) for as_of in sorted(by_day)])
+
+    def _changed(self) -> list[int]:
+        """The series changed since the last check (first touched first) that have not
+        alerted early this month. Monthly statistics are a whole month's figures: they
+        are judged when the month closes."""
+        early = self._early
         rows = []
-        for row in self._members.get(hs6, ()):
-            cell = cells[row]
+        for row, cell in self.cells.items():
             if cell.dirty:
                 cell.dirty = False
-                if row not in early:
+                if row not in early and cell.lines is None:
                     rows.append(row)
-        if rows:
+        return rows
+
+    def _run(self, checks: list[tuple[dt.date, list[int]]]) -> None:
+        cells = self.cells
+        batch = []
+        for as_of, rows in checks:
             value, count, max_item, party = self._totals(rows)
-            check = EarlyCheck(np.array(rows, dtype=np.int64), date - dt.timedelta(days=1), value, count, max_item,
-                               cells, party)
-            self._pending.extend(self.run_checks([check])[0])
+            batch.append(EarlyCheck(np.array(rows, dtype=np.int64), as_of, value, count, max_item, cells, party))
+        for alerts in self.run_checks(batch):
+            self._pending.extend(alerts)
+
+    def data_through(self, day: dt.date) -> None:
+        """Every record dated ``day`` or earlier is in (the service's watermark): run the
+        month's check of a check day this reveals as passed, as a declaration of the next
+        day would. Nothing when no check is due, or no month is in progress."""
+        if self.check_revealed(day):
+            self._check_due(min(day + dt.timedelta(days=1), _month_end(self.open_month) + dt.timedelta(days=1)))
+
+    def check_revealed(self, day: dt.date) -> bool:
+        """Whether :meth:`data_through` ``(day)`` would run a check."""
+        return (self._latest is not None and self._next_check is not None
+                and day >= self._next_check - dt.timedelta(days=1))
+
+    def check_to_date(self) -> None:
+        """The end of a finite input (a replay) that leaves its last month in progress:
+        check that month as of its latest declaration, whatever the check days.
+        Nothing when it has no declaration."""
+        if self.open_month is not None and self._latest is not None:
+            rows = self._changed()
+            if rows:
+                self._run([(self._latest, rows)])
 
     def run_checks(self, checks: Sequence[EarlyCheck]) -> list[list[Alert]]:
         """Run early checks of the month in progress and return each one's alerts
         (not queued: the caller emits them, in its order). The in-month verdict is
         row-wise, so checks run together give what each gives alone; the columnar
         replay runs all groups' n-th checks of a month in one call."""
-        self._counts["early checks"] += len(checks)
+        self._counts["series checked early"] += sum(len(c.rows) for c in checks)
         out: list[list[Alert]] = [[] for _ in checks]
         # No detector alerts on a month below its smallest money floor: skip those
         # rows (most of them, early in a month) without changing any outcome.
@@ -678,7 +750,8 @@ class Engine:
             case = open_case(self.table.keys[row].series_id, month, level=level, band=band, period=period_of(month))
             case.advance(month, float(value[i]), alerted=True, detectors=verdict.detectors(i),
                          severity=int(verdict.severity[i]), floor=self.policy.surge.params.min_excess,
-                         params=self.case_params, order=DETECTORS)
+                         params=self.case_params, order=DETECTORS, confidence=int(verdict.confidence[i]),
+                         materiality=int(verdict.materiality[i]))
             alert = self._alert(row, i, month, verdict, window, early=True, as_of=check.as_of.isoformat(),
                                 corroborating=(), cells=check.cells, case=case, event="opened", note="")
             self._early[row] = alert
@@ -862,6 +935,10 @@ class Engine:
             "new_consignees_observed_months": observed_months,
             "new_consignees_named": None if new_parties is None else list(named),
             "net_mass_kg": cell.mass if counted and cell.mass else None,
+            # severity's grounds (detectors/severity.py): the month's p family-wise, all the evidence
+            "p_family": _num(verdict.p_family[i]),
+            "p_evidence": float(verdict.p_evidence[i]),
+            "family_size": self.policy.family_size,
         }
         return Alert(
             alert_id=alert_id(key, period),
@@ -890,6 +967,8 @@ class Engine:
             as_of=as_of,
             explanation=text,
             evidence=evidence,
+            confidence=CONFIDENCES[case.confidence],
+            materiality=MATERIALITIES[case.materiality],
             case_id=case.case_id,
             case_status=case.status(event),
             case_event=event,

@@ -3,7 +3,8 @@
 Scoring is not deciding. This module runs the detectors on a month's
 :class:`~detectors.base.Window`, applies persistence (a surge that is not
 overwhelming at once must be suspicious two months running), the cross-series
-detectors (diversion, corroboration), severity, and decides which months are
+detectors (diversion, corroboration), severity (how sure and how material:
+:mod:`detectors.severity`), and decides which months are
 *protected*: any month a detector found suspicious is kept out of the
 baseline, so a surge never becomes normal. A lane that stays suspicious for
 ``relearn_after`` months in a row is taken to have a new normal: those months
@@ -13,11 +14,12 @@ from the new level.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import special
 
+from detectors import severity as grading
 from detectors.base import DETECTORS, Window
 from detectors.consignees import ConsigneeParams, ConsigneeScores, NewConsigneeDetector
 from detectors.corroboration import CorroborationDetector, CorroborationParams
@@ -29,6 +31,7 @@ from detectors.novelty import NoveltyDetector, NoveltyParams, NoveltyScores
 from detectors.params import check_positive, check_range
 from detectors.ramp import RampDetector, RampParams, RampScores
 from detectors.seasonal import SeasonalSurgeDetector, SurgeParams, SurgeScores
+from detectors.severity import CONFIDENCES, MATERIALITIES  # noqa: F401 (names of a Verdict's indices)
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _COL = {name: i for i, name in enumerate(DETECTORS)}
@@ -48,10 +51,13 @@ class PolicyParams:
 
     relearn_after: int = 6
     min_history: int = 12
-    strong_score: float = 6.0
-    strong_ratio: float = 5.0
-    large_excess: float = 250_000.0
+    family_size: float = 0.0  # 0: derived from the watch (severity.watch_family)
+    family_months: int = 120
+    alpha_critical: float = 0.001
+    alpha_high: float = 0.05
     minor_excess: float = 50_000.0
+    large_excess: float = 250_000.0
+    very_large_excess: float = 2_500_000.0
     detectors: tuple[str, ...] = DETECTORS
 
     def __post_init__(self) -> None:
@@ -61,7 +67,33 @@ class PolicyParams:
             raise InvalidParameterError("detectors", list(self.detectors), f"a non-empty list among {list(DETECTORS)}")
         check_range(self, "relearn_after", 2, 120)
         check_range(self, "min_history", 0, 36)
-        check_positive(self, "strong_score", "strong_ratio", "large_excess", "minor_excess")
+        if self.family_size != 0:
+            check_range(self, "family_size", 1.0, 1e15)
+        check_range(self, "family_months", 1, 1200)
+        check_range(self, "alpha_critical", 1e-12, 0.5)
+        check_range(self, "alpha_high", self.alpha_critical, 0.5)
+        check_positive(self, "minor_excess", "large_excess", "very_large_excess")
+        if not self.minor_excess <= self.large_excess <= self.very_large_excess:
+            raise InvalidParameterError(
+                "large_excess", self.large_excess, "minor_excess <= large_excess <= very_large_excess"
+            )
+
+    def for_watch(self, *, reporters: int, partners: int, flows: int, hs6: int) -> PolicyParams:
+        """These parameters, with ``family_size`` derived from a watch's lists when it is 0.
+
+        Examples
+        --------
+        >>> PolicyParams().for_watch(reporters=1, partners=1, flows=2, hs6=1).family_size
+        240.0
+        >>> PolicyParams(family_size=60_000).for_watch(reporters=1, partners=1, flows=2, hs6=1).family_size
+        60000
+        """
+        if self.family_size:
+            return self
+        family = grading.watch_family(
+            reporters=reporters, partners=partners, flows=flows, hs6=hs6, months=self.family_months
+        )
+        return replace(self, family_size=family)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +130,10 @@ class Verdict:
     relearn: np.ndarray | None = None  # a new level: the streak becomes the whole history
     features: np.ndarray | None = None  # (n, len(FEATURES)) where the isolation model is on
     isolation: np.ndarray | None = None  # its scores, once fitted
+    confidence: np.ndarray | None = None  # index into severity.CONFIDENCES
+    materiality: np.ndarray | None = None  # index into severity.MATERIALITIES
+    p_family: np.ndarray | None = None  # the month's own test, family-wise (NaN: no surge test)
+    p_evidence: np.ndarray | None = None  # every line of evidence for the lane-month
 
     def detectors(self, row: int) -> tuple[str, ...]:
         return tuple(name for name, hit in zip(DETECTORS, self.fired[row]) if hit)
@@ -110,9 +146,13 @@ class AlertPolicy:
     --------
     >>> from detectors.table import window_for
     >>> w = window_for([[100.0, 120, 90, 110] * 9], value=[900.0], count=[float("nan")])
-    >>> v = AlertPolicy(surge=SurgeParams(min_excess=100, strong_excess=100), ramp=RampParams(min_excess=100)).decide(w)
-    >>> bool(v.alert[0]), v.detectors(0), SEVERITIES[v.severity[0]]
-    (True, ('seasonal_surge',), 'medium')
+    >>> policy = AlertPolicy(surge=SurgeParams(min_excess=100, strong_excess=100), ramp=RampParams(min_excess=100),
+    ...                      policy=PolicyParams(family_size=60_000))
+    >>> v = policy.decide(w)
+    >>> bool(v.alert[0]), v.detectors(0), f"{v.surge.p_value[0]:.0e}", f"{v.p_family[0]:.0e}"
+    (True, ('seasonal_surge',), '1e-08', '6e-04')
+    >>> CONFIDENCES[v.confidence[0]], MATERIALITIES[v.materiality[0]], SEVERITIES[v.severity[0]]  # certain, but 800 of excess
+    ('very high', 'low', 'medium')
     """
 
     def __init__(
@@ -136,6 +176,12 @@ class AlertPolicy:
         self.isolation = IsolationForestDetector(isolation)
         self.params = policy or PolicyParams()
         self._enabled = np.array([name in self.params.detectors for name in DETECTORS])
+
+    @property
+    def family_size(self) -> float:
+        """The lane-months severity grades on: ``[policy] family_size``, derived from the
+        watch by :class:`~detectors.watch.WatchConfig`, or the shipped watch's without one."""
+        return self.params.family_size or float(grading.SHIPPED_LANES * self.params.family_months)
 
     @property
     def smallest_alert_value(self) -> float:
@@ -213,7 +259,7 @@ class AlertPolicy:
         ramp_statistic = np.where(ramp.fired | relearn, 0.0, ramp.statistic)
         score = self._score(window, surge, ramp, consignees, fired)
         excess = np.where(surge.eligible, np.nan_to_num(surge.excess), window.value - novelty.baseline)
-        severity = self._severity(surge, excess, fired, score, corroborated, lanes)
+        grades = self._grade(window, surge, novelty, consignees, excess, fired, lanes, cross=cross)
         return Verdict(
             surge=surge,
             ramp=ramp,
@@ -225,12 +271,16 @@ class AlertPolicy:
             protect=protect,
             streak=streak,
             ramp_statistic=ramp_statistic,
-            severity=np.where(alert, severity, 0),
+            severity=np.where(alert, grades.severity, 0),
             score=np.where(alert, score, 0.0),
             release=release,
             relearn=relearn,
             features=x,
             isolation=iso,
+            confidence=np.where(alert, grades.confidence, 0),
+            materiality=np.where(alert, grades.materiality, 0),
+            p_family=grades.p_family,
+            p_evidence=grades.p_evidence,
         )
 
     def _score(self, window: Window, surge: SurgeScores, ramp: RampScores, consignees: ConsigneeScores,
@@ -251,23 +301,61 @@ class AlertPolicy:
         )
         return np.round(scores.max(axis=1), 6)
 
-    def _severity(
+    def _grade(
         self,
+        window: Window,
         surge: SurgeScores,
+        novelty: NoveltyScores,
+        consignees: ConsigneeScores,
         excess: np.ndarray,
         fired: np.ndarray,
-        score: np.ndarray,
-        corroborated: np.ndarray,
         lanes: Lanes | None,
-    ) -> np.ndarray:
+        *,
+        cross: bool,
+    ) -> grading.Grades:
+        """Confidence, materiality and severity (:mod:`detectors.severity`). Each
+        depends on the lane's own rows and, for peers, on its hub group (one HS6), so
+        a partition of the HS6 codes grades every lane as the whole would."""
         p = self.params
-        points = (score >= p.strong_score) | (np.nan_to_num(surge.ratio) >= p.strong_ratio)
-        points = points.astype(int)
-        points += excess >= p.large_excess
-        points += corroborated
-        points += fired[:, _COL["diversion"]]
+        family = self.family_size
+        eligible = surge.eligible
+        p_month = np.where(eligible, surge.p_value, np.nan)
+        c, nov = self.consignees.params, self.novelty.params
+        new_lane = np.ones(window.n)
+        rows = np.flatnonzero(fired[:, _COL["novelty"]])
+        if rows.size:
+            new_lane[rows] = grading.new_lane_p(
+                window.values[rows], window.value[rows], min_value=nov.min_value, count=window.count[rows],
+                counts=window.counts[rows], lookback=nov.lookback,
+            )
+        own = grading.union_p(
+            np.where(eligible, surge.p_value, 1.0),
+            np.where(eligible, grading.pooled_months_p(surge.z_robust, surge.z_prev, surge.z_prev2), 1.0),
+            grading.combined_z_p(consignees.statistic, value_weight=c.value_weight, party_weight=c.party_weight),
+            new_lane,
+        )
+        # agreement: lines that are not this lane's own months (so not a p-value for it), which
+        # lift medium evidence to high, never further: the goods' Russia lane collapsing
+        # (diversion), or a peer lane of the same hub and HS6 alerting alone with high confidence
+        agree = fired[:, _COL["diversion"]].copy()
+        priority = np.zeros(window.n, dtype=bool)
         if lanes is not None:
-            points += lanes.priority
-        # a lane whose excess is small stays low or medium, however unusual
-        cap = np.where(excess < p.minor_excess, 1, len(SEVERITIES) - 1)
-        return np.minimum(points, cap)
+            priority = lanes.priority
+            if cross:
+                alone = np.delete(fired, _COL["corroboration"], axis=1).any(axis=1) & lanes.is_hub
+                peer = grading.best_peer(own, lanes.hub_group, alone)
+                agree |= peer * family <= p.alpha_high
+        confidence = grading.confidence(
+            p_month, own, agree, family_size=family, alpha_critical=p.alpha_critical,
+            alpha_high=p.alpha_high,
+        )
+        materiality = grading.materiality(
+            excess, priority, minor=p.minor_excess, large=p.large_excess, very_large=p.very_large_excess
+        )
+        return grading.Grades(
+            p_family=grading.family_p(p_month, family),
+            p_evidence=own,
+            confidence=confidence,
+            materiality=materiality,
+            severity=grading.severity(confidence, materiality),
+        )

@@ -154,6 +154,13 @@ class WatchConfig:
             raise ConfigError(f"unknown detector parameter: {exc}") from exc
         except InvalidParameterError as exc:
             raise ConfigError(str(exc)) from exc
+        # severity's family: the lane-months this watch may test (detectors/severity.py)
+        # (every reporter or partner: all ISO 3166-1 countries; lanes named one by one add theirs)
+        params["policy"] = params["policy"].for_watch(
+            reporters=len(reporters) or len(COUNTRY_CODES),
+            partners=len(COUNTRY_CODES) if every_partner else len(hubs | destinations) + len(lanes),
+            flows=len(flows), hs6=len(hs6),
+        )
         history_start = _month(watch["history_start"], "watch.history_start")
         limits = cfg["input"]
         try:

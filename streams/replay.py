@@ -346,6 +346,7 @@ def replay(
     keep_snapshots: bool = True,
     progress: Callable[[int], None] | None = None,
     today: dt.date | None = None,
+    to_date: bool = True,
 ) -> ReplayResult:
     """Run the detectors over ``inputs`` and return alerts and counts.
 
@@ -362,9 +363,12 @@ def replay(
     (``today``): the last month of the input is closed when it is complete (monthly
     statistics, or declarations up to its last day) or older than the present month,
     and stays in progress otherwise; ``closed`` closes it; ``open`` leaves it in
-    progress, as the service sees the present: it keeps the early checks its records
-    triggered, and nothing more runs at the end of the input. ``ReplayResult.final_month``
-    (and the summary's "final month") says what was decided and why.
+    progress, as the service sees the present. A last month left in progress is
+    checked as of its latest declaration (the data to date) unless ``to_date`` is
+    false: then it keeps only the checks of the check days its records passed, which
+    is what the service, whose input never ends, has done at that point.
+    ``ReplayResult.final_month`` (and the summary's "final month") says what was
+    decided and why.
     """
     limits = config.input if config is not None else _LIMITS
     today = today if today is not None else dt.date.today()
@@ -378,7 +382,7 @@ def replay(
         reject = _Rejects(stream, strict, result.rejected)
         accepted = read_blocks(inputs, run, reject, progress, limits=limits, domain=domain)
         result.lines = accepted + sum(result.rejected.values())
-        outcome = run.run(final_month=final_month, today=today)
+        outcome = run.run(final_month=final_month, today=today, to_date=to_date)
         for index, number, record, error in outcome.rejects:  # no exchange rate, in event order
             reject(Line(os.fspath(inputs[index]), number, orjson.dumps(record)), error)
         result.accepted = accepted - len(outcome.rejects)

@@ -48,6 +48,7 @@ dead-letter topic. The same input gives the same result on every replay.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import heapq
 import zlib
@@ -110,6 +111,7 @@ def bounded(value: bytes, what: str, limit: int = MAX_MESSAGE_BYTES) -> bytes:
 # ``datetime``, whose constructors raise outside years 1..9999: no value reaching these can crash.
 
 UNIX_EPOCH_DAY = 719_163  # dt.date(1970, 1, 1).toordinal()
+_LAST_DAY = dt.date.max.toordinal()
 
 
 def day_of(year: int, month: int, day: int) -> int:
@@ -401,7 +403,8 @@ class GroupState:
             return False
         heap, engine = self._heap, self.engine
         if not (heap and heap[0][0] <= day) and not (engine.open_month is not None
-                                                     and engine.open_month < month_of_day(day)):
+                                                     and engine.open_month < month_of_day(day)) and not (
+                0 < day <= _LAST_DAY and engine.check_revealed(dt.date.fromordinal(day))):
             return False  # nothing to do (most calls): not an operation to run again
         op = ("advance", day)
         self._ops.append(op)
@@ -535,6 +538,8 @@ class GroupState:
                 self.seen.month = engine.open_month
         if until is not None and engine.open_month is not None and engine.open_month < month_of_day(until):
             self._close_until(month_of_day(until), entry)
+        if until is not None and engine.open_month is not None and 0 < until <= _LAST_DAY:
+            engine.data_through(dt.date.fromordinal(until))  # a check day the watermark passed is checked
 
     def _close_until(self, month: int, entry: int | list[int]) -> None:
         """Close the months before ``month`` and snapshot the engine. What is still

@@ -32,7 +32,7 @@ from streams.notify.metrics import NotifyMetrics
 from streams.notify.silences import Silences
 from streams.notify.sinks import DeliveryError, Item, Notification, Source, message_id
 
-#: Case updates a notifier reads and does not send: a case notifies when it opens or escalates.
+#: Case updates a notifier reads and does not send: a case notifies when it opens, escalates or reopens.
 QUIET_CASE_EVENTS = ("updated", "closed")
 
 

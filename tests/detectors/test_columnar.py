@@ -64,14 +64,14 @@ def test_generated_declarations():
     lines, _ = generate(30_000, 11)
     alerts, counts, _ = assert_same([parse_mapping(r) for r in lines])
     assert alerts and any(a["early"] for a in alerts), "the test must see month-end and early alerts"
-    assert counts["duplicate declarations ignored"] and counts["early checks"]
+    assert counts["duplicate declarations ignored"] and counts["series checked early"]
 
 
 def test_monthly_statistics_with_revisions():
     scenario = labelled.generate(seed=3, hub_series=60, months=36)
     alerts, counts, _ = assert_same([parse_mapping(r) for r in scenario.monthly])
     assert alerts and counts["revisions applied"]
-    assert counts["early checks"] == 0, "statistics trigger no in-month checks, and the end of input none either"
+    assert counts["series checked early"] == 0, "statistics trigger no in-month checks, and the end of input none either"
 
 
 def test_eurostat_sample():
@@ -146,7 +146,7 @@ def test_per_group_checks_on_busy_months(seed):
         alerts, counts, _ = assert_same(_busy_month_records(seed))
     finally:
         CONFIG = saved
-    assert counts["early checks"]
+    assert counts["series checked early"]
 
 
 def test_busy_months_alert_early_in_several_groups_and_checks():

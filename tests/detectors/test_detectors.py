@@ -63,9 +63,10 @@ def test_currency_scale_invariance(history, value, scale):
         from detectors.policy import PolicyParams
 
         policy.novelty = NoveltyDetector(NoveltyParams(baseline_max=2_000 * k, min_value=25_000 * k))
-        policy.params = PolicyParams(large_excess=250_000 * k)
+        policy.params = PolicyParams(minor_excess=50_000 * k, large_excess=250_000 * k, very_large_excess=2_500_000 * k)
         v = policy.decide(w)
-        return v.alert.tolist(), v.protect.tolist(), v.severity.tolist(), np.round(v.surge.z_robust, 6).tolist()
+        return (v.alert.tolist(), v.protect.tolist(), v.severity.tolist(), v.confidence.tolist(), v.materiality.tolist(),
+                np.round(v.surge.z_robust, 6).tolist())
 
     assert decide(1.0) == decide(scale)
 

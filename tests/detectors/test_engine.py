@@ -92,10 +92,28 @@ def test_a_surge_is_never_learned_into_the_baseline():
         "every surged month alerts, the sixth as surely as the first")
     assert len({a.case_id for a in records}) == 1, "one case for the lane's one episode"
     assert [a.period for a in records] == periods[30:39], "one update a month until the case closes"
-    assert [a.case_event for a in records][:2] == ["opened", "updated"]
+    assert records[0].case_event == "opened"
+    assert {a.case_event for a in records[1:-1]} <= {"updated", "escalated"}
+    assert [a.case_event for a in records].count("escalated") <= 2, "escalates when its evidence or money grows"
     last = records[-1]
     assert last.case_event == "closed" and last.case_status == "closed" and last.case_months == 9
     assert last.case_note == "closed: back within its normal band for 3 months"
+
+
+def test_a_closed_case_reopens_when_the_lane_is_hot_again_within_reopen_within():
+    e = Engine()
+    rng = np.random.default_rng(4)
+    periods = _months(2019, 48)
+    up = {30, 31, 40}  # a surge, four quiet months, and the lane's next big shipment
+    for i, p in enumerate(periods):
+        e.add(_stat(p, 100_000 * rng.lognormal(0, 0.1) * (6 if i in up else 1)))
+    e.finish(close_last=True)
+    records = e.drain()
+    events = [(a.period, a.case_event) for a in records]
+    assert events[0] == (periods[30], "opened") and (periods[34], "closed") in events
+    assert (periods[40], "reopened") in events, events
+    assert len({a.case_id for a in records}) == 1, "the same story: the same case"
+    assert not [p for p, _ in events if periods[35] <= p < periods[40]], "a closed case is silent while it waits"
 
 
 def test_a_lasting_new_level_stays_a_case_and_is_never_learned_silently():
@@ -148,7 +166,7 @@ def test_early_alert_before_the_month_ends_then_month_end_alert_with_same_id():
     e.add(_decl(i, "2022-03-09", 50_000.0))  # passes the 8th: check the month in progress
     first = e.drain()
     assert len(first) == 1 and first[0].early and first[0].period == "2022-03"
-    assert first[0].as_of == "2022-03-08"
+    assert first[0].as_of == "2022-03-07", "as of the eve of the check day: the first week"
     assert "early alert" in first[0].explanation
     assert first[0].top_exporters[0]["name"].startswith("Shell")
     i += 1
@@ -349,6 +367,8 @@ def test_engines_split_by_hs6_give_the_alerts_of_one_engine(stream, one_engine, 
             # A part whose records stopped before the last month still lives in it: the
             # service's clock closes its months (records of other parts do not).
             e.close_until(whole.open_month)
+            # ... and its watermark says the data is complete up to the day before the last record's
+            e.data_through(dt.date(2022, 12, 22))
         e.finish(close_last=False)
         got += e.drain()
         counts += e.counts
@@ -364,8 +384,7 @@ def test_engines_split_by_hs6_give_the_alerts_of_one_engine(stream, one_engine, 
         assert len(starts) > 1, "some goods groups start after the first month"
 
 
-def test_early_checks_follow_each_goods_group_own_records():
-    """A declaration of another hs6 dated after the check day does not check this group."""
+def _burst_engine():
     e = Engine()
     i = 0
     for m in range(1, 13):
@@ -376,15 +395,37 @@ def test_early_checks_follow_each_goods_group_own_records():
         for k in range(6):
             i += 1
             e.add(_decl(i, f"2022-01-0{d}", 60_000.0, exporter=f"Shell {k}"))
-    e.drain()
-    checks = e.counts["early checks"]
-    e.add(_decl("other", "2022-01-12", 70_000.0, hs="85176200"))
-    assert e.drain() == [] and e.counts["early checks"] == checks, "another group's record checks nothing here"
-    e.add(_decl("own", "2022-01-13", 50_000.0))
-    (alert,) = e.drain()
-    assert alert.early and alert.hs6 == "854231" and alert.as_of == "2022-01-12"
-    assert e.counts["early checks"] == checks + 1
+    assert e.drain() == []
+    return e
 
+
+def test_a_check_day_passed_by_any_goods_checks_every_lane_as_of_its_eve():
+    """Data to date: a declaration of other goods dated after the 8th says the first week is complete."""
+    e = _burst_engine()
+    e.add(_decl("other", "2022-01-12", 70_000.0, hs="85176200"))
+    (alert,) = e.drain()
+    assert alert.early and alert.hs6 == "854231" and alert.as_of == "2022-01-07"
+    e.add(_decl("own", "2022-01-13", 50_000.0))
+    assert e.drain() == [], "one early alert a lane and month"
+
+
+def test_the_watermark_reveals_a_check_day_as_a_record_would():
+    e = _burst_engine()
+    e.data_through(dt.date(2022, 1, 6))
+    assert e.drain() == [], "the 8th's check waits until the 7th is complete"
+    e.data_through(dt.date(2022, 1, 7))
+    (alert,) = e.drain()
+    assert alert.early and alert.as_of == "2022-01-07"
+
+
+def test_the_end_of_a_replay_checks_its_month_in_progress_to_date():
+    e = _burst_engine()
+    e.finish(close_last=False)
+    assert e.drain() == [], "without to_date nothing is checked before the 8th has passed"
+    e = _burst_engine()
+    e.finish(close_last=False, to_date=True)
+    (alert,) = e.drain()
+    assert alert.early and alert.as_of == "2022-01-07" and "by 2022-01-07" in alert.explanation
 
 def test_the_end_of_input_checks_nothing():
     e = Engine()

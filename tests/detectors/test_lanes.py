@@ -142,9 +142,10 @@ def test_a_hub_exporting_to_russia_alerts_on_its_surge_when_named_as_a_lane():
 def test_belarus_alerts_on_its_rise_when_named_as_a_hub():
     records = _surge("DE", "BY")
     assert _run(WatchConfig.default(), records) == []
-    alerts = _run(_cfg('hubs = ["transit", "BY"]'), records)
+    family = "\n[policy]\nfamily_size = 100000"  # the same family: the watches differ in size
+    alerts = _run(_cfg('hubs = ["transit", "BY"]' + family), records)
     assert alerts and {a.partner for a in alerts} == {"BY"} and min(a.period for a in alerts) == "2022-01"
-    assert _run(_cfg('lanes = ["*>BY"]'), records) == alerts
+    assert _run(_cfg('lanes = ["*>BY"]' + family), records) == alerts
 
 
 def _diverted(hub="KZ", reporter="DE"):

@@ -58,7 +58,7 @@ def test_declarations_through_kafka_give_the_replay_alerts(kafka, tmp_path):
     engine.finish(close_last=False)
     through_kafka = {a.alert_id: a.to_dict() for a in engine.drain()}
 
-    from_file = {a.alert_id: a.to_dict() for a in replay([path], keep_snapshots=False, final_month="open").alerts}
+    from_file = {a.alert_id: a.to_dict() for a in replay([path], keep_snapshots=False, final_month="open", to_date=False).alerts}
     assert from_file, "the generated file holds surges"
     assert set(through_kafka) == set(from_file)
     assert all(through_kafka[k] == from_file[k] for k in from_file)
