@@ -371,6 +371,8 @@ def case_text(
     currency: str,
     expected: float | None = None,
     band: float | None = None,
+    quiet: int = 0,
+    close_after: int = 0,
 ) -> str:
     """What a case update says about the case: its onset, how far it has gone, whether it goes on.
 
@@ -378,7 +380,9 @@ def case_text(
     otherwise it is the record's whole explanation, against the case's frozen
     level and ``band`` (the top of the lane's usual month before the case). When
     the month's ``expected`` value (the level with the lane's seasonal pattern)
-    differs from the level, the opening says how the two relate.
+    differs from the level, the opening says how the two relate. A month that is no
+    longer hot says how many such months in a row (``quiet``) close the case
+    (``close_after``).
 
     Examples
     --------
@@ -394,7 +398,12 @@ def case_text(
     >>> print(case_text(key=k, period="2022-12", event="updated", note="", onset="2022-03", months=10,
     ...     observed_value=4.2e7, level=4.5e6, ratio=9.33, excess=2.9e8, peak_period="2022-10",
     ...     peak_ratio=16.2, detectors=("seasonal_surge", "ramp"), fired=False, currency="EUR", band=9e6))
-    Germany's exports to Kyrgyzstan of HS TOTAL were EUR 42.00m in 2022-12, 9.3 times the lane's pre-case level of EUR 4.50m a month, above its usual range for a single month before the case (up to EUR 9.00m). Case open since 2022-03 (month 10): EUR 290.00m above that level since the onset, peak 16.2 times that level in 2022-10; detected so far by seasonal_surge, ramp. No detector alerted this month: the case stays open while the lane stays materially above its pre-case level.
+    Germany's exports to Kyrgyzstan of HS TOTAL were EUR 42.00m in 2022-12, 9.3 times the lane's pre-case level of EUR 4.50m a month, above its usual range for a single month before the case (up to EUR 9.00m). Case open since 2022-03 (month 10): EUR 290.00m above that level since the onset, peak 16.2 times that level in 2022-10; detected so far by seasonal_surge, ramp. No detector alerted this month, but the lane is still materially above its pre-case level: the case stays open.
+    >>> print(case_text(key=k, period="2023-01", event="updated", note="", onset="2022-03", months=11,
+    ...     observed_value=5e6, level=4.5e6, ratio=1.11, excess=2.9e8, peak_period="2022-10",
+    ...     peak_ratio=16.2, detectors=("seasonal_surge", "ramp"), fired=False, currency="EUR", band=9e6,
+    ...     quiet=1, close_after=3).split(". ")[-1])
+    No detector alerted this month and the lane is no longer materially above its pre-case level: the case closes after 3 such months in a row (1 so far).
     """
     if event == "opened":
         seasonal = ""
@@ -426,7 +435,10 @@ def case_text(
         sentences.append("The case escalates: its severity or its excess rose well past what was last notified.")
     if event == "closed":
         sentences.append(f"The case is {note}." if note else "The case is closed.")
+    elif not fired and quiet and close_after:
+        sentences.append(f"No detector alerted this month and the lane is no longer materially above its pre-case "
+                         f"level: the case closes after {close_after} such months in a row ({quiet} so far).")
     elif not fired:
-        sentences.append("No detector alerted this month: the case stays open while the lane stays materially "
-                         "above its pre-case level.")
+        sentences.append("No detector alerted this month, but the lane is still materially above its pre-case "
+                         "level: the case stays open.")
     return " ".join(sentences)

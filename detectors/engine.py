@@ -35,7 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
-from detectors.alerts import Alert, alert_id, case_text, explain, period_of
+from detectors.alerts import Alert, alert_id, case_text, explain, new_consignees_text, period_of
 from detectors.base import DETECTORS, PARTY_MEMORY_MONTHS, Window, party_key
 from detectors.cases import Case, CaseEvent, CaseParams, open_case
 from detectors.contract import Declaration, Record
@@ -891,7 +891,8 @@ class Engine:
         if new_parties is not None:
             named = self._new_named(row, i, month, window, cell, new_months)
             observed_months = self._observed_months(row, i, month, window, new_months)
-        case_ratio = case.ratio(observed)
+        level = round(case.level, 2)  # the case's ratio too is of the numbers the record carries
+        case_ratio = round(round(observed, 2) / level, 4) if level > 0 else None
         if not detectors:  # a month of an open case in which no detector alerted: the case's own numbers
             baseline, p_value, baseline_count = case.level, None, None
             band = _num(case.band) if case.band > 0 else None
@@ -902,10 +903,11 @@ class Engine:
         carried = self._carried(i, verdict, detectors, observed, band)
         text = case_text(
             key=key, period=period, event=event, note=note, onset=period_of(case.onset), months=case.months,
-            observed_value=observed, level=case.level, ratio=_num(case_ratio), excess=case.excess,
+            observed_value=observed, level=case.level, ratio=case_ratio, excess=case.excess,
             peak_period=period_of(case.peak_month), peak_ratio=_num(case.ratio(case.peak_value)),
             detectors=case.detectors, fired=bool(detectors), currency=currency,
-            expected=baseline if s.eligible[i] else None, band=band,
+            expected=baseline if s.eligible[i] else None, band=band, quiet=case.quiet,
+            close_after=self.case_params.close_after,
         )
         if detectors:
             text = explain(
@@ -918,6 +920,11 @@ class Engine:
                 new_consignees_observed=observed_months, band_high=band, carried_by=carried,
                 exporters=len(cell.exporters) if counted else None,
             ) + " " + text
+        elif new_parties:  # a month of a case: its new buyers still matter to whoever works it
+            text += " " + new_consignees_text(
+                reporter=country_name(key.reporter), count=new_parties, months=new_months,
+                observed_months=observed_months, named=named, expected=new_expected, currency=currency,
+            )
         evidence = {
             "z": round(float(s.z[i]), 4),
             "z_robust": round(float(s.z_robust[i]), 4),
@@ -975,7 +982,7 @@ class Engine:
             case_onset=period_of(case.onset),
             case_months=case.months,
             case_level=round(case.level, 2),
-            case_ratio=None if _num(case_ratio) is None else round(case_ratio, 4),
+            case_ratio=case_ratio,
             case_peak_period=period_of(case.peak_month),
             case_peak_ratio=None if _num(case.ratio(case.peak_value)) is None else round(case.ratio(case.peak_value), 4),
             case_excess=round(case.excess, 2),

@@ -221,6 +221,8 @@ def assert_consistent(alert):
         assert a.ratio == round(a.observed_value / a.baseline_value, 4)
         against = "the expected" if a.detectors else "the lane's pre-case level of"
         assert f"{a.ratio:.1f} times {against} {money(a.baseline_value, a.currency)}" in text
+    if a.case_level:
+        assert a.case_ratio == round(a.observed_value / a.case_level, 4)
     band = a.evidence["band_high"]
     if band is not None:
         above = a.observed_value > band
