@@ -152,9 +152,8 @@ class Engine:
         self._seen: SeenIds = set() if seen is None else seen
         self._pending: list[Alert] = []
         self._early: dict[int, Alert] = {}
-        self._first_check: dt.date | None = None  # the open month's first check day
-        self._clocks: dict[str, dt.date | None] = {}  # hs6 -> its next check day (absent: the first)
-        self._members: dict[str, list[int]] = {}  # hs6 -> its rows with a cell this month, first touched first
+        self._latest: dt.date | None = None  # the month in progress's latest declaration
+        self._next_check: dt.date | None = None  # its next check day (None: none left)
         self._lane_lists: tuple[list[int], list[int], list[bool], list[bool], list[bool]] = ([], [], [], [], [])
         self._groups: tuple[dict[tuple[str, str, str], int], dict[tuple[str, str, str], int]] = ({}, {})
         self._reference: list[np.ndarray] = []  # feature rows of the reference period (isolation model)

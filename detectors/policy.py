@@ -51,6 +51,7 @@ class PolicyParams:
 
     relearn_after: int = 6
     min_history: int = 12
+    warmup_protect_ratio: float = 10.0
     family_size: float = 0.0  # 0: derived from the watch (severity.watch_family)
     family_months: int = 120
     alpha_critical: float = 0.001
@@ -67,6 +68,7 @@ class PolicyParams:
             raise InvalidParameterError("detectors", list(self.detectors), f"a non-empty list among {list(DETECTORS)}")
         check_range(self, "relearn_after", 2, 120)
         check_range(self, "min_history", 0, 36)
+        check_range(self, "warmup_protect_ratio", 1.0, 1e6)
         if self.family_size != 0:
             check_range(self, "family_size", 1.0, 1e15)
         check_range(self, "family_months", 1, 1200)
@@ -215,7 +217,11 @@ class AlertPolicy:
         fired[:, _COL["ramp"]] = hub & warm & ramp.fired
         fired[:, _COL["novelty"]] = hub & novelty.fired
         fired[:, _COL["new_consignees"]] = hub & consignees.fired
-        candidate = surge.soft | ramp.building | novelty.candidate
+        # a young baseline holds back only what is far out of line (warmup_protect_ratio): the
+        # first year's seasons are learned (a Q4 at x3 in year one is the lane's Q4, not a surge
+        # to keep out of its baseline for ever); new lanes are novelty's
+        young = ~warm & (np.nan_to_num(surge.ratio) >= self.params.warmup_protect_ratio)
+        candidate = ((surge.soft | ramp.building) & (warm | young)) | novelty.candidate
         x = iso = None
         if self.isolation.params.in_alerting_path:
             x = features(window, surge)
