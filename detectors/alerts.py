@@ -119,11 +119,52 @@ _WHAT = {
     "ramp": "a rise building over several months",
     "ramp:quarter_record": "a quarter far above any quarter of the two years before",
     "ramp:level_shift": "a level shift: month after month above the lane's earlier highs",
-    "novelty": "trade appearing on a lane that had almost none",
-    "new_consignees": "a rise carried by consignees the lane had not shipped to in three years",
+    "novelty": "trade appearing on a lane that had almost none in the year before",
+    "new_consignees": "a rise carried by consignees new to the lane",
     "diversion": "a rise while the same goods to {dest} collapse",
-    "corroboration": "a rise seen from several exporting countries at once",
+    "corroboration": "a rise seen in the same month from {others}",
 }
+
+# What carried a record's evidence (``evidence.carried_by``) besides the month's value and the
+# detectors, as the explanation says it when the value alone is within the lane's usual range.
+_CARRIED = {
+    "count": "{count} declarations against about {expected_count:.1f} expected",
+    "frequency": "trade month after month on a lane that traded now and then",
+    "two_months": "a second unusual month in a row",
+}
+
+TEXT_PARTIES = 5  # parties an explanation names; the record names more
+
+
+def _and(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``.
+
+    >>> _and(["Poland"]), _and(["Poland", "Czechia"]), _and(["Poland", "Czechia", "Lithuania"])
+    ('Poland', 'Poland and Czechia', 'Poland, Czechia and Lithuania')
+    """
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    """``one reporter``, ``3 reporters``.
+
+    >>> _count(1, "other reporter"), _count(3, "other reporter"), _count(2, "consignee")
+    ('one other reporter', '3 other reporters', '2 consignees')
+    """
+    return f"one {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
+def reporters_phrase(corroborating: tuple[str, ...]) -> str:
+    """The other reporters of a corroborated rise, counted and named.
+
+    >>> reporters_phrase(("PL",)), reporters_phrase(("CZ", "LT", "PL"))
+    ('one other reporter (Poland)', '3 other reporters (Czechia, Lithuania and Poland)')
+    >>> reporters_phrase(())
+    'other reporters'
+    """
+    if not corroborating:
+        return "other reporters"
+    return f"{_count(len(corroborating), 'other reporter')} ({_and([country_name(c) for c in corroborating])})"
 
 
 def _phrases(detectors: tuple[str, ...], ramp_tests: tuple[str, ...]) -> list[str]:
@@ -142,6 +183,66 @@ def _phrases(detectors: tuple[str, ...], ramp_tests: tuple[str, ...]) -> list[st
         else:
             out.append(d)
     return out
+
+
+def new_consignees_text(
+    *,
+    reporter: str,
+    count: int,
+    months: int,
+    observed_months: int | None,
+    named: tuple[dict[str, Any], ...],
+    expected: float | None,
+    currency: str,
+) -> str:
+    """The sentence naming a record's new consignees: how many, over which months, against how many
+    months of the lane's history, who (biggest first, with their value and first day), and how many
+    the lane's usual turnover of buyers would bring.
+
+    Examples
+    --------
+    >>> named = ({"name": "Alfa LLC", "value": 1.2e6, "first_seen": "2022-03-04"},
+    ...          {"name": "Beta OOO", "value": 3e5, "first_seen": "2022-03-11"})
+    >>> print(new_consignees_text(reporter="Germany", count=3, months=1, observed_months=24, named=named,
+    ...                           expected=0.8, currency="USD"))
+    3 consignees of the month are new to this lane, none of them seen in the 24 months observed before: Alfa LLC (USD 1.20m, first on 2022-03-04), Beta OOO (USD 300.0k, first on 2022-03-11) and 1 more; about 0.8 would be expected at the lane's usual turnover of buyers.
+    >>> print(new_consignees_text(reporter="Germany", count=1, months=2, observed_months=36, named=named[:1],
+    ...                           expected=None, currency="USD"))
+    One consignee of the last 2 months is new to this lane, not seen in the 36 months observed before: Alfa LLC (USD 1.20m, first on 2022-03-04).
+    """
+    when = "of the month" if months == 1 else f"of the last {months} months"
+    head = (f"One consignee {when} is new to this lane" if count == 1
+            else f"{count} consignees {when} are new to this lane")
+    if observed_months:
+        who = "not" if count == 1 else "none of them"
+        head += f", {who} seen in the {_count(observed_months, 'month')} observed before"
+    else:
+        head += ", whose earlier consignees are not known"
+    shown = [f"{p['name']} ({money(p['value'], currency)}, first on {p['first_seen']})"
+             for p in named[:TEXT_PARTIES]]
+    if shown and count > len(shown):
+        shown.append(f"{count - len(shown)} more")
+    sentence = head + (": " + _and(shown) if shown else "")
+    if expected is not None:
+        sentence += f"; about {expected:.1f} would be expected at the lane's usual turnover of buyers"
+    return sentence + "."
+
+
+def exporters_text(exporters: tuple[dict[str, Any], ...], distinct: int | None, total: float, currency: str) -> str:
+    """The month's largest exporters with their value and share.
+
+    >>> print(exporters_text(({"name": "A GmbH", "value": 750.0}, {"name": "B AG", "value": 150.0}), 5, 1000.0,
+    ...                      "EUR"))
+    The month's largest exporters (of 5): A GmbH (EUR 750, 75%) and B AG (EUR 150, 15%).
+    >>> print(exporters_text(({"name": "A GmbH", "value": 1000.0},), 1, 1000.0, "EUR"))
+    The month's only exporter: A GmbH (EUR 1.0k, 100%).
+    """
+    shown = [f"{e['name']} ({money(e['value'], currency)}, {e['value'] / total:.0%})" for e in exporters]
+    if distinct == 1 and len(shown) == 1:
+        return f"The month's only exporter: {shown[0]}."
+    if distinct is not None and distinct > len(shown):
+        return f"The month's largest exporters (of {distinct}): {_and(shown)}."
+    return f"The month's exporters: {_and(shown)}."
 
 
 def explain(
@@ -166,8 +267,17 @@ def explain(
     new_consignees: int | None = None,
     new_consignees_expected: float | None = None,
     new_consignees_months: int | None = None,
+    new_consignees_named: tuple[dict[str, Any], ...] = (),
+    new_consignees_observed: int | None = None,
+    band_high: float | None = None,
+    carried_by: tuple[str, ...] = (),
+    exporters: int | None = None,
 ) -> str:
     """One paragraph an analyst can read without knowing the code.
+
+    One expected value, one ratio (the value over it) and one usual range (``band_high``, the top
+    of the lane's usual range for a single month, in the same terms); when the month's value is
+    within that range, the paragraph says what carried the evidence instead (``carried_by``).
 
     Examples
     --------
@@ -175,14 +285,23 @@ def explain(
     ...     detectors=("seasonal_surge",), observed_value=1.64e6, baseline_value=5.7e5,
     ...     observed_count=14, baseline_count=4.2, ratio=2.88, p_value=3e-7, currency="EUR",
     ...     top_exporters=(), corroborating=(), early=False, as_of="2022-03-31",
-    ...     destination_ratio=None, destinations="Russia or Belarus"))
-    Germany's exports to Armenia of HS 854231 (Electronic integrated circuits: processors and c...; CHPL tier 1) reached EUR 1.64m in 2022-03, 2.9 times the expected EUR 570.0k (from 14 declarations against about 4.2 expected). A change this large is far beyond the lane's usual variation (p < 1e-6). Detected as a surge against its seasonal baseline.
+    ...     destination_ratio=None, destinations="Russia or Belarus", band_high=1.2e6,
+    ...     carried_by=("value", "count")))
+    Germany's exports to Armenia of HS 854231 (Electronic integrated circuits: processors and c...; CHPL tier 1) reached EUR 1.64m in 2022-03, 2.9 times the expected EUR 570.0k (from 14 declarations against about 4.2 expected). That is above the lane's usual range for a single month (up to EUR 1.20m). A change this large is far beyond the lane's usual variation (p < 1e-6). Detected as a surge against its seasonal baseline.
+    >>> print(explain(key=SeriesKey("SE", "TR", "export", "853400"), period="2022-01",
+    ...     detectors=("seasonal_surge", "corroboration"), observed_value=49_800.0, baseline_value=3_190.0,
+    ...     observed_count=7, baseline_count=0.8, ratio=15.6, p_value=2e-4, currency="USD",
+    ...     top_exporters=(), corroborating=("CZ",), early=False, as_of="2022-01-31",
+    ...     destination_ratio=None, destinations="Russia or Belarus", band_high=119_500.0,
+    ...     carried_by=("count", "corroboration")))
+    Sweden's exports to Turkey (Türkiye) of HS 853400 (Printed circuits; CHPL tier 4.A) reached USD 49.8k in 2022-01, 15.6 times the expected USD 3.2k (from 7 declarations against about 0.8 expected). That alone is within the lane's usual range for a single month (up to USD 119.5k); what stands out is 7 declarations against about 0.8 expected. A change this large would arise by chance about once in 5,000 months (p = 2e-04). Detected as a surge against its seasonal baseline; a rise seen in the same month from one other reporter (Czechia).
     """
     goods = chpl().get(key.hs6)
     label = f"HS {key.hs6}"
     if goods is not None:
         label += f" ({goods.description[:48].rstrip(' ,;')}{'...' if len(goods.description) > 48 else ''}; CHPL tier {goods.tier})"
     reporter, partner = country_name(key.reporter), country_name(key.partner)
+    others = reporters_phrase(corroborating)
     verb = "has already reached" if early else "reached"
     parts = [f"{reporter}'s {key.flow}s to {partner} of {label} {verb} {money(observed_value, currency)} in {period}"]
     if early:
@@ -194,33 +313,40 @@ def explain(
     if observed_count is not None and baseline_count is not None:
         parts[0] += f" (from {observed_count} declarations against about {baseline_count:.1f} expected)"
     sentences = [parts[0] + "."]
+    what = [_WHAT[d].format(dest=destinations, others=others) for d in _phrases(detectors, ramp_tests) if d in _WHAT]
+    detected = "Detected as " + "; ".join(what) + "." if what else ""
+    if band_high is not None:
+        usual = f"the lane's usual range for a single month (up to {money(band_high, currency)})"
+        reasons = [_CARRIED[c].format(count=observed_count, expected_count=baseline_count or 0.0)
+                   for c in carried_by if c in _CARRIED and (c != "count" or baseline_count is not None)]
+        if "value" in carried_by:
+            sentences.append(f"That is above {usual}.")
+        elif reasons:
+            sentences.append(f"That alone is within {usual}; what stands out is {_and(reasons)}.")
+        elif what:
+            sentences.append(f"That alone is within {usual}; it was detected as {'; '.join(what)}.")
+            detected = ""
+        else:
+            sentences.append(f"That alone is within {usual}.")
     if p_value is not None and p_value < 1e-6:
         sentences.append("A change this large is far beyond the lane's usual variation (p < 1e-6).")
     elif p_value is not None and p_value < 0.01:
         sentences.append(f"A change this large would arise by chance about once in {1 / p_value:,.0f} months (p = {p_value:.0e}).")
-    what = [_WHAT[d].format(dest=destinations) for d in _phrases(detectors, ramp_tests) if d in _WHAT]
-    if what:
-        sentences.append("Detected as " + "; ".join(what) + ".")
+    if detected:
+        sentences.append(detected)
     if destination_ratio is not None and "diversion" in detectors:
         sentences.append(
             f"Over the last months {reporter}'s exports of this code to {destinations} fell to "
             f"{destination_ratio:.0%} of their usual level."
         )
-    if new_consignees and new_consignees_expected is not None and "new_consignees" in detectors:
-        buyers = "consignee" if new_consignees == 1 else "consignees"
-        months = new_consignees_months or 1
-        when = "of the month" if months == 1 else f"of the last {months} months"
-        sentences.append(
-            f"{new_consignees} {buyers} {when} had not received these goods from {reporter} in three years "
-            f"(about {new_consignees_expected:.1f} expected at the lane's usual turnover of buyers)."
-        )
-    if corroborating:
-        names = ", ".join(country_name(c) for c in corroborating)
-        sentences.append(f"The same goods to {partner} rose from {names} in the same month.")
+    if new_consignees:
+        sentences.append(new_consignees_text(
+            reporter=reporter, count=new_consignees, months=new_consignees_months or 1,
+            observed_months=new_consignees_observed, named=new_consignees_named,
+            expected=new_consignees_expected, currency=currency,
+        ))
     if top_exporters and observed_value > 0:
-        first = top_exporters[0]
-        share = first["value"] / observed_value
-        sentences.append(f"The largest exporter, {first['name']}, shipped {share:.0%} of the month's value.")
+        sentences.append(exporters_text(top_exporters, exporters, observed_value, currency))
     if early:
         sentences.append("This is an early alert: the month is still in progress.")
     return " ".join(sentences)
@@ -243,11 +369,20 @@ def case_text(
     detectors: tuple[str, ...],
     fired: bool,
     currency: str,
+    expected: float | None = None,
+    band: float | None = None,
+    quiet: int = 0,
+    close_after: int = 0,
 ) -> str:
     """What a case update says about the case: its onset, how far it has gone, whether it goes on.
 
     With ``fired`` (a detector alerted this month) it follows :func:`explain`;
-    otherwise it is the record's whole explanation.
+    otherwise it is the record's whole explanation, against the case's frozen
+    level and ``band`` (the top of the lane's usual month before the case). When
+    the month's ``expected`` value (the level with the lane's seasonal pattern)
+    differs from the level, the opening says how the two relate. A month that is no
+    longer hot says how many such months in a row (``quiet``) close the case
+    (``close_after``).
 
     Examples
     --------
@@ -256,13 +391,26 @@ def case_text(
     ...     observed_value=2.4e7, level=4.5e6, ratio=5.33, excess=1.95e7, peak_period="2022-03",
     ...     peak_ratio=5.33, detectors=("seasonal_surge",), fired=True, currency="EUR"))
     A case opens on this lane: its pre-case level, EUR 4.50m a month, stays its baseline until the case closes.
+    >>> print(case_text(key=k, period="2022-03", event="opened", note="", onset="2022-03", months=1,
+    ...     observed_value=2.4e7, level=4.5e6, ratio=5.33, excess=1.95e7, peak_period="2022-03",
+    ...     peak_ratio=5.33, detectors=("seasonal_surge",), fired=True, currency="EUR", expected=3.9e6))
+    A case opens on this lane: its pre-case level, EUR 4.50m a month (the expected EUR 3.90m is that level with the lane's seasonal pattern for 2022-03), stays its baseline until the case closes.
     >>> print(case_text(key=k, period="2022-12", event="updated", note="", onset="2022-03", months=10,
     ...     observed_value=4.2e7, level=4.5e6, ratio=9.33, excess=2.9e8, peak_period="2022-10",
-    ...     peak_ratio=16.2, detectors=("seasonal_surge", "ramp"), fired=False, currency="EUR"))
-    Germany's exports to Kyrgyzstan of HS TOTAL were EUR 42.00m in 2022-12, 9.3 times the lane's pre-case level of EUR 4.50m a month. Case open since 2022-03 (month 10): EUR 290.00m above that level since the onset, peak 16.2 times in 2022-10; detected so far by seasonal_surge, ramp. No detector alerted this month: the case stays open while the lane stays materially above its pre-case level.
+    ...     peak_ratio=16.2, detectors=("seasonal_surge", "ramp"), fired=False, currency="EUR", band=9e6))
+    Germany's exports to Kyrgyzstan of HS TOTAL were EUR 42.00m in 2022-12, 9.3 times the lane's pre-case level of EUR 4.50m a month, above its usual range for a single month before the case (up to EUR 9.00m). Case open since 2022-03 (month 10): EUR 290.00m above that level since the onset, peak 16.2 times that level in 2022-10; detected so far by seasonal_surge, ramp. No detector alerted this month, but the lane is still materially above its pre-case level: the case stays open.
+    >>> print(case_text(key=k, period="2023-01", event="updated", note="", onset="2022-03", months=11,
+    ...     observed_value=5e6, level=4.5e6, ratio=1.11, excess=2.9e8, peak_period="2022-10",
+    ...     peak_ratio=16.2, detectors=("seasonal_surge", "ramp"), fired=False, currency="EUR", band=9e6,
+    ...     quiet=1, close_after=3).split(". ")[-1])
+    No detector alerted this month and the lane is no longer materially above its pre-case level: the case closes after 3 such months in a row (1 so far).
     """
     if event == "opened":
-        return (f"A case opens on this lane: its pre-case level, {money(level, currency)} a month, "
+        seasonal = ""
+        if expected is not None and money(expected, currency) != money(level, currency):
+            seasonal = (f" (the expected {money(expected, currency)} is that level with the lane's seasonal "
+                        f"pattern for {period})")
+        return (f"A case opens on this lane: its pre-case level, {money(level, currency)} a month{seasonal}, "
                 "stays its baseline until the case closes.")
     sentences = []
     if not fired:
@@ -272,9 +420,13 @@ def case_text(
                                    if goods is not None else "")
         against = (f"{ratio:.1f} times the lane's pre-case level of {money(level, currency)} a month"
                    if ratio is not None else f"against a pre-case level of {money(level, currency)} a month")
+        if band is not None:
+            where = "above" if observed_value > band else "within"
+            against += f", {where} its usual range for a single month before the case (up to {money(band, currency)})"
         sentences.append(f"{country_name(key.reporter)}'s {key.flow}s to {country_name(key.partner)} of {label} "
                          f"were {money(observed_value, currency)} in {period}, {against}.")
-    peak = f", peak {peak_ratio:.1f} times in {peak_period}" if peak_ratio is not None else f", peak in {peak_period}"
+    peak = (f", peak {peak_ratio:.1f} times that level in {peak_period}" if peak_ratio is not None
+            else f", peak in {peak_period}")
     so_far = f"; detected so far by {', '.join(detectors)}" if detectors else ""
     that = "that level" if not fired else f"its pre-case level of {money(level, currency)} a month"
     sentences.append(f"Case open since {onset} (month {months}): {money(excess, currency)} above {that} "
@@ -283,7 +435,10 @@ def case_text(
         sentences.append("The case escalates: its severity or its excess rose well past what was last notified.")
     if event == "closed":
         sentences.append(f"The case is {note}." if note else "The case is closed.")
+    elif not fired and quiet and close_after:
+        sentences.append(f"No detector alerted this month and the lane is no longer materially above its pre-case "
+                         f"level: the case closes after {close_after} such months in a row ({quiet} so far).")
     elif not fired:
-        sentences.append("No detector alerted this month: the case stays open while the lane stays materially "
-                         "above its pre-case level.")
+        sentences.append("No detector alerted this month, but the lane is still materially above its pre-case "
+                         "level: the case stays open.")
     return " ".join(sentences)

@@ -36,7 +36,7 @@ import pandas as pd
 
 from detectors.alerts import Alert, period_of
 from detectors.base import PARTY_MEMORY_MONTHS, party_key
-from detectors.engine import Cell, EarlyCheck, Engine, MonthSnapshot
+from detectors.engine import Cell, EarlyCheck, Engine, MonthSnapshot, NewParty
 from detectors.errors import RejectError
 from detectors.frame import COUNTRIES, CURRENCIES, HS_CODES, Block
 from detectors.contract import FLOWS
@@ -510,7 +510,14 @@ class _Run:
                 name = self.consignee[u]
                 if name:
                     cell.consignees[name] = cell.consignees.get(name, 0.0) + value
-                cell.new_parties += int(self.new_party[u])
+                    if self.new_party[u]:
+                        cell.new_parties += 1
+                        cell.fresh = cell.fresh or {}
+                        cell.fresh[party_key(name)] = NewParty(name, dt.date.fromordinal(int(self.day[u])))
+                    if cell.fresh is not None:
+                        fresh = cell.fresh.get(party_key(name))
+                        if fresh is not None:
+                            fresh.value += value
             else:
                 if cell is None:
                     cell = Cell(lines={})

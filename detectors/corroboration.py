@@ -1,7 +1,7 @@
-"""Corroboration: the same hub x HS6 rising from several reporters at once.
+"""Corroboration: the same hub x HS6 rising from two or more reporters at once.
 
-When re-export networks switch suppliers into a hub, several exporting
-countries show the rise in the same month, each perhaps too noisy to alert on
+When re-export networks switch suppliers into a hub, more than one exporting
+country shows the rise in the same month, each perhaps too noisy to alert on
 its own. Within one (partner, flow, hs6) group, once at least ``min_alerts``
 lanes alert on their own, every other lane of the group that is *rising* (its
 robust value or count evidence at least ``min_z``, its month at least

@@ -35,7 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
-from detectors.alerts import Alert, alert_id, case_text, explain, period_of
+from detectors.alerts import Alert, alert_id, case_text, explain, new_consignees_text, period_of
 from detectors.base import DETECTORS, PARTY_MEMORY_MONTHS, Window, party_key
 from detectors.cases import Case, CaseEvent, CaseParams, open_case
 from detectors.contract import Declaration, Record
@@ -49,6 +49,17 @@ from detectors.table import SeriesKey, StateTable
 from detectors.watch import WatchConfig
 
 TOP_PARTIES = 3
+NAMED_PARTIES = 10  # new consignees a record names (and a series remembers per month), biggest first
+
+
+@dataclass(slots=True)
+class NewParty:
+    """A consignee new to a series in the month in progress: the name it was first
+    written with, the day of its first declaration and its value so far (all spellings)."""
+
+    name: str
+    first_seen: dt.date
+    value: float = 0.0
 
 
 @dataclass(slots=True)
@@ -66,6 +77,7 @@ class Cell:
     last: dt.date | None = None  # the latest declaration's date
     new_parties: int = 0  # consignees the series had not seen in PARTY_MEMORY_MONTHS months
     parties: set[str] = field(default_factory=set)  # the month's consignees, by party_key
+    fresh: dict[str, NewParty] | None = None  # the new ones among them, by party_key (None: none yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +160,8 @@ class Engine:
         self._fitted_on: np.ndarray | None = None  # the rows the isolation model was fitted on
         self._lanes_cache: Lanes | None = None
         self._parties: dict[int, dict[str, int]] = {}  # row -> consignee -> last month seen
+        # row -> closed month -> its new consignees named (or the cells to read them from: _kept_named)
+        self._named: dict[int, dict[int, tuple[dict, ...] | Mapping[int, Cell]]] = {}
         self.cases: dict[int, Case] = {}  # row -> its open case
         self.case_params: CaseParams = self.config.params.get("cases") or CaseParams()
         self._role = self.config.role  # (reporter, partner) -> (alerts, destination) or None
@@ -213,7 +227,14 @@ class Engine:
                 key = party_key(name)
                 if key and key not in cell.parties:
                     cell.parties.add(key)
-                    cell.new_parties += self._unseen(row, key, month)
+                    if self._unseen(row, key, month):
+                        cell.new_parties += 1
+                        cell.fresh = cell.fresh or {}
+                        cell.fresh[key] = NewParty(name, date)
+                if cell.fresh is not None:
+                    fresh = cell.fresh.get(key)
+                    if fresh is not None:
+                        fresh.value += value
         else:
             if cell is None:
                 cell = self.cells[row] = Cell(lines={})
@@ -310,6 +331,7 @@ class Engine:
             parties=table.parties[:n].copy(),
             known_parties=self._known_parties(),
             cases={row: case.to_state() for row, case in sorted(self.cases.items())},
+            named_parties={row: {m: self._kept_named(row, m) for m in months} for row, months in self._named.items()},
         )
 
     def _known_parties(self) -> dict[int, dict[str, int]]:
@@ -357,6 +379,7 @@ class Engine:
             )
             engine._parties = {row: dict(known) for row, known in snapshot.known_parties.items()}
             engine.cases = {row: Case.from_state(dict(state)) for row, state in snapshot.cases.items()}
+            engine._named = {row: dict(months) for row, months in snapshot.named_parties.items()}
             for key in engine.table.keys:
                 engine._remember(key)
             engine._open(snapshot.open_month)
@@ -551,9 +574,46 @@ class Engine:
         )
         if accepted:
             table.forget(np.array(accepted, dtype=np.int64), keep=min(self.case_params.accept_after, table.history))
+        self._remember_named(month, party)
         if month % 12 == 0:  # forget consignees too old to matter, once a year
             for row, known in self._parties.items():
                 self._parties[row] = _recent(known, month + 1)
+
+    def _remember_named(self, month: int, party: np.ndarray | None) -> None:
+        """Keep the names of each series' new consignees of closed ``month`` (the
+        :data:`NAMED_PARTIES` biggest) for the records of the next two months, whose
+        new-consignee evidence may pool it; forget those of older months. The engine's own
+        cells are read now; cells that fold on demand (the columnar replay's) are read
+        only when a record or a snapshot needs them (:meth:`_kept_named`)."""
+        named = self._named
+        for row in list(named):
+            kept = {m: e for m, e in named[row].items() if m >= month - 1}
+            if kept:
+                named[row] = kept
+            else:
+                del named[row]
+        if party is None:
+            return
+        cells = self.cells
+        now = type(cells) is dict
+        for row in np.flatnonzero(np.nan_to_num(party) > 0).tolist():
+            if not now:
+                named.setdefault(row, {})[month] = cells
+                continue
+            cell = cells.get(row)
+            if cell is not None and cell.fresh:
+                named.setdefault(row, {})[month] = _named(cell.fresh)[:NAMED_PARTIES]
+
+    def _kept_named(self, row: int, month: int) -> tuple[dict, ...]:
+        """The new consignees of series ``row`` in closed ``month`` that the engine kept."""
+        months = self._named.get(row)
+        if not months:
+            return ()
+        kept = months.get(month, ())
+        if not isinstance(kept, tuple):  # cells that fold on demand: read them now, once
+            cell = kept.get(row)
+            kept = months[month] = _named(cell.fresh)[:NAMED_PARTIES] if cell is not None and cell.fresh else ()
+        return kept
 
     def _open_case(self, row: int, month: int, verdict: Verdict) -> Case:
         """A case opening on ``row`` in ``month``, its pre-case level frozen from this
@@ -734,6 +794,56 @@ class Engine:
             for r in members
         }
 
+    def _new_named(self, row: int, i: int, month: int, window: Window, cell: Cell, months: int) -> tuple[dict, ...]:
+        """The new consignees of a record's ``months`` pooled months, biggest first, at most
+        :data:`NAMED_PARTIES`: this month's from its cell, the months before from what the
+        engine kept (:meth:`_remember_named`), never more of a month than its history counts."""
+        counts = (window.party[i], window.parties[i, -1], window.parties[i, -2])[:months]
+        out: list[dict] = []
+        for j, count in enumerate(counts):
+            parties = _named(cell.fresh or {}) if j == 0 else self._kept_named(row, month - j)
+            out.extend(parties[:int(np.nan_to_num(count))])
+        out.sort(key=lambda p: (-p["value"], p["name"]))
+        return tuple(out[:NAMED_PARTIES])
+
+    def _observed_months(self, row: int, i: int, month: int, window: Window, months: int) -> int:
+        """How many months of the lane's consignees were observed before the first of a record's
+        ``months`` pooled months, at most :data:`PARTY_MEMORY_MONTHS`: a consignee new in any of
+        them was seen in none of those months. Counted from the lane's history of new consignees
+        (known from its first counted month; a relearned or accepted level restarts it), or, where
+        that history is known all the way back, from the month its goods group (or
+        ``history_start``) began."""
+        history = window.parties[i]
+        before = history[:history.shape[0] - (months - 1)]
+        known = int(np.count_nonzero(~np.isnan(before)))
+        if known and known == before.shape[0]:
+            table = self.table
+            start = table.history_start if table.history_start is not None else table.starts.get(
+                table.keys[row].hs6, table.start)
+            known = max(known, month - (months - 1) - start)
+        return min(known, PARTY_MEMORY_MONTHS)
+
+    def _carried(self, i: int, verdict: Verdict, detectors: tuple[str, ...], observed: float,
+                 band: float | None) -> tuple[str, ...]:
+        """What carried a record's evidence: ``value`` (the month above the top of the lane's usual
+        range), the surge test's ``count`` and ``frequency`` tails, ``two_months`` (the surge test
+        pooled with last month, when nothing else of it passed), then the other detectors that fired."""
+        if not detectors:
+            return ()
+        s, p = verdict.surge, self.policy.surge.params
+        out = []
+        if band is not None and observed > band:
+            out.append("value")
+        if s.eligible[i]:
+            if s.p_count[i] <= p.count_alpha:
+                out.append("count")
+            if s.p_freq[i] <= p.count_alpha and s.z_robust[i] >= 0.0:
+                out.append("frequency")
+            if "seasonal_surge" in detectors and not out and s.sustained[i]:
+                out.append("two_months")
+        out += [d for d in detectors if d not in ("seasonal_surge", "isolation")]
+        return tuple(out)
+
     def _alert(
         self,
         row: int,
@@ -761,8 +871,8 @@ class Engine:
         counted = not math.isnan(window.count[i])
         observed_count = int(window.count[i]) if counted else None
         baseline_count = _num(s.expected_count[i]) if counted else None
-        ratio = _num(s.ratio[i]) if s.eligible[i] else None
         p_value = float(s.p_value[i]) if s.eligible[i] else None
+        band = _num(s.band_high[i]) if s.eligible[i] else None
         dest_ratio = None
         if verdict.diversion is not None:
             dest_ratio = _num(verdict.diversion.destination_ratio[i])
@@ -775,14 +885,28 @@ class Engine:
         new_parties = _int(c.new[i]) if counted and not math.isnan(window.party[i]) else None
         new_expected = _num(round(float(c.expected[i]), 4)) if new_parties is not None else None
         new_months = int(c.months[i]) if new_parties is not None else None
-        case_ratio = case.ratio(observed)
+        named: tuple[dict, ...] = ()
+        observed_months = None
+        if new_parties is not None:
+            named = self._new_named(row, i, month, window, cell, new_months)
+            observed_months = self._observed_months(row, i, month, window, new_months)
+        level = round(case.level, 2)  # the case's ratio too is of the numbers the record carries
+        case_ratio = round(round(observed, 2) / level, 4) if level > 0 else None
         if not detectors:  # a month of an open case in which no detector alerted: the case's own numbers
-            baseline, ratio, p_value, baseline_count = case.level, _num(case_ratio), None, None
+            baseline, p_value, baseline_count = case.level, None, None
+            band = _num(case.band) if case.band > 0 else None
+        # one expected value, one ratio (of the rounded numbers the record carries), one band
+        baseline = None if baseline is None else round(baseline, 2)
+        ratio = round(round(observed, 2) / baseline, 4) if baseline and (not detectors or s.eligible[i]) else None
+        band = None if band is None else round(band, 2)
+        carried = self._carried(i, verdict, detectors, observed, band)
         text = case_text(
             key=key, period=period, event=event, note=note, onset=period_of(case.onset), months=case.months,
-            observed_value=observed, level=case.level, ratio=_num(case_ratio), excess=case.excess,
+            observed_value=observed, level=case.level, ratio=case_ratio, excess=case.excess,
             peak_period=period_of(case.peak_month), peak_ratio=_num(case.ratio(case.peak_value)),
             detectors=case.detectors, fired=bool(detectors), currency=currency,
+            expected=baseline if s.eligible[i] else None, band=band, quiet=case.quiet,
+            close_after=self.case_params.close_after,
         )
         if detectors:
             text = explain(
@@ -791,12 +915,20 @@ class Engine:
                 ratio=ratio, p_value=p_value, currency=currency, top_exporters=exporters,
                 corroborating=corroborating, early=early, as_of=as_of, destination_ratio=dest_ratio,
                 destinations=destinations, new_consignees=new_parties, new_consignees_expected=new_expected,
-                new_consignees_months=new_months,
+                new_consignees_months=new_months, new_consignees_named=named,
+                new_consignees_observed=observed_months, band_high=band, carried_by=carried,
+                exporters=len(cell.exporters) if counted else None,
             ) + " " + text
+        elif new_parties:  # a month of a case: its new buyers still matter to whoever works it
+            text += " " + new_consignees_text(
+                reporter=country_name(key.reporter), count=new_parties, months=new_months,
+                observed_months=observed_months, named=named, expected=new_expected, currency=currency,
+            )
         evidence = {
             "z": round(float(s.z[i]), 4),
             "z_robust": round(float(s.z_robust[i]), 4),
-            "band_high": _num(s.band_high[i]),
+            "band_high": band,
+            "carried_by": list(carried),
             "ramp_statistic": round(float(verdict.ramp.statistic[i]), 4),
             "ramp_tests": list(ramp_tests),
             "destination_ratio": dest_ratio,
@@ -806,6 +938,8 @@ class Engine:
             "new_consignees": new_parties,
             "new_consignees_expected": new_expected,
             "new_consignees_months": new_months,
+            "new_consignees_observed_months": observed_months,
+            "new_consignees_named": None if new_parties is None else list(named),
             "net_mass_kg": cell.mass if counted and cell.mass else None,
             # severity's grounds (detectors/severity.py): the month's p family-wise, all the evidence
             "p_family": _num(verdict.p_family[i]),
@@ -826,10 +960,10 @@ class Engine:
             score=float(verdict.score[i]),
             severity=SEVERITIES[case.severity],
             observed_value=round(observed, 2),
-            baseline_value=None if baseline is None else round(baseline, 2),
+            baseline_value=baseline,
             observed_count=observed_count,
             baseline_count=None if baseline_count is None else round(baseline_count, 3),
-            ratio=None if ratio is None else round(ratio, 4),
+            ratio=ratio,
             p_value=p_value,
             currency=currency,
             top_exporters=exporters,
@@ -847,7 +981,7 @@ class Engine:
             case_onset=period_of(case.onset),
             case_months=case.months,
             case_level=round(case.level, 2),
-            case_ratio=None if _num(case_ratio) is None else round(case_ratio, 4),
+            case_ratio=case_ratio,
             case_peak_period=period_of(case.peak_month),
             case_peak_ratio=None if _num(case.ratio(case.peak_value)) is None else round(case.ratio(case.peak_value), 4),
             case_excess=round(case.excess, 2),
@@ -872,6 +1006,12 @@ def _pre_case(i: int, verdict: Verdict) -> tuple[float, float]:
         return level, band
     level = float(verdict.novelty.baseline[i])
     return level, level
+
+
+def _named(fresh: Mapping[str, NewParty]) -> tuple[dict, ...]:
+    """New consignees as a record names them, biggest first."""
+    best = sorted(fresh.values(), key=lambda p: (-p.value, p.name))
+    return tuple({"name": p.name, "value": round(p.value, 2), "first_seen": p.first_seen.isoformat()} for p in best)
 
 
 def _recent(known: dict[str, int], month: int) -> dict[str, int]:

@@ -56,7 +56,11 @@ class EngineSnapshot:
     (``NaN``: unknown) and ``known_parties`` the consignees each row has seen
     (row -> consignee -> last month, those still within the memory); ``cases`` the
     open case of each row that has one (row -> :meth:`Case.to_state()
-    <detectors.cases.Case.to_state>`). Equality is bit for bit.
+    <detectors.cases.Case.to_state>`); ``named_parties`` the new consignees of each
+    row's last two closed months as its records name them (row -> month ->
+    ``[{name, value, first_seen}]``; snapshots written before it have none, and the
+    records of the next two months then count those months' new consignees without
+    naming them). Equality is bit for bit.
 
     Examples
     --------
@@ -83,6 +87,7 @@ class EngineSnapshot:
     parties: np.ndarray | None = None
     known_parties: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
     cases: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+    named_parties: Mapping[int, Mapping[int, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.keys)
@@ -126,6 +131,20 @@ class EngineSnapshot:
         if any(not 0 <= r < n for r in cases):
             raise StateError("snapshot cases name a row it does not hold")
         object.__setattr__(self, "cases", dict(sorted(cases.items())))
+        try:
+            named = {
+                int(r): {int(m): tuple({"name": str(p["name"]), "value": float(p["value"]),
+                                        "first_seen": str(p["first_seen"])} for p in parties)
+                         for m, parties in months.items()}
+                for r, months in self.named_parties.items()
+            }
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"snapshot new consignees must map rows to {{month: [{{name, value, first_seen}}]}}: "
+                             f"{exc!r}") from exc
+        if any(not 0 <= r < n for r in named):
+            raise StateError("snapshot new consignees name a row it does not hold")
+        named = {r: {m: p for m, p in sorted(months.items()) if p} for r, months in sorted(named.items())}
+        object.__setattr__(self, "named_parties", {r: months for r, months in named.items() if months})
         object.__setattr__(self, "group_starts", {str(k): int(v) for k, v in self.group_starts.items()})
         object.__setattr__(self, "outcomes", {str(k): int(v) for k, v in self.outcomes.items()})
 
@@ -167,9 +186,11 @@ class EngineSnapshot:
             b = min(n, a + rows_per_part)
             known = [[r - a, self.known_parties[r]] for r in range(a, b) if r in self.known_parties]
             cases = [[r - a, self.cases[r]] for r in range(a, b) if r in self.cases]
+            named = [[r - a, [[m, list(p)] for m, p in self.named_parties[r].items()]]
+                     for r in range(a, b) if r in self.named_parties]
             body.append(_pack(
                 {"kind": "rows", "first": a, "keys": [list(k) for k in self.keys[a:b]], "consignees": known,
-                 "cases": cases},
+                 "cases": cases, "named": named},
                 [self.values[a:b], self.counts[a:b], self.protected[a:b], self.ramp[a:b], self.streak[a:b],
                  self.counted[a:b], self.parties[a:b]],
             ))
@@ -220,6 +241,7 @@ class EngineSnapshot:
             rows: list[list[np.ndarray]] = [[] for _ in range(7)]
             known_parties: dict[int, dict[str, int]] = {}
             cases: dict[int, dict[str, Any]] = {}
+            named_parties: dict[int, dict[int, Any]] = {}
             features: dict[str, list[np.ndarray]] = {"reference": [], "fitted": []}
             taken = {"rows": 0, "reference": 0, "fitted": 0}
             for i, (part, digest) in enumerate(zip(parts[1:], digests), start=1):
@@ -240,6 +262,8 @@ class EngineSnapshot:
                         known_parties[first + int(r)] = names
                     for r, state in header.get("cases", ()):
                         cases[first + int(r)] = state
+                    for r, months in header.get("named", ()):  # absent before: no names kept
+                        named_parties[first + int(r)] = {int(m): parties for m, parties in months}
                     taken[kind] = len(keys)
                 else:
                     (a,) = arrays
@@ -280,6 +304,7 @@ class EngineSnapshot:
                 parties=parties,
                 known_parties=known_parties,
                 cases=cases,
+                named_parties=named_parties,
             )
         except StateError:
             raise

@@ -174,7 +174,12 @@ def test_engine_and_batch_agree_and_the_detector_fires_on_the_labelled_scenario(
     for alert in (a for a in alerts if "new_consignees" in a.detectors):
         new, expected = alert.evidence["new_consignees"], alert.evidence["new_consignees_expected"]
         assert new >= 1 and 0 < expected < new
-        assert f"{new} consignee" in alert.explanation and "not received these goods" in alert.explanation
+        named, months = alert.evidence["new_consignees_named"], alert.evidence["new_consignees_observed_months"]
+        assert len(named) == min(new, 10), "every new consignee is named (up to ten)"
+        assert [p["value"] for p in named] == sorted((p["value"] for p in named), reverse=True)
+        head = "One consignee" if new == 1 else f"{new} consignees"
+        assert head in alert.explanation and f"in the {months} months observed before" in alert.explanation
+        assert all(f"{p['name']} (" in alert.explanation for p in named[:5])
 
     columnar = ColumnarReplay(config)
     columnar.feed(Block.from_records(records), source=0, lines=list(range(1, len(records) + 1)))
