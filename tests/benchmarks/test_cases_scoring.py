@@ -164,7 +164,7 @@ def test_eurostat_totals_drop_aggregates_and_map_total_to_the_placeholder(tmp_pa
 
 def test_the_armenia_config_watches_armenia_into_russia():
     cfg = WatchConfig.from_toml(cases.AM_CONFIG)
-    assert cfg.reporters == {"AM"} and cfg.hubs == {"RU"} and not cfg.destinations
+    assert cfg.reporters == {"AM"} and cfg.role("AM", "RU") == (True, True), "alerts, and still a destination"
     assert cfg.hs6 == set(cases.CARS)
 
 
