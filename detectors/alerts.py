@@ -95,6 +95,7 @@ class Alert:
     materiality: str = ""  # how much it matters: money over the baseline and CHPL tier
     # the case this record updates (see detectors/cases.py and docs/alerts.md)
     case_id: str = ""
+    case_severity: str = ""  # the highest severity of the case so far (severity is this month's own)
     case_status: str = ""  # open | escalated | closed
     case_event: str = ""  # opened | escalated | updated | closed: a notifier sends opened and escalated
     case_onset: str = ""  # the month the case opened
