@@ -102,7 +102,22 @@ class ReplayResult:
             **final,
             "alerts": {s: severities.get(s, 0) for s in ("critical", "high", "medium", "low")},
             "early alerts": sum(a.early for a in self.alerts),
+            "cases": self.case_counts(),
         }
+
+    def case_counts(self) -> dict[str, int] | int:
+        """Cases by where they stand at the end of the run (each case's last record), and
+        by the highest severity they reached."""
+        last: dict[str, Alert] = {}
+        for alert in self.alerts:
+            if alert.case_id:
+                last[alert.case_id] = alert
+        if not last:
+            return 0
+        status = Counter("closed" if a.case_status == "closed" else "open" for a in last.values())
+        worst = Counter(a.case_severity for a in last.values())
+        return {"open": status["open"], "closed": status["closed"],
+                **{f"reached {s}": worst[s] for s in ("critical", "high", "medium", "low") if worst[s]}}
 
 
 class _Rejects:

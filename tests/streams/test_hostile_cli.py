@@ -52,3 +52,21 @@ def test_input_a_run_cannot_use_is_an_exit_code_and_one_clear_line(clean, case):
     folder, lines, _ = clean
     code, _, said, problems = run_failing(case, folder, lines)
     assert not problems, (problems, said)
+
+
+def test_the_summary_counts_cases_by_where_they_stand():
+    from detectors.alerts import Alert
+    from streams.replay import ReplayResult
+
+    def rec(case, period, status, severity):
+        return Alert(alert_id=f"tw-{case}-{period}", series_id="DE>KG export 854231", reporter="DE", partner="KG",
+                     flow="export", hs6="854231", hs_description=None, chpl_tier=None, period=period, detectors=(),
+                     score=0.0, severity="low", observed_value=1.0, baseline_value=None, observed_count=None,
+                     baseline_count=None, ratio=None, p_value=None, currency="USD", top_exporters=(),
+                     top_consignees=(), corroborating_reporters=(), early=False, as_of=f"{period}-28", explanation="",
+                     case_id=case, case_status=status, case_severity=severity)
+
+    result = ReplayResult(alerts=[rec("a", "2022-01", "open", "medium"), rec("a", "2022-04", "closed", "high"),
+                                  rec("b", "2022-03", "open", "low")])
+    assert result.case_counts() == {"open": 1, "closed": 1, "reached high": 1, "reached low": 1}
+    assert ReplayResult(alerts=[]).case_counts() == 0
