@@ -91,7 +91,9 @@ def cells_of(records: list[dict]) -> pd.DataFrame:
 
 
 def alert_cells(alerts) -> set[tuple[Key, int]]:
-    return {((a.reporter, a.partner, a.flow, a.hs6), scoring.month_index(a.period)) for a in alerts}
+    """The lane-months alerted: records in which a detector fired (a case's months in which none did
+    are its updates, scored as cases in ``benchmarks.cases``, not as alerts here)."""
+    return {((a.reporter, a.partner, a.flow, a.hs6), scoring.month_index(a.period)) for a in alerts if a.detectors}
 
 
 def _scored(frame: pd.DataFrame) -> list[tuple[Key, int, float]]:
