@@ -529,15 +529,14 @@ class Engine:
                 case = self.cases.get(i)
                 fired = bool(alerted[i])
                 if case is None:
-                    case = self._open_case(i, month, verdict)
+                    case = self._open_case(i, i, month, verdict)
                 elif case.closed_at >= 0:  # closed: it reopens if the lane is hot again in time
+                    # (no early alert on it: early checks skip every lane with a case, closed ones too)
                     waits = case.dormant(month, float(value[i]), alerted=fired, floor=floor, params=params)
                     if waits is None:
                         del self.cases[i]
-                    if waits is None or (waits and i not in self._early):
+                    if waits is not False:
                         continue
-                    if waits:  # an early alert this month on a lane whose case had closed: a new case
-                        case = self._open_case(i, month, verdict)
                 event, note = case.advance(
                     month, float(value[i]), alerted=fired, detectors=verdict.detectors(i) if fired else (),
                     severity=int(verdict.severity[i]) if fired else 0, floor=floor, params=params, order=DETECTORS,
@@ -615,10 +614,10 @@ class Engine:
             kept = months[month] = _named(cell.fresh)[:NAMED_PARTIES] if cell is not None and cell.fresh else ()
         return kept
 
-    def _open_case(self, row: int, month: int, verdict: Verdict) -> Case:
-        """A case opening on ``row`` in ``month``, its pre-case level frozen from this
-        month's verdict (an early alert of the month counts as notified already)."""
-        level, band = _pre_case(row, verdict)
+    def _open_case(self, row: int, i: int, month: int, verdict: Verdict) -> Case:
+        """A case opening on ``row`` (lane ``i`` of ``verdict``) in ``month``, its pre-case
+        level frozen from the verdict (an early alert of the month counts as notified already)."""
+        level, band = _pre_case(i, verdict)
         case = open_case(self.table.keys[row].series_id, month, level=level, band=band, period=period_of(month))
         early = self._early.get(row)
         if early is not None:
@@ -745,8 +744,7 @@ class Engine:
         for i, j in zip(hits.tolist(), owners.tolist()):
             check, row = checks[j], int(rows[i])
             month = self.open_month
-            level, band = _pre_case(i, verdict)
-            case = open_case(self.table.keys[row].series_id, month, level=level, band=band, period=period_of(month))
+            case = self._open_case(row, i, month, verdict)
             case.advance(month, float(value[i]), alerted=True, detectors=verdict.detectors(i),
                          severity=int(verdict.severity[i]), floor=self.policy.surge.params.min_excess,
                          params=self.case_params, order=DETECTORS, confidence=int(verdict.confidence[i]),
