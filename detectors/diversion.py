@@ -117,7 +117,7 @@ class DiversionDetector:
         p = self.params
         n_groups = int(group.max()) + 1 if group.size else 0
         base = np.nan_to_num(level) * p.months
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = np.where(base > 0, recent / base, np.nan)
         dest = is_destination & (np.nan_to_num(level) >= p.min_excess)
         if steady is not None:  # a lumpy destination lane "collapses" every quiet quarter
@@ -130,7 +130,7 @@ class DiversionDetector:
         group_dest[np.isinf(group_dest)] = np.nan
         lowest = np.nan_to_num(ratio, nan=np.inf)
         if recent_lagged is not None and p.lag:
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 lagged = np.where(base[:, None] > 0, recent_lagged[:, : p.lag] / base[:, None], np.inf)
             lowest = np.minimum(lowest, np.nan_to_num(lagged, nan=np.inf).min(axis=1, initial=np.inf))
         deep_lane = collapsed & (lowest <= p.deep_ratio)
@@ -150,7 +150,7 @@ class DiversionDetector:
         )
         deep = group_deep[group] if n_groups else np.zeros(group.shape, dtype=bool)
         fired = rose & ((z_robust >= p.min_z) | (deep & (z_robust >= p.deep_min_z)))
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             substitution = np.where(fired, hub_excess / group_short[group], np.nan)
         which = named[group] if n_groups else np.full(group.shape, -1)
         has = which >= 0
