@@ -871,9 +871,12 @@ class Engine:
         baseline_count = _num(s.expected_count[i]) if counted else None
         p_value = float(s.p_value[i]) if s.eligible[i] else None
         band = _num(s.band_high[i]) if s.eligible[i] else None
-        dest_ratio = None
+        dest_ratio = dest_before = dest_after = None
         if verdict.diversion is not None:
             dest_ratio = _num(verdict.diversion.destination_ratio[i])
+            if "diversion" in detectors and verdict.diversion.destination_before is not None:
+                dest_before = _num(round(float(verdict.diversion.destination_before[i]), 2))
+                dest_after = _num(round(float(verdict.diversion.destination_after[i]), 2))
         currency = self.config.base_currency
         exporters = _top(cell.exporters)
         consignees = _top(cell.consignees)
@@ -912,6 +915,7 @@ class Engine:
                 baseline_value=baseline, observed_count=observed_count, baseline_count=baseline_count,
                 ratio=ratio, p_value=p_value, currency=currency, top_exporters=exporters,
                 corroborating=corroborating, early=early, as_of=as_of, destination_ratio=dest_ratio,
+                destination_before=dest_before, destination_after=dest_after,
                 destinations=destinations, new_consignees=new_parties, new_consignees_expected=new_expected,
                 new_consignees_months=new_months, new_consignees_named=named,
                 new_consignees_observed=observed_months, band_high=band, carried_by=carried,
@@ -930,6 +934,8 @@ class Engine:
             "ramp_statistic": round(float(verdict.ramp.statistic[i]), 4),
             "ramp_tests": list(ramp_tests),
             "destination_ratio": dest_ratio,
+            "destination_before": dest_before,
+            "destination_after": dest_after,
             "isolation_score": None if verdict.isolation is None else round(float(verdict.isolation[i]), 4),
             "distinct_exporters": len(cell.exporters) if counted else None,
             "distinct_consignees": len(cell.consignees) if counted else None,
