@@ -20,7 +20,10 @@ group is still down (its last ``months`` months at most ``collapse_ratio`` of
 its level) and at some point in the last ``lag`` months (or now) fell to
 ``deep_ratio`` or less, a hub rise needs only ``deep_min_z`` (weaker than
 ``min_z``) to fire, so a hub rise that follows the collapse by up to ``lag``
-months counts. The record then carries the Russian lane's before (its level)
+months counts. The collapse must be fresh: the destination lane was still above
+``collapse_ratio`` of its level in the ``months`` months ending ``lag + months``
+months ago, before any month the hub rise counts; a lane that collapsed long ago
+(Russia after 2022) does not lower the bar of every later hub rise. The record then carries the Russian lane's before (its level)
 and after (its mean month over the last ``months`` months).
 """
 
@@ -113,6 +116,7 @@ class DiversionDetector:
         z_robust: np.ndarray,
         steady: np.ndarray | None = None,
         recent_lagged: np.ndarray | None = None,
+        recent_before: np.ndarray | None = None,
     ) -> DiversionScores:
         p = self.params
         n_groups = int(group.max()) + 1 if group.size else 0
@@ -134,6 +138,10 @@ class DiversionDetector:
                 lagged = np.where(base[:, None] > 0, recent_lagged[:, : p.lag] / base[:, None], np.inf)
             lowest = np.minimum(lowest, np.nan_to_num(lagged, nan=np.inf).min(axis=1, initial=np.inf))
         deep_lane = collapsed & (lowest <= p.deep_ratio)
+        if recent_before is not None:  # a fresh collapse: the lane was not yet down before the rise could start
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                was = np.where(base > 0, recent_before / base, np.nan)
+            deep_lane &= np.nan_to_num(was, nan=0.0) > p.collapse_ratio
         group_deep = np.bincount(group, weights=deep_lane, minlength=n_groups) > 0
         # the collapsed lane a record names: the group's largest shortfall
         named = np.full(n_groups, -1)

@@ -253,6 +253,8 @@ class AlertPolicy:
                 # make its own lane unsteady (else a Russian lane stops counting after two months at 0)
                 steady=(past[:, max(cols - dp.months + 1 - 12, 0): max(cols - dp.months + 1, 0)] > 0).sum(axis=1) >= 10,
                 recent_lagged=recent_lagged,
+                # the same sum ending lag + months months ago: was the destination lane still up then?
+                recent_before=past[:, max(cols - dp.lag - 2 * dp.months + 1, 0): max(cols - dp.lag - dp.months + 1, 0)].sum(axis=1),
             )
             fired[:, _COL["diversion"]] = diversion.fired & self._enabled[_COL["diversion"]]
             if self._enabled[_COL["corroboration"]]:

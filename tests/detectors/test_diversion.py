@@ -18,11 +18,12 @@ DEST = np.array([False, True])
 LEVEL = np.array([10_000.0, 100_000.0])  # a month
 
 
-def _score(russia_recent, hub_z, *, lagged=None, params=None, hub_recent=60_000.0):
+def _score(russia_recent, hub_z, *, lagged=None, params=None, hub_recent=60_000.0, before=None):
     d = DiversionDetector(params or DiversionParams())
     return d.score_many(group=GROUP, is_hub=HUB, is_destination=DEST, level=LEVEL,
                         recent=np.array([hub_recent, russia_recent]), z_robust=np.array([hub_z, -3.0]),
-                        steady=np.array([True, True]), recent_lagged=lagged)
+                        steady=np.array([True, True]), recent_lagged=lagged,
+                        recent_before=None if before is None else np.array([30_000.0, before]))
 
 
 def test_a_deep_collapse_lets_a_weak_hub_rise_fire():
@@ -39,6 +40,14 @@ def test_the_hub_rise_may_follow_the_deep_collapse_by_up_to_lag_months():
     assert not _score(120_000.0, 1.2, lagged=lagged, params=DiversionParams(lag=2)).fired[0], "beyond lag"
     recovered = _score(300_000.0, 1.2, lagged=lagged)
     assert not recovered.fired[0], "a lane back at its level no longer marks the group"
+
+
+def test_only_a_fresh_deep_collapse_lowers_the_bar():
+    # Russia's three months ending lag + months ago: still at its level (fresh) or already at 0 (old)
+    assert _score(0.0, 1.2, before=300_000.0).fired[0], "Russia fell within the rise's reach"
+    old = _score(0.0, 1.2, before=0.0)
+    assert not old.fired[0] and not old.deep[0], "a collapse long ago does not lower every later hub rise"
+    assert _score(0.0, 3.5, before=0.0).fired[0], "the plain bar still names diversion after an old collapse"
 
 
 def test_the_scores_carry_the_collapsed_lanes_before_and_after():
