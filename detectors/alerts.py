@@ -123,8 +123,19 @@ _WHAT = {
     "novelty": "trade appearing on a lane that had almost none in the year before",
     "new_consignees": "a rise carried by consignees new to the lane",
     "diversion": "a rise while the same goods to {dest} collapse",
+    "hub_shift": "a rise shared by most reporters' lanes into the hub",
     "corroboration": "a rise seen in the same month from {others}",
 }
+
+
+def hub_shift_text(*, partner: str, rising: int, reporters: int, ratio: float) -> str:
+    """The sentence of a hub shift: how broad and how big.
+
+    >>> hub_shift_text(partner="Armenia", rising=12, reporters=16, ratio=1.62)
+    "12 of 16 reporters' lanes of this code into Armenia rose this month together (median x1.6): the hub moved, not one lane."
+    """
+    return (f"{rising} of {reporters} reporters' lanes of this code into {partner} rose this month together "
+            f"(median x{ratio:.1f}): the hub moved, not one lane.")
 
 # What carried a record's evidence (``evidence.carried_by``) besides the month's value and the
 # detectors, as the explanation says it when the value alone is within the lane's usual range.

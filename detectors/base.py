@@ -27,7 +27,9 @@ import numpy as np
 HISTORY_MONTHS = 36
 
 #: Detector names, in the order used to pick an alert's primary detector.
-DETECTORS = ("seasonal_surge", "ramp", "novelty", "new_consignees", "diversion", "corroboration", "isolation")
+DETECTORS = (
+    "seasonal_surge", "ramp", "novelty", "new_consignees", "diversion", "hub_shift", "corroboration", "isolation",
+)
 
 #: A consignee is new on a series when the series has not seen it in this many months.
 PARTY_MEMORY_MONTHS = 36

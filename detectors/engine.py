@@ -35,7 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
-from detectors.alerts import Alert, alert_id, case_text, explain, new_consignees_text, period_of
+from detectors.alerts import Alert, alert_id, case_text, explain, hub_shift_text, new_consignees_text, period_of
 from detectors.base import DETECTORS, PARTY_MEMORY_MONTHS, Window, party_key
 from detectors.cases import Case, CaseEvent, CaseParams, open_case
 from detectors.contract import Declaration, Record
@@ -880,6 +880,8 @@ class Engine:
             if "diversion" in detectors and verdict.diversion.destination_before is not None:
                 dest_before = _num(round(float(verdict.diversion.destination_before[i]), 2))
                 dest_after = _num(round(float(verdict.diversion.destination_after[i]), 2))
+        shift = verdict.hub_shift
+        shifted = shift is not None and "hub_shift" in detectors
         currency = self.config.base_currency
         exporters = _top(cell.exporters)
         consignees = _top(cell.consignees)
@@ -924,6 +926,9 @@ class Engine:
                 new_consignees_observed=observed_months, band_high=band, carried_by=carried,
                 exporters=len(cell.exporters) if counted else None,
             ) + " " + text
+            if shifted:
+                text += " " + hub_shift_text(partner=country_name(key.partner), rising=int(shift.rising[i]),
+                                             reporters=int(shift.reporters[i]), ratio=float(shift.median_ratio[i]))
         elif new_parties:  # a month of a case: its new buyers still matter to whoever works it
             text += " " + new_consignees_text(
                 reporter=country_name(key.reporter), count=new_parties, months=new_months,
@@ -939,6 +944,9 @@ class Engine:
             "destination_ratio": dest_ratio,
             "destination_before": dest_before,
             "destination_after": dest_after,
+            "hub_shift_reporters": int(shift.reporters[i]) if shifted else None,
+            "hub_shift_rising": int(shift.rising[i]) if shifted else None,
+            "hub_shift_ratio": round(float(shift.median_ratio[i]), 4) if shifted else None,
             "isolation_score": None if verdict.isolation is None else round(float(verdict.isolation[i]), 4),
             "distinct_exporters": len(cell.exporters) if counted else None,
             "distinct_consignees": len(cell.consignees) if counted else None,

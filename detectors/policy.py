@@ -26,6 +26,7 @@ from detectors.corroboration import CorroborationDetector, CorroborationParams
 from detectors.diversion import DiversionDetector, DiversionParams, DiversionScores
 from detectors.errors import InvalidParameterError
 from detectors.features import features
+from detectors.hubshift import HubShiftDetector, HubShiftParams, HubShiftScores
 from detectors.isolation import IsolationForestDetector, IsolationParams
 from detectors.novelty import NoveltyDetector, NoveltyParams, NoveltyScores
 from detectors.params import check_positive, check_range
@@ -136,6 +137,7 @@ class Verdict:
     materiality: np.ndarray | None = None  # index into severity.MATERIALITIES
     p_family: np.ndarray | None = None  # the month's own test, family-wise (NaN: no surge test)
     p_evidence: np.ndarray | None = None  # every line of evidence for the lane-month
+    hub_shift: HubShiftScores | None = None  # most lanes of the hub and HS6 up together
 
     def detectors(self, row: int) -> tuple[str, ...]:
         return tuple(name for name, hit in zip(DETECTORS, self.fired[row]) if hit)
@@ -166,6 +168,7 @@ class AlertPolicy:
         new_consignees: ConsigneeParams | None = None,
         diversion: DiversionParams | None = None,
         corroboration: CorroborationParams | None = None,
+        hub_shift: HubShiftParams | None = None,
         isolation: IsolationParams | None = None,
         policy: PolicyParams | None = None,
     ) -> None:
@@ -175,6 +178,7 @@ class AlertPolicy:
         self.consignees = NewConsigneeDetector(new_consignees)
         self.diversion = DiversionDetector(diversion)
         self.corroboration = CorroborationDetector(corroboration)
+        self.hub_shift = HubShiftDetector(hub_shift)
         self.isolation = IsolationForestDetector(isolation)
         self.params = policy or PolicyParams()
         self._enabled = np.array([name in self.params.detectors for name in DETECTORS])
@@ -231,7 +235,7 @@ class AlertPolicy:
                 fired[:, _COL["isolation"]] = hub & surge.eligible & big & (iso >= self.isolation.params.threshold)
         fired &= self._enabled
 
-        diversion = None
+        diversion = shift = None
         corroborated = np.zeros(n, dtype=bool)
         if lanes is not None and cross:
             dp = self.diversion.params
@@ -257,6 +261,10 @@ class AlertPolicy:
                 recent_before=past[:, max(cols - dp.lag - 2 * dp.months + 1, 0): max(cols - dp.lag - dp.months + 1, 0)].sum(axis=1),
             )
             fired[:, _COL["diversion"]] = diversion.fired & self._enabled[_COL["diversion"]]
+            shift = self.hub_shift.score_many(group=lanes.hub_group, eligible=hub & warm & surge.eligible,
+                                              ratio=surge.ratio, excess=surge.excess, value=window.value,
+                                              expected=surge.expected)
+            fired[:, _COL["hub_shift"]] = shift.fired & self._enabled[_COL["hub_shift"]]
             if self._enabled[_COL["corroboration"]]:
                 corroborated = self.corroboration.score_many(
                     group=lanes.hub_group, alert=fired.any(axis=1),
@@ -299,6 +307,7 @@ class AlertPolicy:
             materiality=np.where(alert, grades.materiality, 0),
             p_family=grades.p_family,
             p_evidence=grades.p_evidence,
+            hub_shift=shift,
         )
 
     def _score(self, window: Window, surge: SurgeScores, ramp: RampScores, consignees: ConsigneeScores,
@@ -354,8 +363,8 @@ class AlertPolicy:
         )
         # agreement: lines that are not this lane's own months (so not a p-value for it), which
         # lift medium evidence to high, never further: the goods' Russia lane collapsing
-        # (diversion), or a peer lane of the same hub and HS6 alerting alone with high confidence
-        agree = fired[:, _COL["diversion"]].copy()
+        # (diversion), most reporters' lanes into the hub up together (hub_shift), or a peer lane of the same hub and HS6 alerting alone with high confidence
+        agree = fired[:, _COL["diversion"]] | fired[:, _COL["hub_shift"]]
         priority = np.zeros(window.n, dtype=bool)
         if lanes is not None:
             priority = lanes.priority

@@ -16,6 +16,7 @@ from detectors.cases import CaseParams
 from detectors.consignees import ConsigneeParams
 from detectors.contract import COUNTRY_ALIASES, COUNTRY_CODES
 from detectors.corroboration import CorroborationParams
+from detectors.hubshift import HubShiftParams
 from detectors.diversion import DiversionParams
 from detectors.errors import ConfigError, InvalidParameterError
 from detectors.isolation import IsolationParams
@@ -35,6 +36,7 @@ _PARAMS = {
     "new_consignees": ConsigneeParams,
     "diversion": DiversionParams,
     "corroboration": CorroborationParams,
+    "hub_shift": HubShiftParams,
     "isolation": IsolationParams,
     "policy": PolicyParams,
     "cases": CaseParams,
