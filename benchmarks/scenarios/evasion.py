@@ -65,7 +65,7 @@ Usage::
 
 Examples
 --------
->>> scn = generate(seed=1, families=["one_buyer"], size=4, months=30)
+>>> scn = generate(seed=1, families=["one_buyer"], size=4, months=36)
 >>> sorted({t["kind"] for t in scn.truth}), sorted({t["role"] for t in scn.truth if t["kind"] == "series"})
 (['sanctions', 'scenario', 'series', 'surge'], ['control', 'pattern'])
 """
@@ -98,7 +98,7 @@ MATERIAL = (30_000.0, 1_500_000.0)         # expected USD a month of surge lanes
 DESTINATION_SIZE = (50_000.0, 3_000_000.0)
 ON_VALUE = (1_000_000.0, 1_700_000.0)       # an intermittent lane's shipping month, USD
 DEFAULT_SIZE = 40
-MAX_SIZE = 120
+MAX_SIZE = 60
 CHURN = roundabout.CHURN
 
 
@@ -426,7 +426,7 @@ def generate(*, seed: int, families: Iterable[str] = FAMILIES, size: int = DEFAU
     families : iterable of str
         Any of :data:`FAMILIES` (order does not matter).
     size : int
-        Pattern lanes a family (2-120): controls as many; ``reporter_level`` and ``q4_seasonal``
+        Pattern lanes a family (2-60): controls as many; ``reporter_level`` and ``q4_seasonal``
         get 2.5 times as many, ``diversion`` half as many of each decoy.
     start, months : str, int
         First month and length of the window (at least 30): onsets fall from its 19th month.
@@ -440,8 +440,8 @@ def generate(*, seed: int, families: Iterable[str] = FAMILIES, size: int = DEFAU
 
     Examples
     --------
-    >>> a = generate(seed=3, families=["moderate", "one_buyer"], size=3, months=30)
-    >>> b = generate(seed=3, families=["one_buyer"], size=3, months=30)
+    >>> a = generate(seed=3, families=["moderate", "one_buyer"], size=3, months=36)
+    >>> b = generate(seed=3, families=["one_buyer"], size=3, months=36)
     >>> key = lambda r: (r["reporter"], r["partner"], r["hs_code"], r["period"], r["value"])
     >>> ob = {(t["reporter"], t["partner"]) for t in b.truth if t["kind"] == "series"}
     >>> sorted(map(key, b.monthly)) == sorted(key(r) for r in a.monthly if (r["reporter"], r["partner"]) in ob)
