@@ -12,7 +12,7 @@ currencies, densities, value model, gamma-Poisson counts, one-off consignees and
 writer): declarations JSON Lines, monthly statistics and a truth file of the same row shapes, so
 :mod:`benchmarks.cases` and :mod:`benchmarks.scoring` score it unchanged. Lanes of the surge
 families, their controls and the RU/BY lanes of ``diversion`` are *material*: their expected
-month is USD 30k-1.5m (RU/BY lanes USD 50k-3m), so that a surge moves the lane by more than the
+month is USD 30k-1.5m (RU/BY lanes USD 50k-3m, two or more declarations a month), so that a surge moves the lane by more than the
 detectors' floors; ``q4_seasonal`` and ``reporter_level`` lanes take every density, as
 roundabout's do. Every lane is flat (no season) but for ``q4_seasonal``'s pattern lanes.
 
@@ -21,7 +21,8 @@ Families
 - ``one_buyer``: a surge x4-x8 carried by 1-2 large declarations a month to one consignee the
   lane never had (a shell company), for 4-12 months; the month's extra value is ``factor - 1``
   times the lane's usual month.
-- ``intermittent``: a CHPL lane going from nothing (a third of them) or a trace to USD 1-1.7m
+- ``intermittent``: a CHPL lane going from nothing (a third of them) or a trace (a declaration
+  every 2-7 months, USD 500-8,000 a month on average) to USD 1-1.7m
   a month, in alternate months, in 2 of every 3 months, or with irregular gaps of 0-2 months,
   to the end of the window; controls are trace lanes.
 - ``moderate``: x2.5-x3.5 through bigger shipments (the same number of declarations, larger
@@ -50,7 +51,7 @@ Truth records (JSON Lines, ``kind`` first)
 - ``{"kind": "surge", ..., "pattern", "shape": "step", "onset", "end", "factor", "density"}`` for
   the true families (``pattern`` is the family); ``end`` is the first month back at base, null
   when the surge lasts past the window. ``one_buyer`` adds its ``consignee``; ``intermittent``
-  its ``variant``, ``on_value`` (USD a shipping month) and ``factor`` (``on_value`` over the
+  its ``variant``, ``months`` (the shipping months), ``on_value`` (USD a shipping month) and ``factor`` (``on_value`` over the
   lane's usual month, at least USD 1,000); ``diversion`` its ``destination`` and ``lag``.
 - ``{"kind": "reporter_level", "reporter", "onset", "end": null, "factor": 2.0, "lanes"}``.
 - ``{"kind": "hub_shift", "partner", "onset", "end": null, "lanes", "reporters"}``.
@@ -96,6 +97,8 @@ SHIFT_HUB = "KG"
 DESTINATIONS = ("RU", "BY")
 MATERIAL = (30_000.0, 1_500_000.0)         # expected USD a month of surge lanes and their controls
 DESTINATION_SIZE = (50_000.0, 3_000_000.0)
+DESTINATION_DENSITY = ("regular", "busy", "dense")      # a lane to Russia worth diverting ships every month
+TRACE = (500.0, 8_000.0)                    # expected USD a month of an intermittent family's trace lanes
 ON_VALUE = (1_000_000.0, 1_700_000.0)       # an intermittent lane's shipping month, USD
 DEFAULT_SIZE = 40
 MAX_SIZE = 60
@@ -190,13 +193,13 @@ class _Builder:
 
     # -- lane specs ---------------------------------------------------------------------------
     def _spec(self, rng: np.random.Generator, key: tuple[str, str, str], *, family: str, role: str,
-              within: tuple[float, float] | None, density: str | None = None, season: str = "flat") -> _Lane:
+              within: tuple[float, float] | None, density: tuple[str, ...] = (), season: str = "flat") -> _Lane:
         """A lane drawn as roundabout draws one; ``within``: keep drawing until its expected month
-        (USD) falls in that range; ``density``: that class only."""
-        names = [d[0] for d in DENSITY]
-        probs = np.array([d[1] for d in DENSITY])
+        (USD) falls in that range; ``density``: these classes only (their shares renormalised)."""
+        probs = np.array([d[1] if not density or d[0] in density else 0.0 for d in DENSITY])
+        probs /= probs.sum()
         for _ in range(10_000):
-            c = names.index(density) if density else int(rng.choice(len(DENSITY), p=probs))
+            c = int(rng.choice(len(DENSITY), p=probs))
             name, _, lo, hi = DENSITY[c]
             rate = float(lo * (hi / lo) ** rng.random())
             mu, sigma = float(np.log(3_000 * 40 ** rng.random())), float(rng.uniform(0.5, 1.2))
@@ -232,10 +235,10 @@ class _Builder:
 
     def _build_intermittent(self, rng: np.random.Generator, keys: dict) -> None:
         for k in keys["control"]:
-            self._spec(rng, k, family="intermittent", role="control", within=None, density="trace")
+            self._spec(rng, k, family="intermittent", role="control", within=TRACE, density=("trace",))
         variants = ("alternate", "two_of_three", "irregular")
         for i, k in enumerate(keys["pattern"]):
-            lane = self._spec(rng, k, family="intermittent", role="pattern", within=None, density="trace")
+            lane = self._spec(rng, k, family="intermittent", role="pattern", within=TRACE, density=("trace",))
             lane.pattern, lane.variant = "intermittent", variants[i % 3]
             lane.silent_before = bool(rng.random() < 1 / 3)
             lane.onset, lane.stop = self._onset(rng, tail=6), self.m
@@ -274,7 +277,8 @@ class _Builder:
         for role in ("control", "pattern", "fall_only", "rise_only"):
             for r, hub, h in keys[role]:
                 dest = str(rng.choice(DESTINATIONS, p=[0.75, 0.25]))
-                d = self._spec(rng, (r, dest, h), family="diversion", role="destination", within=DESTINATION_SIZE)
+                d = self._spec(rng, (r, dest, h), family="diversion", role="destination", within=DESTINATION_SIZE,
+                               density=DESTINATION_DENSITY)
                 d.variant = role
                 lane = self._spec(rng, (r, hub, h), family="diversion",
                                   role={"pattern": "pattern", "control": "control"}.get(role, "decoy"), within=MATERIAL)
@@ -410,7 +414,8 @@ class _Builder:
             if lane.family == "one_buyer":
                 surge["consignee"] = self.new_buyer(i, lane)
             if lane.family == "intermittent":
-                surge.update(variant=lane.variant, on_value=round(lane.on_value, 2), from_nothing=lane.silent_before)
+                surge.update(variant=lane.variant, on_value=round(lane.on_value, 2), from_nothing=lane.silent_before,
+                             months=[self.periods[t] for t in lane.extra_on])
             self.truth.append(surge)
 
 
