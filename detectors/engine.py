@@ -967,7 +967,7 @@ class Engine:
             "p_family": _num(verdict.p_family[i]),
             "p_evidence": float(verdict.p_evidence[i]),
             "family_size": self.policy.family_size,
-            # the sanctions calendar raised confidence one grade ([sanctions], detectors/sanctions.py)
+            # a case opening [sanctions] evidence_months after its goods' ban: confidence one grade up (to high)
             "sanctions_evidence": bool(verdict.sanctioned[i]) if verdict.sanctioned is not None else False,
             "ban_precision": None if ban is None else ban.precision,
         }
