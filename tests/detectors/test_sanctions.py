@@ -166,8 +166,8 @@ def _declarations(path, *, hs_code: str, surge_from: str):
     return path
 
 
-def _run(path, toml: str):
-    base = '[watch]\nreporters = ["DE"]\nhubs = ["KG"]\nhs6 = ["854231", "853400"]\n'
+def _run(path, toml: str, *, watch: str = ""):
+    base = '[watch]\nreporters = ["DE"]\nhubs = ["KG"]\nhs6 = ["854231", "853400"]\n' + watch
     out = replay([path], config=WatchConfig.from_toml(base + toml), final_month="closed",
                  keep_snapshots=False, today=dt.date(2024, 1, 1))
     return [a.to_dict() for a in out.alerts]
@@ -208,8 +208,9 @@ def test_a_case_long_after_the_ban_or_goods_outside_the_calendar_gain_nothing(tm
     late = _run(_declarations(tmp_path / "late.jsonl", hs_code="85423190", surge_from="2022-11"), "")
     assert late and late[0]["months_since_ban"] >= 9  # the case opens in 2022-11 or 2022-12
     assert not any(a["evidence"]["sanctions_evidence"] for a in late)
-    cfg = '[watch]\ndestinations = []\n'  # no destination: no ban applies
-    none = _run(_declarations(tmp_path / "none.jsonl", hs_code="85423190", surge_from="2022-05"), cfg)
+    # no destination: no ban applies
+    none = _run(_declarations(tmp_path / "none.jsonl", hs_code="85423190", surge_from="2022-05"), "",
+                watch="destinations = []\n")
     assert none and all(a["banned_since"] is None and a["months_since_ban"] is None for a in none)
     assert not any(a["evidence"]["sanctions_evidence"] for a in none)
     assert "banned for export" not in none[0]["explanation"]
