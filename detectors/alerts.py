@@ -93,6 +93,10 @@ class Alert:
     evidence: dict[str, Any] = field(default_factory=dict)
     confidence: str = ""  # how sure: low | medium | high | very high (docs/alerts.md, Severity)
     materiality: str = ""  # how much it matters: money over the baseline and CHPL tier
+    # the sanctions calendar (detectors/sanctions.py): the goods' earliest export ban to a destination
+    banned_since: str | None = None  # the day it applied from, YYYY-MM-DD; None: not in the calendar
+    banned_by: str | None = None  # the measure, package and legal act
+    months_since_ban: int | None = None  # the case's onset month minus the ban's month (negative: before)
     # the case this record updates (see detectors/cases.py and docs/alerts.md)
     case_id: str = ""
     case_severity: str = ""  # the highest severity of the case so far (severity is this month's own)
@@ -238,6 +242,23 @@ def new_consignees_text(
     if expected is not None:
         sentence += f"; about {expected:.1f} would be expected at the lane's usual turnover of buyers"
     return sentence + "."
+
+
+def ban_text(*, since: str, by: str, destination: str, months: int) -> str:
+    """The sentence on the goods' export ban and how long before the case's onset it came.
+
+    >>> print(ban_text(since="2022-02-26", by="EU 833/2014 Annex VII, 2nd package", destination="Russia", months=3))
+    The goods were banned for export to Russia from 2022-02-26 (EU 833/2014 Annex VII, 2nd package): the case opened 3 months after the ban.
+    >>> print(ban_text(since="2023-02-26", by="X", destination="Russia", months=-2).split(": ")[-1])
+    the case opened 2 months before the ban.
+    >>> print(ban_text(since="2022-02-26", by="X", destination="Belarus", months=0).split(": ")[-1])
+    the case opened in the month of the ban.
+    """
+    if months == 0:
+        when = "in the month of the ban"
+    else:
+        when = f"{_count(abs(months), 'month')} {'after' if months > 0 else 'before'} the ban"
+    return f"The goods were banned for export to {destination} from {since} ({by}): the case opened {when}."
 
 
 def exporters_text(exporters: tuple[dict[str, Any], ...], distinct: int | None, total: float, currency: str) -> str:

@@ -35,7 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
-from detectors.alerts import Alert, alert_id, case_text, explain, hub_shift_text, new_consignees_text, period_of
+from detectors.alerts import Alert, alert_id, ban_text, case_text, explain, hub_shift_text, new_consignees_text, period_of
 from detectors.base import DETECTORS, PARTY_MEMORY_MONTHS, Window, party_key
 from detectors.cases import Case, CaseEvent, CaseParams, open_case
 from detectors.contract import Declaration, Record
@@ -43,6 +43,7 @@ from detectors.errors import RejectError, StateError
 from detectors.features import FEATURES
 from detectors.policy import SEVERITIES, Lanes, Verdict
 from detectors.reference import chpl, country_name
+from detectors.sanctions import months_since, sanctions_calendar
 from detectors.severity import CONFIDENCES, MATERIALITIES
 from detectors.snapshot import EngineSnapshot
 from detectors.table import SeriesKey, StateTable
@@ -141,6 +142,7 @@ class Engine:
         seen: SeenIds | None = None,
     ) -> None:
         self.config = config or WatchConfig.default()
+        self._destinations = tuple(sorted(self.config.destinations))  # for the sanctions calendar
         self.policy = self.config.policy()
         self.on_close = on_close
         self.table: StateTable | None = None
@@ -154,7 +156,8 @@ class Engine:
         self._early: dict[int, Alert] = {}
         self._latest: dt.date | None = None  # the month in progress's latest declaration
         self._next_check: dt.date | None = None  # its next check day (None: none left)
-        self._lane_lists: tuple[list[int], list[int], list[bool], list[bool], list[bool]] = ([], [], [], [], [])
+        self._lane_lists: tuple[list[int], list[int], list[bool], list[bool], list[bool], list[int]] = (
+            [], [], [], [], [], [])
         self._groups: tuple[dict[tuple[str, str, str], int], dict[tuple[str, str, str], int]] = ({}, {})
         self._reference: list[np.ndarray] = []  # feature rows of the reference period (isolation model)
         self._fitted_on: np.ndarray | None = None  # the rows the isolation model was fitted on
@@ -424,7 +427,7 @@ class Engine:
     def _remember(self, key: SeriesKey) -> None:
         """The lane facts of a new row (the next one)."""
         sources, hubs = self._groups
-        src, hub, is_hub, is_dest, prio = self._lane_lists
+        src, hub, is_hub, is_dest, prio, ban = self._lane_lists
         src.append(sources.setdefault((key.reporter, key.flow, key.hs6), len(sources)))
         hub.append(hubs.setdefault((key.partner, key.flow, key.hs6), len(hubs)))
         alerts, destination = self._role(key.reporter, key.partner) or (False, False)
@@ -432,10 +435,11 @@ class Engine:
         is_dest.append(destination)
         tier = chpl().get(key.hs6)
         prio.append(tier is not None and tier.tier in ("1", "2"))
+        ban.append(int(sanctions_calendar().ban_months([key.hs6], self._destinations)[0]))
 
     def _lanes(self) -> Lanes:
         """Per-row lane facts as arrays, rebuilt only when rows were added."""
-        src, hub, is_hub, is_dest, prio = self._lane_lists
+        src, hub, is_hub, is_dest, prio, ban = self._lane_lists
         if self._lanes_cache is not None and self._lanes_cache.is_hub.shape[0] == len(src):
             return self._lanes_cache
         self._lanes_cache = Lanes(
@@ -444,6 +448,7 @@ class Engine:
             is_hub=np.array(is_hub, dtype=bool),
             is_destination=np.array(is_dest, dtype=bool),
             priority=np.array(prio, dtype=bool),
+            banned_from=np.array(ban, dtype=np.int64),
         )
         return self._lanes_cache
 
@@ -515,7 +520,10 @@ class Engine:
         if new_top is None and party is not None:
             new_top = new_top_of(np.arange(len(table)), party, self.cells)
         window = table.window(slice(0, len(table)), value, count, max_item, party, new_top)
-        verdict = self.policy.decide(window, self._lanes())
+        onset = np.full(len(table), month, dtype=np.int64)  # a case opening now, or its onset
+        for row, case in self.cases.items():
+            onset[row] = case.onset
+        verdict = self.policy.decide(window, self._lanes(), onset=onset)
         alerted = verdict.alert
         rows = sorted(set(np.flatnonzero(alerted).tolist()) | set(self._early) | set(self.cases))
         protect, relearn, streak, release = verdict.protect, verdict.relearn, verdict.streak, verdict.release
@@ -741,7 +749,9 @@ class Engine:
         )
         new_top = np.concatenate([new_top_of(c.rows[k], c.party[k], c.cells) for c, k in zip(checks, keep)])
         window = self.table.window(rows, value, count, max_item, party, new_top)
-        verdict = self.policy.decide(window, self._lanes().take(rows), cross=False)
+        # early checks skip lanes with a case: each would open one this month
+        verdict = self.policy.decide(window, self._lanes().take(rows), cross=False,
+                                     onset=np.full(rows.shape[0], self.open_month, dtype=np.int64))
         hits = np.flatnonzero(verdict.alert)
         owners = np.searchsorted(np.cumsum(sizes), hits, side="right")
         for i, j in zip(hits.tolist(), owners.tolist()):
@@ -906,6 +916,8 @@ class Engine:
         ratio = round(round(observed, 2) / baseline, 4) if baseline and (not detectors or s.eligible[i]) else None
         band = None if band is None else round(band, 2)
         carried = self._carried(i, verdict, detectors, observed, band)
+        ban = sanctions_calendar().ban(key.hs6, self._destinations)
+        since_ban = None if ban is None else months_since(case.onset, ban.month)
         text = case_text(
             key=key, period=period, event=event, note=note, onset=period_of(case.onset), months=case.months,
             observed_value=observed, level=case.level, ratio=case_ratio, excess=case.excess,
@@ -934,6 +946,9 @@ class Engine:
                 reporter=country_name(key.reporter), count=new_parties, months=new_months,
                 observed_months=observed_months, named=named, expected=new_expected, currency=currency,
             )
+        if ban is not None:
+            text += " " + ban_text(since=ban.applies_from.isoformat(), by=ban.label,
+                                   destination=country_name(ban.destination), months=since_ban)
         evidence = {
             "z": round(float(s.z[i]), 4),
             "z_robust": round(float(s.z_robust[i]), 4),
@@ -960,6 +975,9 @@ class Engine:
             "p_family": _num(verdict.p_family[i]),
             "p_evidence": float(verdict.p_evidence[i]),
             "family_size": self.policy.family_size,
+            # a case opening [sanctions] evidence_months after its goods' ban: confidence one grade up (to high)
+            "sanctions_evidence": bool(verdict.sanctioned[i]) if verdict.sanctioned is not None else False,
+            "ban_precision": None if ban is None else ban.precision,
         }
         return Alert(
             alert_id=alert_id(key, period),
@@ -990,6 +1008,9 @@ class Engine:
             evidence=evidence,
             confidence=CONFIDENCES[int(verdict.confidence[i])],
             materiality=MATERIALITIES[int(verdict.materiality[i])],
+            banned_since=None if ban is None else ban.applies_from.isoformat(),
+            banned_by=None if ban is None else ban.label,
+            months_since_ban=since_ban,
             case_id=case.case_id,
             case_severity=SEVERITIES[case.severity],
             case_status=case.status(event),

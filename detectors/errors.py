@@ -73,3 +73,19 @@ class StrictModeError(TransitwatchError, ValueError):
 
 class StateError(TransitwatchError, ValueError):
     """A stored detector state cannot be restored (wrong version or shape)."""
+
+
+class ReferenceDataError(TransitwatchError, ValueError):
+    """A shipped reference data file (``detectors/data/``) is malformed.
+
+    Examples
+    --------
+    >>> str(ReferenceDataError("sanctions_calendar.csv", 3, "applies_from '2022-13-01' is not a date"))
+    "sanctions_calendar.csv:3: applies_from '2022-13-01' is not a date; fix the file (see detectors/data/SOURCES.md)"
+    """
+
+    def __init__(self, file: str, line: int, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.message = message
+        super().__init__(f"{file}:{line}: {message}; fix the file (see detectors/data/SOURCES.md)")

@@ -31,6 +31,8 @@ from detectors.isolation import IsolationForestDetector, IsolationParams
 from detectors.novelty import NoveltyDetector, NoveltyParams, NoveltyScores
 from detectors.params import check_positive, check_range
 from detectors.ramp import RampDetector, RampParams, RampScores
+from detectors.sanctions import SanctionsParams
+from detectors.sanctions import evidence as sanctions_evidence
 from detectors.seasonal import SeasonalSurgeDetector, SurgeParams, SurgeScores
 from detectors.severity import CONFIDENCES, MATERIALITIES  # noqa: F401 (names of a Verdict's indices)
 
@@ -108,9 +110,10 @@ class Lanes:
     is_hub: np.ndarray
     is_destination: np.ndarray
     priority: np.ndarray  # CHPL tier 1 or 2
+    banned_from: np.ndarray | None = None  # month index of the goods' earliest ban to a destination (NO_BAN: none)
 
     def take(self, rows: np.ndarray) -> Lanes:
-        return Lanes(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
+        return Lanes(*(None if getattr(self, f) is None else getattr(self, f)[rows] for f in self.__dataclass_fields__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,7 @@ class Verdict:
     p_family: np.ndarray | None = None  # the month's own test, family-wise (NaN: no surge test)
     p_evidence: np.ndarray | None = None  # every line of evidence for the lane-month
     hub_shift: HubShiftScores | None = None  # most lanes of the hub and HS6 up together
+    sanctioned: np.ndarray | None = None  # the case's onset falls [sanctions] evidence_months after its goods' ban
 
     def detectors(self, row: int) -> tuple[str, ...]:
         return tuple(name for name, hit in zip(DETECTORS, self.fired[row]) if hit)
@@ -171,6 +175,7 @@ class AlertPolicy:
         hub_shift: HubShiftParams | None = None,
         isolation: IsolationParams | None = None,
         policy: PolicyParams | None = None,
+        sanctions: SanctionsParams | None = None,
     ) -> None:
         self.surge = SeasonalSurgeDetector(surge)
         self.ramp = RampDetector(ramp)
@@ -181,6 +186,7 @@ class AlertPolicy:
         self.hub_shift = HubShiftDetector(hub_shift)
         self.isolation = IsolationForestDetector(isolation)
         self.params = policy or PolicyParams()
+        self.sanctions = sanctions or SanctionsParams()
         self._enabled = np.array([name in self.params.detectors for name in DETECTORS])
 
     @property
@@ -201,10 +207,14 @@ class AlertPolicy:
             self.isolation.params.min_excess,
         )
 
-    def decide(self, window: Window, lanes: Lanes | None = None, *, cross: bool = True) -> Verdict:
+    def decide(self, window: Window, lanes: Lanes | None = None, *, cross: bool = True,
+               onset: np.ndarray | None = None) -> Verdict:
         """Verdict for one month. Only hub lanes alert (every lane when
         ``lanes`` is not given); ``cross=False`` skips the cross-series
-        detectors, as for early, in-month checks."""
+        detectors, as for early, in-month checks. ``onset``: per lane, the month
+        index its case opened (this month for a lane without one), for the
+        sanctions calendar's evidence (none when not given); it changes
+        confidence only, never which lanes alert."""
         surge = self.surge.score_many(window)
         ramp = self.ramp.score_many(window.ramp, surge, window)
         novelty = self.novelty.score_many(window)
@@ -285,7 +295,11 @@ class AlertPolicy:
         ramp_statistic = np.where(ramp.fired | relearn, 0.0, ramp.statistic)
         score = self._score(window, surge, ramp, consignees, fired)
         excess = np.where(surge.eligible, np.nan_to_num(surge.excess), window.value - novelty.baseline)
-        grades = self._grade(window, surge, novelty, consignees, excess, fired, lanes, cross=cross)
+        sanctioned = np.zeros(n, dtype=bool)
+        if onset is not None and lanes is not None and lanes.banned_from is not None:
+            sanctioned = sanctions_evidence(np.asarray(onset, dtype=np.int64), lanes.banned_from, self.sanctions)
+        grades = self._grade(window, surge, novelty, consignees, excess, fired, lanes, cross=cross,
+                             sanctioned=sanctioned)
         return Verdict(
             surge=surge,
             ramp=ramp,
@@ -308,6 +322,7 @@ class AlertPolicy:
             p_family=grades.p_family,
             p_evidence=grades.p_evidence,
             hub_shift=shift,
+            sanctioned=sanctioned & alert,
         )
 
     def _score(self, window: Window, surge: SurgeScores, ramp: RampScores, consignees: ConsigneeScores,
@@ -339,6 +354,7 @@ class AlertPolicy:
         lanes: Lanes | None,
         *,
         cross: bool,
+        sanctioned: np.ndarray,
     ) -> grading.Grades:
         """Confidence, materiality and severity (:mod:`detectors.severity`). Each
         depends on the lane's own rows and, for peers, on its hub group (one HS6), so
@@ -376,6 +392,8 @@ class AlertPolicy:
             p_month, own, agree, family_size=family, alpha_critical=p.alpha_critical,
             alpha_high=p.alpha_high,
         )
+        # a case opening soon after its goods' ban: one grade up, never to very high
+        confidence = grading.sanctions_step(confidence, sanctioned)
         materiality = grading.materiality(
             excess, priority, minor=p.minor_excess, large=p.large_excess, very_large=p.very_large_excess
         )

@@ -31,6 +31,12 @@ p-values for the lane, so they only lift medium confidence to high: diversion
 (the same goods to Russia collapsing) and a peer (another reporter's lane into
 the same hub and HS6 alerting alone with high confidence, :func:`best_peer`).
 The value and count tests of one month are not agreement: same shipments.
+
+A case that opens 1-6 months after its goods were banned for export to Russia or
+Belarus (:mod:`detectors.sanctions`, ``[sanctions]``) is the pattern of re-export
+through a hub: :func:`sanctions_step` raises confidence one grade, to *high* at
+most, so it can never by itself make an alert *critical* (which needs *very high*:
+the month's own test, family-wise, at most ``alpha_critical``).
 """
 
 from __future__ import annotations
@@ -243,6 +249,19 @@ def confidence(
     expected = np.asarray(p_evidence, dtype=float) * family_size
     level = np.select([month <= alpha_critical, expected <= alpha_high, expected <= 1.0], [3, 2, 1], default=0)
     return np.where(agree & (level == 1), 2, level).astype(np.int64)
+
+
+def sanctions_step(confidence_index: np.ndarray, evidence: np.ndarray) -> np.ndarray:
+    """Confidence one grade up where the sanctions calendar is evidence (``evidence``), to
+    *high* at most: *very high* stays the month's own test's alone.
+
+    Examples
+    --------
+    >>> sanctions_step(np.array([0, 1, 2, 3, 1]), np.array([True, True, True, True, False])).tolist()
+    [1, 2, 2, 3, 1]
+    """
+    level = np.asarray(confidence_index, dtype=np.int64)
+    return np.where(evidence & (level < 2), level + 1, level).astype(np.int64)
 
 
 def materiality(

@@ -25,6 +25,7 @@ from detectors.novelty import NoveltyParams
 from detectors.policy import AlertPolicy, PolicyParams
 from detectors.ramp import RampParams
 from detectors.reference import chpl, hs6_codes, transit_countries
+from detectors.sanctions import SanctionsParams
 from detectors.seasonal import SurgeParams
 
 FLOWS = ("export", "import", "re-export", "re-import")
@@ -39,6 +40,7 @@ _PARAMS = {
     "hub_shift": HubShiftParams,
     "isolation": IsolationParams,
     "policy": PolicyParams,
+    "sanctions": SanctionsParams,
     "cases": CaseParams,
 }
 

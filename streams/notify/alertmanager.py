@@ -59,6 +59,7 @@ def annotations_of(item: Item, alert_url: str | None) -> dict[str, str]:
         "lane": c.lane(a),
         "goods": f"{c.goods(a)} · {c.tier(a)}",
         "observed_vs_expected": c.amounts(a),
+        "export_ban": c.ban(a) or "",
         "detectors": c.detectors(a),
         "score": str(a.get("score", "")),
         "early": "true" if item.early else "false",

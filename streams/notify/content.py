@@ -62,6 +62,31 @@ def tier(alert: Mapping[str, Any]) -> str:
     return f"CHPL tier {value}" if value not in (None, "") else "not on the CHPL"
 
 
+def ban(alert: Mapping[str, Any]) -> str | None:
+    """The goods' export ban from the sanctions calendar, and how long before the case's onset
+    (``None`` when the goods are not in it).
+
+    Examples
+    --------
+    >>> ban({"banned_since": "2022-02-26", "banned_by": "EU 833/2014 Annex VII, 2nd package", "months_since_ban": 3})
+    'banned since 2022-02-26 (EU 833/2014 Annex VII, 2nd package); case opened 3 months after'
+    >>> ban({"banned_since": "2023-02-26", "banned_by": "X", "months_since_ban": -2})
+    'banned since 2023-02-26 (X); case opened 2 months before'
+    >>> ban({"banned_since": None}) is None
+    True
+    """
+    since = alert.get("banned_since")
+    if not since:
+        return None
+    out = f"banned since {since} ({text(alert.get('banned_by'))})"
+    months = alert.get("months_since_ban")
+    if isinstance(months, int) and not isinstance(months, bool):
+        out += ("; case opened in the month of the ban" if months == 0 else
+                f"; case opened {abs(months)} month{'s' if abs(months) != 1 else ''} "
+                f"{'after' if months > 0 else 'before'}")
+    return out
+
+
 def ratio(alert: Mapping[str, Any]) -> str:
     value = _num(alert.get("ratio"))
     return "–" if value is None else f"{value:,.1f}×"

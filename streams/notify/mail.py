@@ -53,6 +53,8 @@ def text_body(n: Notification) -> str:
         a = item.alert
         out.append(f"{k}. {'UPDATE · ' if item.is_update else ''}{c.severity(a).upper()} · {c.lane(a)} ({a.get('flow') or 'export'})")
         out.append(f"   {c.goods(a)} · {c.tier(a)}")
+        if c.ban(a):
+            out.append(f"   Export ban: {c.ban(a)}")
         out.append(f"   Observed vs expected: {c.amounts(a)}")
         if c.counts(a):
             out.append(f"   Declarations: {c.counts(a)}")
@@ -94,7 +96,8 @@ def html_body(n: Notification) -> str:
         parts.append("<div style='border-top:2px solid #dee2e6;padding:10px 0'>")
         parts.append(f"<p style='margin:0 0 4px'>{update}{badge} <b>{_e(c.lane(a))}</b> ({_e(a.get('flow') or 'export')})</p>")
         parts.append(f"<p style='margin:0 0 8px'>{_e(c.goods(a))} · {_e(c.tier(a))}</p>")
-        rows = [("Observed vs expected", c.amounts(a)), ("Declarations", c.counts(a)), ("Period", c.period(a)),
+        rows = [("Observed vs expected", c.amounts(a)), ("Declarations", c.counts(a)), ("Export ban", c.ban(a)),
+                ("Period", c.period(a)),
                 ("Detectors", f"{c.detectors(a)} (score {a.get('score', '–')})")]
         parts.append("<table style='border-collapse:collapse;width:100%;font-size:14px'>")
         for label, value in rows:

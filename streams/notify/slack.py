@@ -58,6 +58,8 @@ def slack_payload(n: Notification) -> dict[str, Any]:
         mark = c.SEVERITY_MARK.get(c.severity(a), ":white_circle:")
         head = (f"{mark} *{mrkdwn(c.severity(a).upper())}* · *{mrkdwn(c.lane(a))}* ({mrkdwn(a.get('flow') or 'export')})\n"
                 f"{mrkdwn(c.goods(a))} · {mrkdwn(c.tier(a))}")
+        if c.ban(a):
+            head += f"\n:no_entry: {mrkdwn(c.ban(a))}"
         if item.is_update:
             head = ":arrows_counterclockwise: *Update* · " + head
         score = a.get("score")
