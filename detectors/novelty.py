@@ -48,7 +48,7 @@ class NoveltyParams:
     min_count: int = 2
     baseline_share: float = 0.05
     count_alpha: float = 1e-4
-    pool_months: int = 3
+    pool_months: int = 4
     pool_min: int = 2
 
     def __post_init__(self) -> None:
