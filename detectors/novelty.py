@@ -14,8 +14,12 @@ two material months in a row, and each lone one is learned into its baseline whe
 month is quiet. So the test also pools: the month alerts when it is material, at least
 ``pool_min`` of the last ``pool_months`` months (this one included) were material, and the
 lane was near empty in the rest of the ``lookback`` months (the pool's months left out of the
-baseline). A steady lane that turns intermittent with the same total is never near empty, so
-it does not pass; ``pool_months = 1`` switches pooling off.
+baseline), and the pool's material months are unlikely under the lane's whole history: with
+``k`` material months among the ``n`` known ones before the pool, ``m`` of the pool's months
+material has a chance of at most ``C(pool_months, m) * prod((k + 0.5 + i) / (n + 1 + i) for
+i < m)``, which must be under ``pool_alpha`` (a trace lane with a spike now and then is not
+new when two spikes fall in one pool). A steady lane that turns intermittent with the same
+total is never near empty, so it does not pass; ``pool_months = 1`` switches pooling off.
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ class NoveltyParams:
     min_count: int = 2
     baseline_share: float = 0.05
     count_alpha: float = 1e-4
-    pool_months: int = 4
+    pool_months: int = 3
     pool_min: int = 2
+    pool_alpha: float = 0.01
 
     def __post_init__(self) -> None:
         check_range(self, "lookback", 6, 36)
@@ -59,6 +64,7 @@ class NoveltyParams:
         check_range(self, "baseline_share", 0.0, 0.5)
         check_range(self, "count_alpha", 1e-12, 0.5)
         check_range(self, "pool_months", 1, self.lookback // 2)
+        check_range(self, "pool_alpha", 1e-9, 0.5)
         if self.pool_months > 1:
             check_range(self, "pool_min", 2, self.pool_months)
 
@@ -133,5 +139,13 @@ class NoveltyDetector:
             warnings.simplefilter("ignore", RuntimeWarning)
             baseline = np.nan_to_num(np.nanmean(usable[:, :-earlier], axis=1))
         near_empty = baseline <= np.maximum(p.baseline_max, p.baseline_share * window.value)
-        pooled = known & near_empty & (window.value >= p.min_value) & (material + 1 >= p.pool_min)
+        before = window.values[:, :-earlier]
+        n_before = (~np.isnan(before)).sum(axis=1)
+        k_before = (np.nan_to_num(before) >= p.min_value).sum(axis=1)
+        m = material + 1
+        steps = np.arange(p.pool_months)[None, :]
+        chance = special.comb(p.pool_months, m) * np.where(
+            steps < m[:, None], (k_before[:, None] + 0.5 + steps) / (n_before[:, None] + 1.0 + steps), 1.0).prod(axis=1)
+        pooled = (known & near_empty & (window.value >= p.min_value) & (m >= p.pool_min)
+                  & (chance <= p.pool_alpha))
         return pooled, baseline

@@ -87,7 +87,7 @@ def test_the_shipped_watch_pools():
 
 
 @settings(max_examples=15, deadline=None)
-@given(level=st.floats(60_000, 5e6), onset=st.integers(18, 30), seed=st.integers(0, 2**16))
+@given(level=st.floats(100_000, 5e6), onset=st.integers(18, 30), seed=st.integers(0, 2**16))
 def test_alternate_material_months_alert_by_the_second_one_on_every_path(level, onset, seed):
     rng = np.random.default_rng(seed)
     values = [0.0] * onset + [level * rng.lognormal(0, 0.3) if (i % 2 == 0) else 0.0 for i in range(10)]
