@@ -369,7 +369,7 @@ class AlertPolicy:
         if rows.size:
             new_lane[rows] = grading.new_lane_p(
                 window.values[rows], window.value[rows], min_value=nov.min_value, count=window.count[rows],
-                counts=window.counts[rows], lookback=nov.lookback,
+                counts=window.counts[rows], lookback=nov.lookback, pool=nov.pool_months,
             )
         own = grading.union_p(
             np.where(eligible, surge.p_value, 1.0),

@@ -137,7 +137,8 @@ def combined_z_p(statistic: np.ndarray, *, value_weight: float, party_weight: fl
 
 
 def new_lane_p(
-    values: np.ndarray, value: np.ndarray, *, min_value: float, count: np.ndarray, counts: np.ndarray, lookback: int
+    values: np.ndarray, value: np.ndarray, *, min_value: float, count: np.ndarray, counts: np.ndarray, lookback: int,
+    pool: int = 1,
 ) -> np.ndarray:
     """A p-value for material trade on a lane that had little: the smaller of two, times 2.
 
@@ -146,7 +147,11 @@ def new_lane_p(
     them the lane had ``k`` material ones. Were months exchangeable with an
     unknown chance of being material (Jeffreys prior, as the surge test's
     hurdle), the chance of ``m`` in a row is
-    ``prod((k + 0.5 + i) / (n + 1 + i) for i < m)``. *Declarations*: the month's
+    ``prod((k + 0.5 + i) / (n + 1 + i) for i < m)``. *Pooled* (``pool > 1``, the novelty
+    test's ``pool_months``): ``m`` material months among the last ``pool`` (this one
+    included), not necessarily in a row, with ``n`` and ``k`` counted before them: the same
+    product times the ``C(pool, m)`` ways to place them; the smaller of the run's and the
+    pool's is the months' p-value. *Declarations*: the month's
     count against the lane's rate over ``lookback`` months (the novelty
     detector's Poisson test). 1 where the month is under ``min_value``.
 
@@ -158,6 +163,9 @@ def new_lane_p(
     >>> h[0, -1] = 90e3  # a second material month in a row
     >>> f"{new_lane_p(h, np.array([80e3]), min_value=50e3, count=np.array([np.nan]), counts=h * np.nan, lookback=12)[0]:.4f}"
     '0.0011'
+    >>> h[0, -2:] = [90e3, 0.0]  # material two months ago, not last month
+    >>> f"{new_lane_p(h, np.array([80e3]), min_value=50e3, count=np.array([np.nan]), counts=h * np.nan, lookback=12, pool=3)[0]:.4f}"
+    '0.0036'
     """
     known = ~np.isnan(values)
     material = known & (values >= min_value)
@@ -174,6 +182,13 @@ def new_lane_p(
     steps = np.arange(h + 1)[None, :]
     factors = np.where(steps < m[:, None], (k[:, None] + 0.5 + steps) / (n[:, None] + 1.0 + steps), 1.0)
     p_months = factors.prod(axis=1)
+    if pool > 1:
+        m_pool = material[:, h - (pool - 1):].sum(axis=1) + 1
+        n_pool = known[:, : h - (pool - 1)].sum(axis=1)
+        k_pool = material[:, : h - (pool - 1)].sum(axis=1)
+        pooled = np.where(steps < m_pool[:, None],
+                          (k_pool[:, None] + 0.5 + steps) / (n_pool[:, None] + 1.0 + steps), 1.0).prod(axis=1)
+        p_months = np.minimum(p_months, special.comb(pool, m_pool) * pooled)
     past = np.nan_to_num(counts[:, -lookback:]).sum(axis=1)
     rate = (past + 0.5) / (lookback + 1.0)
     c = np.nan_to_num(count)
