@@ -59,7 +59,9 @@ class Window:
     known to have no trade is ``0``. ``counts`` is ``NaN`` where declarations
     are not counted (monthly statistics). ``parties`` and ``party`` are the new
     consignees of each month (consignees the series had not seen in
-    :data:`PARTY_MEMORY_MONTHS` months), ``NaN`` where not counted.
+    :data:`PARTY_MEMORY_MONTHS` months), ``NaN`` where not counted. ``new_top`` is
+    the month's value to its largest new consignee (``0`` without one, ``NaN`` where not
+    known).
     """
 
     values: np.ndarray
@@ -72,6 +74,7 @@ class Window:
     streak: np.ndarray
     parties: np.ndarray
     party: np.ndarray
+    new_top: np.ndarray
 
     @property
     def n(self) -> int:

@@ -75,6 +75,7 @@ def monthly_cells(frame: pd.DataFrame, config: WatchConfig) -> pd.DataFrame:
     stats_cells["count"] = np.nan
     stats_cells["max_item"] = np.nan
     stats_cells["new_parties"] = np.nan
+    stats_cells["new_top"] = np.nan
     d = df[decl]
     decl_cells = d.groupby(["month", *KEY], sort=False)["value"].agg(["sum", "size", "max"]).reset_index()
     decl_cells.columns = ["month", *KEY, "value", "count", "max_item"]
@@ -82,20 +83,24 @@ def monthly_cells(frame: pd.DataFrame, config: WatchConfig) -> pd.DataFrame:
     new = _new_parties(d)
     decl_cells = decl_cells.merge(new, on=["month", *KEY], how="left", sort=False)
     decl_cells["new_parties"] = decl_cells["new_parties"].fillna(0.0)
+    decl_cells["new_top"] = decl_cells["new_top"].fillna(0.0)
     cells = pd.concat([decl_cells, stats_cells], ignore_index=True)
-    return cells[[*KEY, "month", "value", "count", "max_item", "new_parties"]].sort_values(
+    return cells[[*KEY, "month", "value", "count", "max_item", "new_parties", "new_top"]].sort_values(
         ["month", *KEY], kind="stable", ignore_index=True)
 
 
 def _new_parties(decl: pd.DataFrame) -> pd.DataFrame:
-    """Per series-month, the consignees the series had not seen in ``PARTY_MEMORY_MONTHS`` months."""
+    """Per series-month, the consignees the series had not seen in ``PARTY_MEMORY_MONTHS`` months,
+    and the month's value to the largest of them."""
     named = decl[decl["consignee"].notna() & (decl["consignee"] != "")] if "consignee" in decl else decl.iloc[:0]
     named = named.assign(consignee=named["consignee"].map(party_key))
     named = named[named["consignee"] != ""]
-    pairs = named[["month", *KEY, "consignee"]].drop_duplicates().sort_values([*KEY, "consignee", "month"])
+    pairs = (named.groupby(["month", *KEY, "consignee"], sort=False)["value"].sum().reset_index()
+             .sort_values([*KEY, "consignee", "month"]))
     before = pairs.groupby([*KEY, "consignee"], sort=False)["month"].shift(1)
     new = pairs[(before.isna() | (pairs["month"] - before > PARTY_MEMORY_MONTHS)).to_numpy()]
-    out = new.groupby(["month", *KEY], sort=False).size().rename("new_parties").reset_index()
+    out = new.groupby(["month", *KEY], sort=False)["value"].agg(["size", "max"]).reset_index()
+    out.columns = ["month", *KEY, "new_parties", "new_top"]
     out["new_parties"] = out["new_parties"].astype(float)
     return out
 
@@ -134,10 +139,11 @@ def detect(cells: pd.DataFrame, config: WatchConfig | None = None) -> list[Alert
     max_item = np.full(shape, np.nan)
     max_item[rows, col] = cells["max_item"].to_numpy(float)
     party = counted_only("new_parties") if "new_parties" in cells else np.full(shape, np.nan)
+    new_top = counted_only("new_top") if "new_top" in cells else np.full(shape, np.nan)
     for t in range(shape[1]):
         for r in range(joins[t], joins[t + 1]):
             engine._row(keys[r], bool(is_counted[r]))
         n = int(joins[t + 1])
         engine.close_month(first + t, value[:n, t].copy(), count[:n, t].copy(), max_item[:n, t].copy(),
-                           party[:n, t].copy())
+                           party[:n, t].copy(), new_top[:n, t].copy())
     return engine.drain()

@@ -501,7 +501,7 @@ class Engine:
                 known[name] = month
 
     def close_month(self, month: int, value: np.ndarray, count: np.ndarray, max_item: np.ndarray,
-                    party: np.ndarray | None = None) -> None:
+                    party: np.ndarray | None = None, new_top: np.ndarray | None = None) -> None:
         """Close ``month`` for every series with these month totals (arrays over
         all rows; ``party``: new consignees, unknown when not given), emit its case
         updates and advance the state. The batch path calls this directly with totals it
@@ -512,7 +512,9 @@ class Engine:
         one update of its case (:mod:`detectors.cases`); a hot month of an open case is
         kept out of the lane's baseline, and a lane with an open case is never relearned."""
         table = self.table
-        window = table.window(slice(0, len(table)), value, count, max_item, party)
+        if new_top is None and party is not None:
+            new_top = new_top_of(np.arange(len(table)), party, self.cells)
+        window = table.window(slice(0, len(table)), value, count, max_item, party, new_top)
         verdict = self.policy.decide(window, self._lanes())
         alerted = verdict.alert
         rows = sorted(set(np.flatnonzero(alerted).tolist()) | set(self._early) | set(self.cases))
@@ -738,7 +740,8 @@ class Engine:
             np.concatenate([getattr(c, name)[k] for c, k in zip(checks, keep)])
             for name in ("rows", "value", "count", "max_item", "party")
         )
-        window = self.table.window(rows, value, count, max_item, party)
+        new_top = np.concatenate([new_top_of(c.rows[k], c.party[k], c.cells) for c, k in zip(checks, keep)])
+        window = self.table.window(rows, value, count, max_item, party, new_top)
         verdict = self.policy.decide(window, self._lanes().take(rows), cross=False)
         hits = np.flatnonzero(verdict.alert)
         owners = np.searchsorted(np.cumsum(sizes), hits, side="right")
@@ -1028,6 +1031,17 @@ def _int(x: float) -> int | None:
 def _num(x: float) -> float | None:
     x = float(x)
     return None if math.isnan(x) or math.isinf(x) else x
+
+
+def new_top_of(rows: np.ndarray, party: np.ndarray, cells: Mapping[int, Cell]) -> np.ndarray:
+    """The month's value to each row's largest new consignee, from its cell (0 without a new
+    consignee, NaN where consignees are not counted)."""
+    out = np.where(np.isnan(party), np.nan, 0.0)
+    for i in np.flatnonzero(np.nan_to_num(party) > 0).tolist():
+        cell = cells.get(int(rows[i]))
+        if cell is not None and cell.fresh:
+            out[i] = max(f.value for f in cell.fresh.values())
+    return out
 
 
 def _top(parties: dict[str, float]) -> tuple[dict[str, object], ...]:

@@ -221,7 +221,7 @@ class StateTable:
         return r
 
     def window(self, rows: np.ndarray | slice, value: np.ndarray, count: np.ndarray, max_item: np.ndarray,
-               party: np.ndarray | None = None) -> Window:
+               party: np.ndarray | None = None, new_top: np.ndarray | None = None) -> Window:
         """The detectors' view of ``rows`` with this month's totals (``party``: its new
         consignees, unknown when not given)."""
         return Window(
@@ -235,6 +235,7 @@ class StateTable:
             streak=self.streak[rows],
             parties=self.parties[rows],
             party=np.full(value.shape, np.nan) if party is None else party,
+            new_top=np.full(value.shape, np.nan) if new_top is None else new_top,
         )
 
     def commit(
@@ -359,6 +360,7 @@ def window_for(
     max_item: Sequence[float] | None = None,
     parties: Sequence[Sequence[float]] | None = None,
     party: Sequence[float] | None = None,
+    new_top: Sequence[float] | None = None,
 ) -> Window:
     """A :class:`Window` from plain lists, left-padded with unknown months.
 
@@ -389,4 +391,5 @@ def window_for(
         streak=np.zeros(n, dtype=np.int64),
         parties=pad(parties) if parties is not None else np.full((n, h), np.nan),
         party=np.asarray(party if party is not None else [np.nan] * n, dtype=float),
+        new_top=np.asarray(new_top if new_top is not None else [np.nan] * n, dtype=float),
     )
