@@ -18,6 +18,14 @@ month before, with the two before: a surge steps or builds), and the detector
 fires when the best pool passes ``threshold``, the month itself is up, new
 consignees are part of the evidence and the month is material. Monthly
 statistics carry no consignees: this detector is silent on them.
+
+A second route fires on *one-buyer* surges (a shell company taking one or two
+large declarations a month), which the pooled test misses: the robust value
+drops the month's largest declaration and one new name is not unusual. It
+reads the month's value to its largest new consignee (``Window.new_top``) and
+fires when that consignee took most of a month out of line on its full value
+and the lane's churn of new consignees does not explain one (see
+:meth:`NewConsigneeDetector._one_buyer`).
 """
 
 from __future__ import annotations
@@ -55,9 +63,19 @@ class ConsigneeParams:
     min_months: int = 12
     min_excess: float = 10_000.0
     min_ratio: float = 1.5
+    one_buyer_z: float = 1.5
+    one_buyer_party_z: float = 1.0
+    one_buyer_share: float = 0.7
+    one_buyer_item_ratio: float = 5.0
+    one_buyer_ratio: float = 2.5
+    one_buyer_min_months: int = 24
 
     def __post_init__(self) -> None:
         check_positive(self, "threshold", "min_party_z", "prior_declarations", "min_ratio")
+        check_positive(self, "one_buyer_z", "one_buyer_item_ratio", "one_buyer_ratio")
+        check_positive(self, "one_buyer_party_z", allow_zero=True)
+        check_range(self, "one_buyer_share", 0.0, 1.0)
+        check_range(self, "one_buyer_min_months", 1, LEARN_MONTHS)
         check_positive(self, "value_weight", "party_weight", "min_excess", allow_zero=True)
         check_range(self, "prior_rate", 0.001, 1.0)
         check_range(self, "min_months", 1, LEARN_MONTHS)
@@ -73,6 +91,7 @@ class ConsigneeScores:
     months: np.ndarray  # months in that pool (1-3), this month and the ones before
     new: np.ndarray  # new consignees over those months
     expected: np.ndarray  # ... and how many their declarations would bring at the lane's rate (NaN: none new)
+    one_buyer: np.ndarray  # fired on the one-buyer route: a new buyer took most of a month out of line
     fired: np.ndarray
 
 
@@ -126,7 +145,7 @@ class NewConsigneeDetector:
         # rows of an early check have none). The others have no rate or expectation to report.
         z_party, best, span = np.zeros(n), np.zeros(n), np.ones(n, dtype=np.int64)
         new, expected, rate = np.nan_to_num(window.party), np.full(n, np.nan), np.full(n, np.nan)
-        fired = np.zeros(n, dtype=bool)
+        fired, one_buyer = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         rows = np.flatnonzero(np.nan_to_num(window.party) + np.nan_to_num(window.parties[:, -1])
                               + np.nan_to_num(window.parties[:, -2]) > 0)
         if rows.size:
@@ -167,6 +186,9 @@ class NewConsigneeDetector:
                 counted & surge.eligible[rows] & material & (known >= p.min_months)
                 & (top >= p.threshold) & (combined[0] >= 1.0) & (party_top >= p.min_party_z)
             )
+            one_buyer[rows] = counted & surge.eligible[rows] & (known >= p.one_buyer_min_months) & self._one_buyer(
+                window, surge, rows, by_party[0], counts, usable)
+            fired[rows] |= one_buyer[rows]
         return ConsigneeScores(
             rate=rate,
             z_party=z_party,
@@ -174,5 +196,25 @@ class NewConsigneeDetector:
             months=span,
             new=new,
             expected=expected,
+            one_buyer=one_buyer,
             fired=fired,
         )
+
+    def _one_buyer(self, window: Window, surge: SurgeScores, rows: np.ndarray, z_party: np.ndarray,
+                   counts: np.ndarray, usable: np.ndarray) -> np.ndarray:
+        """The one-buyer route, for ``rows``: a month out of line on its full value (the seasonal
+        test's robust value drops the month's largest declaration, which here is the evidence)
+        whose largest new consignee took ``one_buyer_share`` of it and ``one_buyer_item_ratio``
+        times the lane's typical declaration, on a lane whose churn of new consignees does not
+        explain one (``one_buyer_party_z``). Silent where the new consignees' values are unknown."""
+        p = self.params
+        value, top = np.nan_to_num(window.value[rows]), np.nan_to_num(window.new_top[rows])
+        past_v = np.where(usable, np.nan_to_num(window.values[rows, -LEARN_MONTHS:]), 0.0).sum(axis=1)
+        past_c = np.where(usable, np.nan_to_num(counts), 0.0).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            typical = np.where(past_c > 0, past_v / past_c, np.inf)
+            share = np.where(value > 0, top / value, 0.0)
+        ratio = np.nan_to_num(surge.ratio[rows])
+        material = (np.nan_to_num(surge.excess[rows]) >= p.min_excess) & (ratio >= p.one_buyer_ratio)
+        return (material & (top > 0) & (z_party >= p.one_buyer_party_z) & (surge.z[rows] >= p.one_buyer_z)
+                & (share >= p.one_buyer_share) & (top >= p.one_buyer_item_ratio * typical))
