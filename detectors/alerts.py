@@ -265,6 +265,8 @@ def explain(
     as_of: str,
     destination_ratio: float | None,
     destinations: str,
+    destination_before: float | None = None,
+    destination_after: float | None = None,
     new_consignees: int | None = None,
     new_consignees_expected: float | None = None,
     new_consignees_months: int | None = None,
@@ -339,6 +341,11 @@ def explain(
         sentences.append(
             f"Over the last months {reporter}'s exports of this code to {destinations} fell to "
             f"{destination_ratio:.0%} of their usual level."
+        )
+    if destination_before is not None and destination_after is not None and "diversion" in detectors:
+        sentences.append(
+            f"The collapsed lane to {destinations} went from {money(destination_before, currency)} a month "
+            f"(its usual level) to {money(destination_after, currency)} a month over the last months."
         )
     if new_consignees:
         sentences.append(new_consignees_text(

@@ -13,12 +13,11 @@ Engine fed one record at a time:
 - running totals are the Engine's: sums in event order (``itertools.accumulate``
   and a rank-by-rank numpy loop add in the same order as ``cell.value += value``),
   revisions of monthly statistics replace (``math.fsum`` of the latest line per HS code);
-- early checks run where the Engine runs them (per goods group: the group's first
-  watched, new declaration dated on or after its next check day) through
-  ``Engine.run_checks``, and months close through ``Engine.close_month``, so
-  verdicts, alerts and snapshots are the Engine's own. The in-month verdict is
-  row-wise, so every group's n-th check of a month goes into one call; the alerts
-  are emitted in the Engine's order (by the record that triggered each check).
+- early checks run where the Engine runs them (the first watched, new declaration
+  dated on or after each check day, or the month's close when none is; a month left
+  in progress may be checked to date at the end) on the same series and as of the
+  same days, through ``Engine.run_checks``, and months close through
+  ``Engine.close_month``, so verdicts, alerts and snapshots are the Engine's own.
   Exporters, consignees and mass are folded only for alerted series.
 """
 
@@ -50,7 +49,6 @@ FinalMonth = Literal["auto", "closed", "open"]
 _USED, _NO_FX, _REASON = 0, 1, 2  # route ids; not-watched reason k is _REASON + k
 _HS6_SPAN = 1 << 24  # room for the hs6 codes of a lane code
 _RANK_LOOP = 512  # ranks summed by the vectorized loop; longer cells finish in accumulate()
-_NEVER = np.iinfo(np.int64).max  # no check: a position after every record
 
 
 @dataclass
@@ -277,7 +275,6 @@ class _Run:
         self.consignee = u["consignee"]
         self.row, uniques = pd.factorize(u["series"])  # rows in the order their first record arrives
         self.keys = [SeriesKey(*owner._lane(int(c) * 256)[:4]) for c in uniques]
-        self.group = (np.asarray(uniques, dtype=np.int64) % _HS6_SPAN)[self.row]  # goods group (hs6 code)
         k = self.k = len(self.keys)
         self.first_of_row = np.unique(self.row, return_index=True)[1]
         self.decl_first = np.full(k, n + 1, np.int64)

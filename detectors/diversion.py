@@ -14,6 +14,14 @@ last ``months`` months mark the group (only steady lanes, trading nearly every
 month, can collapse: a lumpy lane falls quiet for a quarter all the time); hub lanes of a marked group whose last
 ``months`` months rose to ``rise_ratio`` of their level, with a material excess
 and an unusual current month, fire.
+
+A deep collapse is evidence in its own right: when a destination lane of the
+group is still down (its last ``months`` months at most ``collapse_ratio`` of
+its level) and at some point in the last ``lag`` months (or now) fell to
+``deep_ratio`` or less, a hub rise needs only ``deep_min_z`` (weaker than
+``min_z``) to fire, so a hub rise that follows the collapse by up to ``lag``
+months counts. The record then carries the Russian lane's before (its level)
+and after (its mean month over the last ``months`` months).
 """
 
 from __future__ import annotations
@@ -42,11 +50,16 @@ class DiversionParams:
     rise_ratio: float = 1.5
     min_z: float = 3.0
     min_excess: float = 10_000.0
+    lag: int = 3
+    deep_ratio: float = 0.05
+    deep_min_z: float = 1.0
 
     def __post_init__(self) -> None:
         check_range(self, "months", 1, 12)
         check_range(self, "collapse_ratio", 0.0, 1.0)
-        check_positive(self, "rise_ratio", "min_z")
+        check_range(self, "lag", 0, 12)
+        check_range(self, "deep_ratio", 0.0, self.collapse_ratio)
+        check_positive(self, "rise_ratio", "min_z", "deep_min_z")
         check_positive(self, "min_excess", allow_zero=True)
 
 
@@ -56,6 +69,9 @@ class DiversionScores:
     hub_ratio: np.ndarray
     destination_ratio: np.ndarray
     substitution: np.ndarray
+    deep: np.ndarray | None = None  # the group's destination lane collapsed deeply (the weaker hub bar)
+    destination_before: np.ndarray | None = None  # that lane's level, a month (NaN: no collapsed lane)
+    destination_after: np.ndarray | None = None  # its mean month over the last ``months`` months
 
 
 class DiversionDetector:
@@ -66,7 +82,9 @@ class DiversionDetector:
     ``is_destination`` (its partner is a destination; both may hold), ``level``
     (the baseline level, NaN where none), ``recent`` (sum of the last
     ``months`` months including this one), ``z_robust`` and optionally
-    ``steady`` (the lane traded in at least 10 of the last 12 months).
+    ``steady`` (the lane traded in at least 10 of the last 12 months) and
+    ``recent_lagged`` (n, k): the same sums ending 1..k months ago, for the
+    deep collapse up to ``lag`` months back (only the first ``lag`` columns count).
 
     Examples
     --------
@@ -94,11 +112,12 @@ class DiversionDetector:
         recent: np.ndarray,
         z_robust: np.ndarray,
         steady: np.ndarray | None = None,
+        recent_lagged: np.ndarray | None = None,
     ) -> DiversionScores:
         p = self.params
         n_groups = int(group.max()) + 1 if group.size else 0
         base = np.nan_to_num(level) * p.months
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = np.where(base > 0, recent / base, np.nan)
         dest = is_destination & (np.nan_to_num(level) >= p.min_excess)
         if steady is not None:  # a lumpy destination lane "collapses" every quiet quarter
@@ -109,20 +128,40 @@ class DiversionDetector:
         group_dest = np.full(n_groups, np.inf)
         np.minimum.at(group_dest, group[dest], np.nan_to_num(ratio[dest], nan=np.inf))
         group_dest[np.isinf(group_dest)] = np.nan
+        lowest = np.nan_to_num(ratio, nan=np.inf)
+        if recent_lagged is not None and p.lag:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                lagged = np.where(base[:, None] > 0, recent_lagged[:, : p.lag] / base[:, None], np.inf)
+            lowest = np.minimum(lowest, np.nan_to_num(lagged, nan=np.inf).min(axis=1, initial=np.inf))
+        deep_lane = collapsed & (lowest <= p.deep_ratio)
+        group_deep = np.bincount(group, weights=deep_lane, minlength=n_groups) > 0
+        # the collapsed lane a record names: the group's largest shortfall
+        named = np.full(n_groups, -1)
+        order = np.flatnonzero(collapsed)
+        order = order[np.argsort(shortfall[order], kind="stable")]
+        named[group[order]] = order  # the last write per group is its largest shortfall
         hub_excess = recent - base
-        fired = (
+        rose = (
             is_hub
             & (base > 0)
             & (group_short[group] > 0)
             & (np.nan_to_num(ratio) >= p.rise_ratio)
             & (hub_excess >= p.min_excess)
-            & (z_robust >= p.min_z)
         )
-        with np.errstate(divide="ignore", invalid="ignore"):
+        deep = group_deep[group] if n_groups else np.zeros(group.shape, dtype=bool)
+        fired = rose & ((z_robust >= p.min_z) | (deep & (z_robust >= p.deep_min_z)))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             substitution = np.where(fired, hub_excess / group_short[group], np.nan)
+        which = named[group] if n_groups else np.full(group.shape, -1)
+        has = which >= 0
+        before = np.where(has, np.nan_to_num(level)[which], np.nan)
+        after = np.where(has, recent[which] / p.months, np.nan)
         return DiversionScores(
             fired=fired,
             hub_ratio=np.where(is_hub, ratio, np.nan),
             destination_ratio=group_dest[group] if n_groups else np.full(group.shape, np.nan),
             substitution=substitution,
+            deep=deep,
+            destination_before=before,
+            destination_after=after,
         )

@@ -531,15 +531,14 @@ class Engine:
                 case = self.cases.get(i)
                 fired = bool(alerted[i])
                 if case is None:
-                    case = self._open_case(i, month, verdict)
+                    case = self._open_case(i, i, month, verdict)
                 elif case.closed_at >= 0:  # closed: it reopens if the lane is hot again in time
+                    # (no early alert on it: early checks skip every lane with a case, closed ones too)
                     waits = case.dormant(month, float(value[i]), alerted=fired, floor=floor, params=params)
                     if waits is None:
                         del self.cases[i]
-                    if waits is None or (waits and i not in self._early):
+                    if waits is not False:
                         continue
-                    if waits:  # an early alert this month on a lane whose case had closed: a new case
-                        case = self._open_case(i, month, verdict)
                 event, note = case.advance(
                     month, float(value[i]), alerted=fired, detectors=verdict.detectors(i) if fired else (),
                     severity=int(verdict.severity[i]) if fired else 0, floor=floor, params=params, order=DETECTORS,
@@ -617,10 +616,10 @@ class Engine:
             kept = months[month] = _named(cell.fresh)[:NAMED_PARTIES] if cell is not None and cell.fresh else ()
         return kept
 
-    def _open_case(self, row: int, month: int, verdict: Verdict) -> Case:
-        """A case opening on ``row`` in ``month``, its pre-case level frozen from this
-        month's verdict (an early alert of the month counts as notified already)."""
-        level, band = _pre_case(row, verdict)
+    def _open_case(self, row: int, i: int, month: int, verdict: Verdict) -> Case:
+        """A case opening on ``row`` (lane ``i`` of ``verdict``) in ``month``, its pre-case
+        level frozen from the verdict (an early alert of the month counts as notified already)."""
+        level, band = _pre_case(i, verdict)
         case = open_case(self.table.keys[row].series_id, month, level=level, band=band, period=period_of(month))
         early = self._early.get(row)
         if early is not None:
@@ -748,8 +747,7 @@ class Engine:
         for i, j in zip(hits.tolist(), owners.tolist()):
             check, row = checks[j], int(rows[i])
             month = self.open_month
-            level, band = _pre_case(i, verdict)
-            case = open_case(self.table.keys[row].series_id, month, level=level, band=band, period=period_of(month))
+            case = self._open_case(row, i, month, verdict)
             case.advance(month, float(value[i]), alerted=True, detectors=verdict.detectors(i),
                          severity=int(verdict.severity[i]), floor=self.policy.surge.params.min_excess,
                          params=self.case_params, order=DETECTORS, confidence=int(verdict.confidence[i]),
@@ -876,9 +874,12 @@ class Engine:
         baseline_count = _num(s.expected_count[i]) if counted else None
         p_value = float(s.p_value[i]) if s.eligible[i] else None
         band = _num(s.band_high[i]) if s.eligible[i] else None
-        dest_ratio = None
+        dest_ratio = dest_before = dest_after = None
         if verdict.diversion is not None:
             dest_ratio = _num(verdict.diversion.destination_ratio[i])
+            if "diversion" in detectors and verdict.diversion.destination_before is not None:
+                dest_before = _num(round(float(verdict.diversion.destination_before[i]), 2))
+                dest_after = _num(round(float(verdict.diversion.destination_after[i]), 2))
         currency = self.config.base_currency
         exporters = _top(cell.exporters)
         consignees = _top(cell.consignees)
@@ -917,6 +918,7 @@ class Engine:
                 baseline_value=baseline, observed_count=observed_count, baseline_count=baseline_count,
                 ratio=ratio, p_value=p_value, currency=currency, top_exporters=exporters,
                 corroborating=corroborating, early=early, as_of=as_of, destination_ratio=dest_ratio,
+                destination_before=dest_before, destination_after=dest_after,
                 destinations=destinations, new_consignees=new_parties, new_consignees_expected=new_expected,
                 new_consignees_months=new_months, new_consignees_named=named,
                 new_consignees_observed=observed_months, band_high=band, carried_by=carried,
@@ -935,6 +937,8 @@ class Engine:
             "ramp_statistic": round(float(verdict.ramp.statistic[i]), 4),
             "ramp_tests": list(ramp_tests),
             "destination_ratio": dest_ratio,
+            "destination_before": dest_before,
+            "destination_after": dest_after,
             "isolation_score": None if verdict.isolation is None else round(float(verdict.isolation[i]), 4),
             "distinct_exporters": len(cell.exporters) if counted else None,
             "distinct_consignees": len(cell.consignees) if counted else None,

@@ -234,7 +234,14 @@ class AlertPolicy:
         diversion = None
         corroborated = np.zeros(n, dtype=bool)
         if lanes is not None and cross:
-            recent_past = np.nan_to_num(window.values[:, -(self.diversion.params.months - 1) :]).sum(axis=1)
+            dp = self.diversion.params
+            past = np.nan_to_num(window.values)
+            # sums of `months` months ending now (value + recent_past) and 1..lag months ago
+            recent_past = past[:, past.shape[1] - (dp.months - 1):].sum(axis=1) if dp.months > 1 else np.zeros(n)
+            cols = past.shape[1]
+            recent_lagged = np.stack(
+                [past[:, max(cols - k - dp.months, 0): max(cols - k, 0)].sum(axis=1) for k in range(dp.lag)],
+                axis=1) if dp.lag else None
             diversion = self.diversion.score_many(
                 group=lanes.source_group,
                 is_hub=lanes.is_hub,
@@ -242,7 +249,10 @@ class AlertPolicy:
                 level=surge.level,
                 recent=window.value + recent_past,
                 z_robust=surge.z_robust,
-                steady=(np.nan_to_num(window.values[:, -12:]) > 0).sum(axis=1) >= 10,
+                # steady in the year before the last `months` months: a collapse to zero must not
+                # make its own lane unsteady (else a Russian lane stops counting after two months at 0)
+                steady=(past[:, max(cols - dp.months + 1 - 12, 0): max(cols - dp.months + 1, 0)] > 0).sum(axis=1) >= 10,
+                recent_lagged=recent_lagged,
             )
             fired[:, _COL["diversion"]] = diversion.fired & self._enabled[_COL["diversion"]]
             if self._enabled[_COL["corroboration"]]:

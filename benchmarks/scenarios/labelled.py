@@ -225,7 +225,7 @@ def new_parties(series: np.ndarray, month: np.ndarray, party: np.ndarray, shape:
     return out
 
 
-def _parse_month(name: str, text: str) -> int:
+def parse_month(name: str, text: str) -> int:
     """Month counter ``year * 12 + month - 1`` of ``YYYY-MM``."""
     try:
         year, month = (int(p) for p in str(text).split("-"))
@@ -234,6 +234,14 @@ def _parse_month(name: str, text: str) -> int:
     if len(str(text)) != 7 or not (1900 <= year <= 2999 and 1 <= month <= 12):
         raise InvalidParameterError(name, text, "a month YYYY-MM")
     return year * 12 + month - 1
+
+
+def check_seed_and_months(seed: object, months: object) -> None:
+    """The checks every scenario generator makes of its seed and length (at least 30 months)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise InvalidParameterError("seed", seed, "an integer >= 0")
+    if not isinstance(months, (int, np.integer)) or months < 30:
+        raise InvalidParameterError("months", months, "an integer >= 30")
 
 
 def _label(counter: int) -> str:
@@ -251,14 +259,11 @@ class _Builder:
     """Holds the random state and the per-series arrays while a scenario is drawn."""
 
     def __init__(self, *, seed: int, hub_series: int, start: str, months: int, sanctions: str):
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise InvalidParameterError("seed", seed, "an integer >= 0")
+        check_seed_and_months(seed, months)
         if not isinstance(hub_series, (int, np.integer)) or not 1 <= hub_series <= MAX_HUB_SERIES:
             raise InvalidParameterError("hub_series", hub_series, f"an integer in 1..{MAX_HUB_SERIES}")
-        if not isinstance(months, (int, np.integer)) or months < 30:
-            raise InvalidParameterError("months", months, "an integer >= 30")
-        self.first = _parse_month("start", start)
-        self.sanctions = _parse_month("sanctions", sanctions) - self.first
+        self.first = parse_month("start", start)
+        self.sanctions = parse_month("sanctions", sanctions) - self.first
         self.m = int(months)
         self.periods = tuple(_label(self.first + k) for k in range(self.m))
         self.rng = np.random.default_rng(int(seed))
@@ -361,7 +366,7 @@ class _Builder:
         # Pandemic-like dip, before the surge window.
         dip_len = int(rng.integers(3, 5))
         dip_factor = float(rng.uniform(0.4, 0.6))
-        dip = _parse_month("start", "2020-04") - self.first
+        dip = parse_month("start", "2020-04") - self.first
         if not (3 <= dip and dip + dip_len <= self.lo):
             dip = max(1, (self.lo - dip_len) // 2)
         lam[:, dip:dip + dip_len] *= dip_factor

@@ -78,6 +78,7 @@ import orjson
 from detectors.errors import InvalidParameterError
 from detectors.reference import chpl
 from benchmarks.scenarios import labelled
+from detectors.alerts import period_of
 from detectors.watch import WatchConfig
 
 # reporter: (currency of its declarations, weight)
@@ -159,23 +160,15 @@ class _Lane:
     ramp_len: int = 1
 
 
-def _label(first: int, k: int) -> str:
-    c = first + k
-    return f"{c // 12:04d}-{c % 12 + 1:02d}"
-
-
 class _Builder:
     def __init__(self, *, seed: int, lanes: int, start: str, months: int, sanctions: str):
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise InvalidParameterError("seed", seed, "an integer >= 0")
+        labelled.check_seed_and_months(seed, months)
         if not isinstance(lanes, (int, np.integer)) or not 10 <= lanes <= MAX_LANES:
             raise InvalidParameterError("lanes", lanes, f"an integer in 10..{MAX_LANES}")
-        if not isinstance(months, (int, np.integer)) or months < 30:
-            raise InvalidParameterError("months", months, "an integer >= 30")
         self.seed, self.m, self.start = int(seed), int(months), start
-        self.first = _month(start, "start")
-        self.sanctions = _month(sanctions, "sanctions") - self.first
-        self.periods = tuple(_label(self.first, k) for k in range(self.m))
+        self.first = labelled.parse_month("start", start)
+        self.sanctions = labelled.parse_month("sanctions", sanctions) - self.first
+        self.periods = tuple(period_of(self.first + k) for k in range(self.m))
         self.rng = np.random.default_rng(self.seed)
         self.rates = WatchConfig.default().rates          # units of a currency per USD
         self.truth: list[dict] = [{"kind": "scenario", "generator": "roundabout", "seed": self.seed,
@@ -365,16 +358,6 @@ class _Builder:
                     "value": round(v, 2), "currency": cur, "net_mass_kg": round(ms, 3)}
                    for (k, r, p, c), (v, ms, cur) in sorted(stats.items())]
         return decl, monthly
-
-
-def _month(text: str, name: str) -> int:
-    try:
-        year, month = (int(x) for x in str(text).split("-"))
-    except ValueError:
-        raise InvalidParameterError(name, text, "a month YYYY-MM") from None
-    if not (1900 <= year <= 2999 and 1 <= month <= 12):
-        raise InvalidParameterError(name, text, "a month YYYY-MM")
-    return year * 12 + month - 1
 
 
 def generate(*, seed: int, lanes: int = 800, start: str = "2020-01", months: int = 48,

@@ -146,7 +146,7 @@ class Router:
         now = self.clock()
         event = alert.get("case_event")
         if receiver is None and event in QUIET_CASE_EVENTS:
-            # a case notifies when it opens or escalates; its monthly updates stay on the topic
+            # a case notifies when it opens, escalates or reopens; its monthly updates stay on the topic
             self.metrics.case_updates.labels(event=event).inc()
             self._finish(source, 0)
             return

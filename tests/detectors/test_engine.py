@@ -207,6 +207,23 @@ def test_diversion_when_russia_collapses_and_the_hub_rises():
     assert not any(a.partner == "RU" for a in alerts), "destination lanes feed diversion; they never alert"
 
 
+def test_a_modest_hub_rise_after_russia_falls_to_nothing_names_diversion_and_the_russian_lane():
+    """Russia to 0 from month 37; the hub rises 1.6x two months later, a rise a plain surge
+    would not carry: diversion fires and the record names the Russian lane's before and after."""
+    e = Engine()
+    rng = np.random.default_rng(7)
+    for i, p in enumerate(_months(2019, 44)):
+        e.add(_stat(p, 1_000_000 * rng.lognormal(0, 0.05) * (0.0 if i >= 36 else 1) or 0.01, partner="RU"))
+        e.add(_stat(p, 60_000 * rng.lognormal(0, 0.3) * (1.6 if i >= 38 else 1), partner="KZ"))
+    e.finish(close_last=True)
+    div = [a for a in e.drain() if "diversion" in a.detectors]
+    assert div, "the deep collapse lowers the hub's bar"
+    ev = div[0].evidence
+    assert ev["destination_before"] == pytest.approx(1_000_000, rel=0.1)
+    assert ev["destination_after"] < 1_000
+    assert "went from USD 9" in div[0].explanation and "to USD 0 a month" in div[0].explanation
+
+
 def _compare(records):
     cfg = WatchConfig.default()
     records = sorted(records, key=_event_key)
