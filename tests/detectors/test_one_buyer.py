@@ -22,10 +22,11 @@ COUNTS = [[10.0] * 36]
 CHURN = [([0.0] * 11 + [1.0]) * 3]
 
 
-def _scores(value, count, new_top, party=1.0):
-    w = window_for(PAST, value=[value], count=[count], counts=COUNTS, parties=CHURN, party=[party],
-                   max_item=[max(new_top, 2_000.0)], new_top=[new_top])
-    return NewConsigneeDetector().score_many(w, SeasonalSurgeDetector().score_many(w))
+def _scores(value, count, new_top, party=1.0, churn=CHURN, max_item=None, params=None):
+    big = max(new_top, 2_000.0) if max_item is None else max_item
+    w = window_for(PAST, value=[value], count=[count], counts=COUNTS, parties=churn, party=[party],
+                   max_item=[big], new_top=[new_top])
+    return NewConsigneeDetector(params).score_many(w, SeasonalSurgeDetector().score_many(w))
 
 
 def test_one_large_declaration_to_a_new_buyer_fires_on_the_one_buyer_route():
@@ -44,6 +45,24 @@ def test_unknown_new_buyer_values_keep_the_route_silent():
     assert not s.one_buyer[0]
 
 
+def test_a_giant_declaration_to_a_known_buyer_with_a_new_buyer_beside_it_does_not():
+    # the decoy: the largest declaration (100,000) went to a known buyer, a new one took 30,000
+    s = _scores(value=148_000.0, count=11.0, new_top=30_000.0, max_item=100_000.0)
+    assert not s.one_buyer[0] and s.z_one_buyer[0] == 0.0
+
+
+def test_a_lane_that_churns_buyers_does_not():
+    # half the months bring a new buyer: one more, however large, is the lane's own habit
+    s = _scores(value=118_000.0, count=10.0, new_top=100_000.0, churn=[[5.0, 0.0] * 18])
+    assert not s.one_buyer[0]
+
+
+def test_the_joint_z_grows_as_the_lane_churns_less():
+    calm = _scores(value=60_000.0, count=10.0, new_top=42_000.0, churn=[[0.0] * 36])
+    busy = _scores(value=60_000.0, count=10.0, new_top=42_000.0, churn=[[1.0, 0.0] * 18])
+    assert calm.z_one_buyer[0] > busy.z_one_buyer[0] > 0.0
+
+
 def test_a_new_buyer_of_an_ordinary_month_does_not():
     s = _scores(value=22_000.0, count=10.0, new_top=3_000.0)
     assert not s.one_buyer[0]
@@ -54,9 +73,11 @@ def test_a_new_buyer_of_an_ordinary_month_does_not():
 def test_the_route_needs_a_new_buyer_taking_most_of_the_month(value, share, count, party):
     top = value * share if party else 0.0
     s = _scores(value=value, count=float(count), new_top=top, party=float(party))
+    assert np.isfinite(s.z_one_buyer[0])
     if s.one_buyer[0]:
         p = ConsigneeParams()
-        assert party >= 1 and top >= p.one_buyer_share * value and s.fired[0]
+        assert party >= 1 and top >= p.one_buyer_share * value and top >= 2_000.0 and s.fired[0]
+        assert top >= p.one_buyer_item_ratio * 2_000.0 and s.z_one_buyer[0] >= p.one_buyer_z
 
 
 @given(value=st.floats(1e5, 1e8), scale=st.floats(0.01, 100))
@@ -75,7 +96,7 @@ def test_parameters_are_checked():
     with pytest.raises(InvalidParameterError):
         ConsigneeParams(one_buyer_share=1.5)
     with pytest.raises(InvalidParameterError):
-        ConsigneeParams(one_buyer_min_months=0)
+        ConsigneeParams(one_buyer_max_rate=1.5)
     with pytest.raises(InvalidParameterError):
         ConsigneeParams(one_buyer_z=0)
 
