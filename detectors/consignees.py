@@ -18,6 +18,22 @@ month before, with the two before: a surge steps or builds), and the detector
 fires when the best pool passes ``threshold``, the month itself is up, new
 consignees are part of the evidence and the month is material. Monthly
 statistics carry no consignees: this detector is silent on them.
+
+A second route fires on *one-buyer* surges (a shell company taking one or two
+large declarations a month), which the pooled test misses: the robust value
+drops the month's largest declaration, and one new name is not unusual. It
+reads the month's value to its largest new consignee (``Window.new_top``). Under
+the lane's own null a declaration goes to a new consignee at the lane's learned
+rate ``r`` (new consignees per declaration), whatever its size, so the chance
+that a month is this far out of line on its *full* value (the seasonal test's
+plain ``z``, the large declaration kept) *and* that its largest declaration went
+to a new consignee is ``r * P(value or more)``: that joint tail, as a z-score,
+is the route's evidence. It fires when that z reaches ``one_buyer_z``, the new
+consignee took the largest declaration, ``one_buyer_share`` of the month and
+``one_buyer_item_ratio`` times the lane's typical declaration, on a lane whose
+churn is low (``r <= one_buyer_max_rate``) and a month that is material (see
+:meth:`NewConsigneeDetector._one_buyer`). A giant declaration to a known buyer
+(the decoy every robust test must ignore) never passes.
 """
 
 from __future__ import annotations
@@ -55,9 +71,17 @@ class ConsigneeParams:
     min_months: int = 12
     min_excess: float = 10_000.0
     min_ratio: float = 1.5
+    one_buyer_z: float = 2.5
+    one_buyer_share: float = 0.5
+    one_buyer_item_ratio: float = 12.0
+    one_buyer_ratio: float = 2.0
+    one_buyer_max_rate: float = 0.2
 
     def __post_init__(self) -> None:
         check_positive(self, "threshold", "min_party_z", "prior_declarations", "min_ratio")
+        check_positive(self, "one_buyer_z", "one_buyer_item_ratio", "one_buyer_ratio")
+        check_range(self, "one_buyer_share", 0.0, 1.0)
+        check_range(self, "one_buyer_max_rate", 0.0, 1.0)
         check_positive(self, "value_weight", "party_weight", "min_excess", allow_zero=True)
         check_range(self, "prior_rate", 0.001, 1.0)
         check_range(self, "min_months", 1, LEARN_MONTHS)
@@ -73,6 +97,8 @@ class ConsigneeScores:
     months: np.ndarray  # months in that pool (1-3), this month and the ones before
     new: np.ndarray  # new consignees over those months
     expected: np.ndarray  # ... and how many their declarations would bring at the lane's rate (NaN: none new)
+    z_one_buyer: np.ndarray  # the one-buyer route's joint z (0 where the largest declaration did not go to a new buyer)
+    one_buyer: np.ndarray  # fired on the one-buyer route: a new buyer took the month's largest declaration
     fired: np.ndarray
 
 
@@ -126,7 +152,7 @@ class NewConsigneeDetector:
         # rows of an early check have none). The others have no rate or expectation to report.
         z_party, best, span = np.zeros(n), np.zeros(n), np.ones(n, dtype=np.int64)
         new, expected, rate = np.nan_to_num(window.party), np.full(n, np.nan), np.full(n, np.nan)
-        fired = np.zeros(n, dtype=bool)
+        fired, one_buyer, z_one = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n)
         rows = np.flatnonzero(np.nan_to_num(window.party) + np.nan_to_num(window.parties[:, -1])
                               + np.nan_to_num(window.parties[:, -2]) > 0)
         if rows.size:
@@ -167,6 +193,9 @@ class NewConsigneeDetector:
                 counted & surge.eligible[rows] & material & (known >= p.min_months)
                 & (top >= p.threshold) & (combined[0] >= 1.0) & (party_top >= p.min_party_z)
             )
+            z_one[rows], route = self._one_buyer(window, surge, rows, r, counts, usable)
+            one_buyer[rows] = counted & surge.eligible[rows] & (known >= p.min_months) & route
+            fired[rows] |= one_buyer[rows]
         return ConsigneeScores(
             rate=rate,
             z_party=z_party,
@@ -174,5 +203,30 @@ class NewConsigneeDetector:
             months=span,
             new=new,
             expected=expected,
+            z_one_buyer=z_one,
+            one_buyer=one_buyer,
             fired=fired,
         )
+
+    def _one_buyer(self, window: Window, surge: SurgeScores, rows: np.ndarray, rate: np.ndarray,
+                   counts: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The one-buyer route for ``rows`` (``rate``: their learned new consignees per
+        declaration): its joint z and where it passes. A month's largest declaration went to a
+        new consignee when the value to the largest new one covers it; then ``rate * P(full value
+        or more)`` is the chance, under the lane's null, of a month this far out of line whose
+        largest declaration went to someone new. Silent where the new consignees' values are unknown."""
+        p = self.params
+        value, top = np.nan_to_num(window.value[rows]), np.nan_to_num(window.new_top[rows])
+        big = window.max_item[rows]
+        took_largest = (top > 0) & ~np.isnan(big) & (top >= big)
+        past_v = np.where(usable, np.nan_to_num(window.values[rows, -LEARN_MONTHS:]), 0.0).sum(axis=1)
+        past_c = np.where(usable, np.nan_to_num(counts), 0.0).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            typical = np.where(past_c > 0, past_v / past_c, np.inf)
+            share = np.where(value > 0, top / value, 0.0)
+        z_one = np.where(took_largest, _z(rate * special.ndtr(-surge.z[rows])), 0.0)
+        material = ((np.nan_to_num(surge.excess[rows]) >= p.min_excess)
+                    & (np.nan_to_num(surge.ratio[rows]) >= p.one_buyer_ratio))
+        passes = (took_largest & material & (z_one >= p.one_buyer_z) & (rate <= p.one_buyer_max_rate)
+                  & (share >= p.one_buyer_share) & (top >= p.one_buyer_item_ratio * typical))
+        return z_one, passes
