@@ -18,7 +18,7 @@ Per family
   the decoy lanes against the family's plain control lanes of the same run. ``reporter_level``:
   from the shift's onset on, the shifted reporter's lanes against the control lanes, how many of
   its lanes alerted, and how many alert records are a reporter-level *finding* (a record whose
-  ``detector``, ``kind`` or one of its ``detectors`` names a reporter or hub shift: :data:`FINDING`).
+  ``detector``, ``kind`` or one of its ``detectors`` names a reporter-level shift: :data:`FINDING`).
   ``diversion``'s decoys (destination falls without a hub rise, hub rises without a fall) also
   count the lanes with an alert naming diversion.
 - The false-alarm price of a detector: the all-families run of seed 1 replayed with ``[policy]
@@ -68,8 +68,9 @@ RIGHT: dict[str, tuple[str, ...]] = {
     "diversion": ("diversion",),
     "hub_shift": ("hub", "corroboration"),
 }
-#: words in an alert record's ``detector``, ``kind`` or ``detectors`` that make it a reporter- or hub-level finding
-FINDING = ("reporter", "hub_shift", "hub_level", "common_shift", "level_change")
+#: words in an alert record's ``detector``, ``kind`` or ``detectors`` that make it a reporter-level finding (a hub
+#: shift, ``hub_shift``, is the opposite signal: it raises the hub's lanes and is no finding about one reporter)
+FINDING = ("reporter_shift", "reporter_level", "level_change")
 SEEDS: tuple[tuple[int, str], ...] = ((1, "development"), (2, "held out: reported only, never tuned on"))
 INPUTS = ("declarations", "monthly")
 QUICK_SIZE = 10
@@ -148,7 +149,7 @@ def false_rates(score: CaseScore, alerts: Iterable[Mapping[str, Any]], truth: Tr
 
 
 def findings(alerts: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Alert records that report a reporter- or hub-level shift (:data:`FINDING`).
+    """Alert records that report a reporter-level shift (:data:`FINDING`).
 
     Examples
     --------
