@@ -103,7 +103,39 @@ class ReplayResult:
             "alerts": {s: severities.get(s, 0) for s in ("critical", "high", "medium", "low")},
             "early alerts": sum(a.early for a in self.alerts),
             "cases": self.case_counts(),
+            "hub shifts": self.hub_shifts(),
         }
+
+    def hub_shifts(self, show: int = 10) -> dict[str, Any] | int:
+        """Hub shifts (``hub_shift``: most reporters' lanes of one HS6 into one hub up together),
+        reported once each: one finding per hub and HS6, from its first month, with its widest
+        month; the ``show`` earliest are described.
+
+        >>> from types import SimpleNamespace
+        >>> def a(period, reporter, rising):
+        ...     return SimpleNamespace(reporter=reporter, partner="AM", flow="export", hs6="999999", period=period,
+        ...                            detectors=("hub_shift",), evidence={"hub_shift_rising": rising,
+        ...                            "hub_shift_reporters": 27, "hub_shift_ratio": 1.33})
+        >>> ReplayResult(alerts=[a("2022-03", "DE", 15), a("2022-03", "FR", 15), a("2022-05", "DE", 24)]).hub_shifts()
+        {'findings': 1, 'earliest': ["AM 999999 from 2022-03: 15 of 27 reporters' lanes up together (median x1.33); 2 months, widest 24 of 27"]}
+        """
+        found: dict[tuple[str, str, str], list[Alert]] = {}
+        for alert in self.alerts:
+            if "hub_shift" in alert.detectors:
+                found.setdefault((alert.partner, alert.flow, alert.hs6), []).append(alert)
+        if not found:
+            return 0
+        lines = []
+        for (partner, flow, hs6), records in sorted(found.items(), key=lambda kv: (min(a.period for a in kv[1]), kv[0])):
+            first = min(records, key=lambda a: a.period)
+            widest = max(records, key=lambda a: (a.evidence.get("hub_shift_rising") or 0, a.period))
+            ev, wide = first.evidence, widest.evidence
+            months = len({a.period for a in records})
+            lines.append(f"{partner} {hs6}{'' if flow == 'export' else ' ' + flow} from {first.period}: "
+                         f"{ev.get('hub_shift_rising')} of {ev.get('hub_shift_reporters')} reporters' lanes up together "
+                         f"(median x{ev.get('hub_shift_ratio')}); {months} month{'s' if months > 1 else ''}, widest "
+                         f"{wide.get('hub_shift_rising')} of {wide.get('hub_shift_reporters')}")
+        return {"findings": len(found), "earliest": lines[:show]}
 
     def case_counts(self) -> dict[str, int] | int:
         """Cases by where they stand at the end of the run (each case's last record), and

@@ -98,3 +98,21 @@ def test_order_and_money_scale_change_nothing_and_only_rising_lanes_fire(g, scal
                      value=value[perm], expected=expected[perm])
     assert u.fired.tolist() == s.fired[perm].tolist()
     assert np.allclose(u.median_ratio, s.median_ratio[perm], equal_nan=True)
+
+
+def test_a_replay_reports_the_hub_shift_once_in_its_summary(tmp_path):
+    import orjson
+
+    from streams.replay import replay
+
+    rng = np.random.default_rng(11)
+    lines = [orjson.dumps({"period": p, "reporter": r, "partner": "AM", "flow": "export", "hs_code": "85423190",
+                           "value": 200_000 * rng.lognormal(0, 0.12) * (1.6 if i >= 36 else 1.0), "currency": "USD"})
+             for i, p in enumerate(_months(40)) for r in REPORTERS]
+    src = tmp_path / "am.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    result = replay([str(src)], final_month="closed")
+    shifts = result.summary([str(src)])["hub shifts"]
+    assert shifts["findings"] == 1, "one hub and HS6: one finding, however many lanes and months"
+    assert shifts["earliest"][0].startswith("AM 854231 from 2022-01: ")
+    assert sum("hub_shift" in a.detectors for a in result.alerts) > 1
