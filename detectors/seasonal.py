@@ -15,12 +15,19 @@ Two pieces of evidence are weighed for each series and month:
 * **count**: the number of declarations against a negative-binomial tail
   whose mean and over-dispersion come from the same months. On lanes with a
   few declarations a month this is the evidence that holds.
+* **size** (``size_test``): the month's robust value per declaration against
+  the lane's past values per declaration. The same number of declarations,
+  each three times its usual size, is rare on a lane whose sizes are stable
+  even when the month's total is within the lane's swings (which carry the
+  count's too).
 
 A month is a *candidate* when it is material (excess value above a floor),
 large (ratio above a floor) and either test passes. It alerts at once when the
 robust value test passes together with the count test, or when the robust
-value alone is overwhelming and the excess large; otherwise it alerts only if the month before was
-suspicious too (persistence). Months past the candidate bar are protected from
+value alone is overwhelming and the excess large (or the size test is, with a
+raised value); otherwise it alerts only if the month before was suspicious
+too, or (``sustained_lookback`` 2) the month two back, pooled with this one
+(persistence). Months past the candidate bar are protected from
 the baseline by the policy, so a surge is never learned as normal.
 """
 
