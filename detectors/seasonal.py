@@ -15,12 +15,19 @@ Two pieces of evidence are weighed for each series and month:
 * **count**: the number of declarations against a negative-binomial tail
   whose mean and over-dispersion come from the same months. On lanes with a
   few declarations a month this is the evidence that holds.
+* **size** (``size_test``): the month's robust value per declaration against
+  the lane's past values per declaration. The same number of declarations,
+  each three times its usual size, is rare on a lane whose sizes are stable
+  even when the month's total is within the lane's swings (which carry the
+  count's too).
 
 A month is a *candidate* when it is material (excess value above a floor),
 large (ratio above a floor) and either test passes. It alerts at once when the
 robust value test passes together with the count test, or when the robust
-value alone is overwhelming and the excess large; otherwise it alerts only if the month before was
-suspicious too (persistence). Months past the candidate bar are protected from
+value alone is overwhelming and the excess large (or the size test is, with a
+raised value); otherwise it alerts only if the month before was suspicious
+too, or (``sustained_lookback`` 2) the month two back, pooled with this one
+(persistence). Months past the candidate bar are protected from
 the baseline by the policy, so a surge is never learned as normal.
 """
 
@@ -33,6 +40,7 @@ import numpy as np
 from scipy import special
 
 from detectors.base import Window
+from detectors.errors import InvalidParameterError
 from detectors.params import check_positive, check_range
 
 
@@ -66,6 +74,10 @@ class SurgeParams:
     min_nonzero_months: int = 1
     seasonal_shrink: float = 2.0
     seasonal_min_share: float = 0.75
+    size_test: bool = True
+    size_min_months: int = 6
+    size_min_ratio: float = 1.5
+    sustained_lookback: int = 2
 
     def __post_init__(self) -> None:
         check_positive(self, "z_threshold", "z_soft", "z_strong", "z_pooled", "min_ratio", "sigma_floor", "seasonal_shrink")
@@ -77,6 +89,11 @@ class SurgeParams:
         check_range(self, "count_alpha", 1e-12, 0.5)
         check_range(self, "min_nonzero_months", 1, 24)
         check_range(self, "seasonal_min_share", 0.0, 1.0)
+        if type(self.size_test) is not bool:
+            raise InvalidParameterError("size_test", self.size_test, "true or false")
+        check_range(self, "size_min_months", 2, 24)
+        check_range(self, "size_min_ratio", 1.0, self.min_ratio)
+        check_range(self, "sustained_lookback", 1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +126,7 @@ class SurgeScores:
     z_prev2: np.ndarray  # ... and of the month before that
     count_size: np.ndarray  # the count test's negative binomial: size and probability
     count_prob: np.ndarray
+    z_size: np.ndarray  # the shipment-size test: the month's robust value per declaration (0: no test)
 
 
 def trimmed_mean(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +268,13 @@ class SeasonalSurgeDetector:
             c_hist, last12, last24, factor, window.count, p.dispersion_prior, p.dispersion_prior_months
         )
         p_freq = self._frequency_test(v_hist, usable, value)
-        p_value = np.minimum(1.0, 3.0 * np.minimum(np.minimum(_norm_sf(z_robust), p_count), p_freq))
+        z_size = np.zeros(window.n)
+        if p.size_test:
+            z_size = self._size_test(v_hist, c_hist, last24, np.maximum(robust_value, 0.0), window.count,
+                                     p.size_min_months, p.sigma_floor)
+        # the size test reads the same value as the robust value test: one line, two views (Bonferroni 2)
+        p_value_line = np.minimum(_norm_sf(z_robust), 2.0 * _norm_sf(z_size))
+        p_value = np.minimum(1.0, 3.0 * np.minimum(np.minimum(p_value_line, p_count), p_freq))
         score = np.minimum(-np.log10(np.maximum(p_value, 1e-300)), 50.0)
 
         band_high = np.exp(centre + sigma * _norm_isf(np.minimum(_norm_sf(p.z_threshold) / q, 0.5)))
@@ -262,13 +286,24 @@ class SeasonalSurgeDetector:
         freq_sig = (p_freq <= p.count_alpha) & (z_robust >= 0.0)
         value_sig = z_robust >= p.z_threshold
         large = eligible & (excess >= p.min_excess) & (ratio >= p.min_ratio)
-        candidate = large & ((z >= p.z_threshold) | count_sig | freq_sig)
-        soft = large & ((z >= p.z_soft) | (p_count <= p.count_alpha_soft) | freq_sig)
+        # bigger shipments: sizes min_ratio times the lane's usual, the month's value size_min_ratio times
+        # its expected (the count's own swings may hide part of the rise in the total)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            size_ratio = np.where(typical > 0, robust_value / np.maximum(np.nan_to_num(window.count), 1.0) / typical, 0.0)
+        # ... and no fewer declarations than 1 / min_ratio of the usual count: half the declarations at twice
+        # the size is the same month (a consolidation), and a month in progress has yet to count its
+        # declarations (its early checks judge sizes once half the usual count is in)
+        sized = (eligible & (z_size != 0) & (excess >= p.min_excess) & (ratio >= p.size_min_ratio)
+                 & (size_ratio >= p.min_ratio) & (np.nan_to_num(window.count) >= expected_count / p.min_ratio))
+        candidate = (large & ((z >= p.z_threshold) | count_sig | freq_sig)) | (sized & (z_size >= p.z_threshold))
+        soft = (large & ((z >= p.z_soft) | (p_count <= p.count_alpha_soft) | freq_sig)) | (sized & (z_size >= p.z_soft))
         immediate = candidate & (
             (value_sig & count_sig)
             | ((p_count <= p.count_alpha_strong) & (z_robust >= p.z_soft))
             | freq_sig
             | ((z_robust >= p.z_strong) & (excess >= p.strong_excess))
+            # every declaration far bigger than the lane's, with a raised value: alerts at once
+            | ((z_size >= p.z_strong) & (z_robust >= p.z_soft) & (excess >= p.strong_excess))
         )
         # Two suspicious months in a row, pooled: each may fall short alone.
         prev = np.nan_to_num(v_hist[:, -1])
@@ -280,7 +315,7 @@ class SeasonalSurgeDetector:
         p_pair = np.where(counted & (pair_count > 0),
                           special.betainc(np.maximum(pair_count, 1.0), 2 * size, 1.0 - prob), 1.0)
         z_count = np.where(p_count < 1.0, _norm_isf(np.clip(p_count, 1e-300, 1.0)).clip(-10, 40), 0.0)
-        elevated = (z_robust >= 1.0) | (z_count >= 1.0)
+        elevated = (z_robust >= 1.0) | (z_count >= 1.0) | (z_size >= 1.0)
         sustained = soft & window.protected[:, -1] & (prev > 0) & (
             (pair_z >= p.z_threshold) | (p_pair <= p.count_alpha)
         )
@@ -293,6 +328,11 @@ class SeasonalSurgeDetector:
         counted3 = counted & ~np.isnan(c_hist[:, -2])
         p_triple = np.where(counted3 & (triple_count > 0),
                             special.betainc(np.maximum(triple_count, 1.0), 3 * size, 1.0 - prob), 1.0)
+        if p.sustained_lookback >= 2:
+            # a suspicious month two back and one between that fell short (a lumpy lane's lull, its
+            # count dipping): the pair of suspicious months pooled
+            gap_z = (z_robust + z_prev2) / np.sqrt(2.0)
+            sustained |= soft & window.protected[:, -2] & (prev2 > 0) & (gap_z >= p.z_threshold)
         building = large & elevated & (z_prev > 0) & (
             (triple_z >= p.z_pooled) | (p_triple <= p.count_alpha_strong)
         )
@@ -324,6 +364,7 @@ class SeasonalSurgeDetector:
             z_prev2=np.where(eligible, z_prev2, 0.0),
             count_size=size,
             count_prob=prob,
+            z_size=np.where(eligible, z_size, 0.0),
         )
 
     def _seasonal_factor(self, v_hist: np.ndarray, usable: np.ndarray, share: np.ndarray) -> np.ndarray:
@@ -363,6 +404,36 @@ class SeasonalSurgeDetector:
             default=1.0,
         )
         return np.where((value > 0) & (n >= 12), tail, 1.0)
+
+    @staticmethod
+    def _size_test(
+        v_hist: np.ndarray, c_hist: np.ndarray, mask: np.ndarray, value: np.ndarray, count: np.ndarray,
+        min_months: int, floor: float,
+    ) -> np.ndarray:
+        """Shipment size: z of the month's value per declaration against the lane's past months'
+        value per declaration (``mask``'s months with declarations): 0 where the count is unknown or
+        0, or the lane has fewer than ``min_months`` such months.
+
+        The caller passes the month's robust value, so one giant declaration is not a size. A month's log mean size varies
+        about ``tau / sqrt(count)`` around the lane's median (``tau``: a robust spread of one
+        declaration, from the past months' deviations times ``sqrt(count)``), with Student-t tails
+        of the past months' number less one. The same number of declarations, each three times its
+        usual size, is rare on a lane whose sizes are stable, even when the month's total is within
+        the lane's usual swings (which also carry the count's).
+        """
+        sized = mask & (np.nan_to_num(c_hist) > 0) & (np.nan_to_num(v_hist) > 0)
+        c = np.where(sized, c_hist, 1.0)
+        logs = np.where(sized, np.log(np.where(sized, v_hist, 1.0) / c), np.nan)
+        centre = _row_median(logs)
+        tau = np.maximum(1.4826 * np.nan_to_num(_row_median(np.sqrt(c) * np.abs(logs - centre[:, None]))), floor)
+        k = sized.sum(axis=1)
+        total = np.where(sized, c_hist, 0.0).sum(axis=1)
+        df = np.clip(k - 1.0, 1.0, 30.0)
+        ok = (k >= min_months) & (np.nan_to_num(count) > 0) & (np.nan_to_num(value) > 0)
+        n = np.where(ok, count, 1.0)
+        t = (np.log(np.where(ok, value, 1.0) / n) - np.nan_to_num(centre)) / (
+            tau * np.sqrt(1.0 / n + 1.0 / np.maximum(total, 1.0)))
+        return np.where(ok, _norm_isf(np.clip(special.stdtr(df, -t), 1e-300, 1.0)).clip(-10.0, 40.0), 0.0)
 
     @staticmethod
     def _typical_item(v_hist: np.ndarray, c_hist: np.ndarray, mask: np.ndarray, level: np.ndarray) -> np.ndarray:
