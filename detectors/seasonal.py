@@ -431,8 +431,9 @@ class SeasonalSurgeDetector:
         df = np.clip(k - 1.0, 1.0, 30.0)
         ok = (k >= min_months) & (np.nan_to_num(count) > 0) & (np.nan_to_num(value) > 0)
         n = np.where(ok, count, 1.0)
-        t = (np.log(np.where(ok, value, 1.0) / n) - np.nan_to_num(centre)) / (
-            tau * np.sqrt(1.0 / n + 1.0 / np.maximum(total, 1.0)))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # subnormal sizes: -inf, a tiny z
+            t = (np.log(np.where(ok, value, 1.0) / n) - np.nan_to_num(centre)) / (
+                tau * np.sqrt(1.0 / n + 1.0 / np.maximum(total, 1.0)))
         return np.where(ok, _norm_isf(np.clip(special.stdtr(df, -t), 1e-300, 1.0)).clip(-10.0, 40.0), 0.0)
 
     @staticmethod
