@@ -64,8 +64,10 @@ class SurgeParams:
     dispersion_prior: float = 0.2
     dispersion_prior_months: float = 24.0
     min_nonzero_months: int = 1
-    seasonal_shrink: float = 2.0
+    seasonal_shrink: float = 0.5
     seasonal_min_share: float = 0.75
+    seasonal_min_years: int = 2
+    seasonal_max_factor: float = 4.0
 
     def __post_init__(self) -> None:
         check_positive(self, "z_threshold", "z_soft", "z_strong", "z_pooled", "min_ratio", "sigma_floor", "seasonal_shrink")
@@ -77,6 +79,8 @@ class SurgeParams:
         check_range(self, "count_alpha", 1e-12, 0.5)
         check_range(self, "min_nonzero_months", 1, 24)
         check_range(self, "seasonal_min_share", 0.0, 1.0)
+        check_range(self, "seasonal_min_years", 2, 3)
+        check_range(self, "seasonal_max_factor", 1.0, 20.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,7 @@ class SurgeScores:
     z_prev2: np.ndarray  # ... and of the month before that
     count_size: np.ndarray  # the count test's negative binomial: size and probability
     count_prob: np.ndarray
+    season: np.ndarray  # the month's seasonal factor: expected = level * season (1 without a learned season)
 
 
 def trimmed_mean(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +185,83 @@ def _row_median(x: np.ndarray) -> np.ndarray:
     return np.where(n > 0, (lo + hi) / 2, np.nan)
 
 
+def season_profile(
+    values: np.ndarray, *, min_share: float, min_years: int, shrink: float, max_factor: float
+) -> np.ndarray:
+    """Log seasonal factors of each series' calendar months, learned from its own past years.
+
+    ``values`` is ``(n, h)`` history, oldest first (``NaN``: unknown). Column ``r`` of the
+    ``(n, 12)`` result is the calendar month ``r`` months after the one ``12`` columns back,
+    so column 0 is the month being judged and column 11 last month. Each past year (a block
+    of 12 months, one of each calendar month) says how far a month stood from that year's
+    centre (its median month; the mean for sparse lanes); a lane that trades in fewer than ``min_share`` of its months is read through
+    three-month windows (a sparse lane's quarter, not its lone shipments), and only its peaks
+    are learned (its quiet months are chance). A factor is learned
+    only from ``min_years`` or more years, and only as far as every year agrees: with two
+    years the one nearer 1 (none when they disagree in direction), with three the median. So
+    one year's surge is never learned as a season, while a peak that came every year is.
+    It is shrunk towards 1 by ``years / (years + shrink)`` and kept within ``max_factor``.
+
+    Examples
+    --------
+    >>> year = np.array([1.0] * 9 + [3.0] * 3)
+    >>> f = season_profile(np.tile(year, (1, 3)), min_share=0.75, min_years=2, shrink=0.5, max_factor=4.0)
+    >>> [round(float(np.exp(x)), 2) for x in f[0, [0, 9]]]
+    [0.72, 1.81]
+    >>> season_profile(np.tile(year, (1, 1)), min_share=0.75, min_years=2, shrink=0.5, max_factor=4.0).any()
+    np.False_
+    """
+    n, h = values.shape
+    years = h // 12
+    out = np.zeros((n, 12))
+    if years < min_years:
+        return out
+    x = values[:, h - 12 * years:]
+    known = ~np.isnan(x)
+    share = (np.nan_to_num(x) > 0).sum(axis=1) / np.maximum(known.sum(axis=1), 1)
+    # three-month windows (the month and its neighbours, where known) for sparse lanes
+    start = h - 12 * years
+    left = np.full_like(x, np.nan)
+    left[:, 1:] = x[:, :-1]
+    if start > 0:
+        left[:, 0] = values[:, start - 1]
+    right = np.full_like(x, np.nan)
+    right[:, :-1] = x[:, 1:]
+    nb = np.stack([left, x, right])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        smooth = np.nanmean(nb, axis=0)
+    month = np.where((share >= min_share)[:, None], x, smooth).reshape(n, years, 12)
+    blocks = x.reshape(n, years, 12)
+    n_known = (~np.isnan(blocks)).sum(axis=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        # a year's centre: its median month on a dense lane (a surge of a few months in that
+        # year does not move it; a scale common to a year's months cancels in level x factor),
+        # its mean on a sparse one (whose median month is often empty)
+        mean = np.where((share >= min_share)[:, None], np.nanmedian(blocks, axis=2), np.nanmean(blocks, axis=2))
+    ok_year = (n_known >= 10) & (np.nan_to_num(mean) > 0)
+    cap = np.log(max_factor)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.clip(np.log(month / mean[:, :, None]), -cap, cap)
+    valid = ok_year[:, :, None] & ~np.isnan(month)
+    logs = np.where(valid, logs, np.nan)
+    k = valid.sum(axis=1)  # (n, 12): years that say something about each calendar month
+    s = np.sort(logs, axis=1)  # NaN last
+    if years >= 3:
+        med3 = s[:, 1]
+    else:
+        med3 = np.zeros((n, 12))
+    lo, hi = s[:, 0], np.take_along_axis(s, np.maximum(k - 1, 0)[:, None, :], axis=1)[:, 0]
+    agree2 = np.where(lo > 0, lo, np.where(hi < 0, hi, 0.0))
+    est = np.where(k >= 3, med3, agree2)
+    est = np.where(k >= min_years, np.nan_to_num(est), 0.0)
+    # a sparse lane's quiet months are chance (a lane that ships now and then is quiet most
+    # months): only its peaks are learned
+    est = np.where((share >= min_share)[:, None], est, np.maximum(est, 0.0))
+    return est * k / (k + shrink)
+
+
 class SeasonalSurgeDetector:
     """Seasonal surge / level-shift test over a :class:`~detectors.base.Window`.
 
@@ -200,9 +282,16 @@ class SeasonalSurgeDetector:
 
     def score_many(self, window: Window) -> SurgeScores:
         p = self.params
-        v_hist, c_hist = window.values, window.counts
-        h = v_hist.shape[1]
-        usable = ~np.isnan(v_hist) & ~window.protected
+        v_raw, c_raw = window.values, window.counts
+        h = v_raw.shape[1]
+        usable = ~np.isnan(v_raw) & ~window.protected
+        # the lane's learned year: its history is read deseasonalized, the month against its
+        # level times its own month's factor (protected months count here: a peak must recur)
+        profile = season_profile(v_raw, min_share=p.seasonal_min_share, min_years=p.seasonal_min_years,
+                                 shrink=p.seasonal_shrink, max_factor=p.seasonal_max_factor)
+        of_column = np.exp(profile[:, (np.arange(h) - h) % 12])
+        v_hist, c_hist = v_raw / of_column, c_raw / of_column
+        factor = np.exp(profile[:, 0])
         last12 = usable.copy()
         last12[:, : h - 12] = False
         last24 = usable.copy()
@@ -219,8 +308,6 @@ class SeasonalSurgeDetector:
         level = np.where(np.nan_to_num(level) > 0, level, plain)
         nonzero = (last24 & (v_hist > 0)).sum(axis=1)
         n_use = np.maximum(n24, 1)
-
-        factor = self._seasonal_factor(v_hist, usable, nonzero / n_use)
         expected = level * factor
 
         value = window.value
@@ -271,12 +358,13 @@ class SeasonalSurgeDetector:
             | ((z_robust >= p.z_strong) & (excess >= p.strong_excess))
         )
         # Two suspicious months in a row, pooled: each may fall short alone.
-        prev = np.nan_to_num(v_hist[:, -1])
+        prev = np.nan_to_num(v_raw[:, -1])
+        centre_ds = centre - np.log(factor)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z_prev = _hurdle_z(prev, centre, sigma, q, k)
+            z_prev = _hurdle_z(prev, centre_ds + profile[:, 11], sigma, q, k)
         pair_z = (z_robust + z_prev) / np.sqrt(2.0)
-        pair_count = np.nan_to_num(window.count) + np.nan_to_num(c_hist[:, -1])
-        counted = ~np.isnan(window.count) & ~np.isnan(c_hist[:, -1]) & ~np.isnan(expected_count)
+        pair_count = np.nan_to_num(window.count) + np.nan_to_num(c_raw[:, -1])
+        counted = ~np.isnan(window.count) & ~np.isnan(c_raw[:, -1]) & ~np.isnan(expected_count)
         p_pair = np.where(counted & (pair_count > 0),
                           special.betainc(np.maximum(pair_count, 1.0), 2 * size, 1.0 - prob), 1.0)
         z_count = np.where(p_count < 1.0, _norm_isf(np.clip(p_count, 1e-300, 1.0)).clip(-10, 40), 0.0)
@@ -285,12 +373,12 @@ class SeasonalSurgeDetector:
             (pair_z >= p.z_threshold) | (p_pair <= p.count_alpha)
         )
         # Three months pooled, for rises that build: each month may be modest.
-        prev2 = np.nan_to_num(v_hist[:, -2])
+        prev2 = np.nan_to_num(v_raw[:, -2])
         with np.errstate(divide="ignore", invalid="ignore"):
-            z_prev2 = _hurdle_z(prev2, centre, sigma, q, k)
+            z_prev2 = _hurdle_z(prev2, centre_ds + profile[:, 10], sigma, q, k)
         triple_z = (z_robust + z_prev + z_prev2) / np.sqrt(3.0)
-        triple_count = pair_count + np.nan_to_num(c_hist[:, -2])
-        counted3 = counted & ~np.isnan(c_hist[:, -2])
+        triple_count = pair_count + np.nan_to_num(c_raw[:, -2])
+        counted3 = counted & ~np.isnan(c_raw[:, -2])
         p_triple = np.where(counted3 & (triple_count > 0),
                             special.betainc(np.maximum(triple_count, 1.0), 3 * size, 1.0 - prob), 1.0)
         building = large & elevated & (z_prev > 0) & (
@@ -324,26 +412,8 @@ class SeasonalSurgeDetector:
             z_prev2=np.where(eligible, z_prev2, 0.0),
             count_size=size,
             count_prob=prob,
+            season=factor,
         )
-
-    def _seasonal_factor(self, v_hist: np.ndarray, usable: np.ndarray, share: np.ndarray) -> np.ndarray:
-        """Shrunk ratio of the same month in past years to its centred 12-month mean."""
-        h = v_hist.shape[1]
-        total = np.zeros(v_hist.shape[0])
-        seen = np.zeros(v_hist.shape[0])
-        for k in (1, 2, 3):
-            pos = h - 12 * k
-            if pos < 0:
-                break
-            lo, hi = max(pos - 5, 0), min(pos + 7, h)
-            local, n_local = trimmed_mean(v_hist[:, lo:hi], usable[:, lo:hi])
-            ok = usable[:, pos] & (n_local >= 8) & (local > 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                total += np.where(ok, v_hist[:, pos] / local, 0.0)
-            seen += ok
-        shrink = self.params.seasonal_shrink
-        factor = np.clip((total + shrink) / (seen + shrink), 0.5, 2.0)
-        return np.where(share >= self.params.seasonal_min_share, factor, 1.0)
 
     @staticmethod
     def _frequency_test(v_hist: np.ndarray, usable: np.ndarray, value: np.ndarray) -> np.ndarray:
