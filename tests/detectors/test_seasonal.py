@@ -14,7 +14,7 @@ from detectors.seasonal import SurgeParams, season_profile
 from detectors.table import window_for
 
 NAN = float("nan")
-PROFILE = dict(min_share=0.75, min_years=2, shrink=0.5, max_factor=4.0)
+PROFILE = dict(min_share=0.75, min_years=2, shrink=2.0, max_factor=4.0)
 Q4 = (9, 10, 11)
 
 
@@ -72,23 +72,24 @@ def test_one_year_of_a_peak_is_not_a_season():
     history[-12] *= 4.0  # the same month a year ago was a surge
     w = window_for([history], value=[400_000.0], count=[NAN])
     v = AlertPolicy().decide(w)
-    assert v.surge.season[0] < 1.1, "one year's surge is not learned as the month's season"
-    assert v.surge.candidate[0] and v.surge.ratio[0] > 3.5
+    profile, _ = season_profile(np.array([history]), **PROFILE)
+    assert np.exp(profile[0, 0]) < 1.1, "one year's surge is no season"
+    assert v.surge.candidate[0] and v.surge.ratio[0] > 2.5
 
 
 def test_two_years_that_disagree_teach_nothing():
     year_up = [1.0] * 9 + [3.0] * 3
     year_down = [1.0] * 9 + [0.4] * 3
     x = np.array([[NAN] * 12 + year_up + year_down])
-    assert not season_profile(x, **PROFILE).any()
+    assert not season_profile(x, **PROFILE)[0].any()
 
 
-def test_a_sparse_lane_learns_its_peaks_not_its_quiet_months():
+def test_a_sparse_lane_learns_no_season():
+    """A lane that ships in a third of its months: which months they were is chance."""
     rng = np.random.default_rng(2)
-    # a shipment in about a third of the months, all of them in autumn, three years running
     years = [[0.0] * 8 + [float(rng.uniform(5e4, 9e4)), 0.0, float(rng.uniform(5e4, 9e4)), 0.0] for _ in range(3)]
-    f = np.exp(season_profile(np.array([sum(years, [])]), **PROFILE)[0])
-    assert f[9] > 1.5 and f[:7].min() == 1.0
+    profile, learned = season_profile(np.array([sum(years, [])]), **PROFILE)
+    assert not profile.any() and not learned.any()
 
 
 def test_a_case_on_a_seasonal_lane_is_judged_against_the_months_season():
@@ -109,18 +110,18 @@ def test_a_case_on_a_seasonal_lane_is_judged_against_the_months_season():
 
 @settings(max_examples=40, deadline=None)
 @given(
-    peak=st.floats(1.5, 3.5),
-    noise=st.floats(0.02, 0.25),
+    peak=st.floats(2.0, 3.5),
+    noise=st.floats(0.02, 0.15),
     level=st.floats(1e3, 1e8),
     seed=st.integers(0, 2**16),
 )
 def test_a_recurring_peak_is_learned_and_its_months_expect_it(peak, noise, level, seed):
-    """Three years of the same peak: the peak months' factor is above 1 and no larger than the
+    """Three years of the same peak, clear of the noise: the peak months' factor is above 1 and no larger than the
     peak against the year's median (quiet) month; the factor is the same in any currency (scale invariance)."""
     rng = np.random.default_rng(seed)
     base = np.where(np.isin(np.arange(36) % 12, Q4), peak, 1.0) * rng.lognormal(0, noise, 36)
-    f = season_profile(level * base[None, :], **PROFILE)[0]
-    g = season_profile(3.7 * level * base[None, :], **PROFILE)[0]
+    f = season_profile(level * base[None, :], **PROFILE)[0][0]
+    g = season_profile(3.7 * level * base[None, :], **PROFILE)[0][0]
     np.testing.assert_allclose(f, g, atol=1e-9)
     assert np.all(np.exp(f[list(Q4)]) > 1.0)
     assert np.all(np.exp(f[list(Q4)]) <= peak * np.exp(3 * noise) + 1e-9)
@@ -134,7 +135,7 @@ def test_a_recurring_peak_is_learned_and_its_months_expect_it(peak, noise, level
 )
 def test_the_profile_is_finite_bounded_and_needs_two_years(history, known):
     x = np.array([[NAN] * (36 - known) + history[36 - known:]])
-    f = season_profile(x, **PROFILE)
+    f, _ = season_profile(x, **PROFILE)
     assert np.isfinite(f).all() and np.all(np.abs(f) <= np.log(4.0) + 1e-12)
     if known < 12 + 10:
         assert not f.any(), "fewer than two years (of at least 10 known months each) teach no season"
