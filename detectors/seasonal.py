@@ -64,7 +64,8 @@ class SurgeParams:
     dispersion_prior: float = 0.2
     dispersion_prior_months: float = 24.0
     min_nonzero_months: int = 1
-    seasonal_shrink: float = 2.0
+    learn_season: bool = False
+    seasonal_shrink: float = 4.0
     seasonal_prior_shrink: float = 2.0
     seasonal_min_share: float = 0.75
     seasonal_min_years: int = 2
@@ -217,11 +218,11 @@ def season_profile(
 
     Examples
     --------
-    >>> opts = dict(min_share=0.75, min_years=2, shrink=2.0, max_factor=4.0)
+    >>> opts = dict(min_share=0.75, min_years=2, shrink=4.0, max_factor=4.0)
     >>> year = np.array([1.0] * 9 + [3.0] * 3)  # a Q4 at x3, the month judged a January
     >>> f, learned = season_profile(np.tile(year, (1, 3)), **opts)
     >>> [round(float(np.exp(x)), 2) for x in f[0, [0, 9]]], bool(learned.all())
-    ([1.0, 2.91], True)
+    ([1.0, 2.83], True)
     >>> bool(season_profile(np.tile(year, (1, 1)), **opts)[0].any())  # one year teaches nothing
     False
     >>> flat = np.random.default_rng(0).lognormal(0, 0.5, (1, 36))
@@ -312,10 +313,13 @@ class SeasonalSurgeDetector:
         usable = ~np.isnan(v_raw) & ~window.protected
         # the lane's learned year: its history is read deseasonalized, the month against its
         # level times its own month's factor (protected months count here: a peak must recur)
-        profile, learned_month = season_profile(
-            v_raw, min_share=p.seasonal_min_share, min_years=p.seasonal_min_years, shrink=p.seasonal_shrink,
-            max_factor=p.seasonal_max_factor,
-        )
+        if p.learn_season:
+            profile, learned_month = season_profile(
+                v_raw, min_share=p.seasonal_min_share, min_years=p.seasonal_min_years, shrink=p.seasonal_shrink,
+                max_factor=p.seasonal_max_factor,
+            )
+        else:
+            profile, learned_month = np.zeros((v_raw.shape[0], 12)), np.zeros((v_raw.shape[0], 12), dtype=bool)
         # only where this calendar month's factor is learned: its factors are on the scale of
         # the lane's median month, and a half-learned year must not mix two scales
         learned = learned_month[:, 0]

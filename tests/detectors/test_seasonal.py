@@ -12,9 +12,11 @@ from detectors.engine import Engine
 from detectors.policy import AlertPolicy
 from detectors.seasonal import SurgeParams, season_profile
 from detectors.table import window_for
+from detectors.watch import WatchConfig
 
 NAN = float("nan")
-PROFILE = dict(min_share=0.75, min_years=2, shrink=2.0, max_factor=4.0)
+PROFILE = dict(min_share=0.75, min_years=2, shrink=4.0, max_factor=4.0)
+LEARN = WatchConfig.from_toml("[surge]\nlearn_season = true")
 Q4 = (9, 10, 11)
 
 
@@ -31,7 +33,7 @@ def _q4_lane(years: int = 5, *, seed: int = 0, level: float = 100_000.0) -> list
 
 def _alerts(values: list[float]) -> dict[str, tuple[str, ...]]:
     """Month-end alerting periods of one lane of monthly statistics, with their detectors."""
-    engine = Engine()
+    engine = Engine(LEARN)
     for m, v in enumerate(values):
         engine.add(_stat(f"{2019 + m // 12}-{m % 12 + 1:02d}", v))
     engine.finish(close_last=True)
@@ -71,7 +73,7 @@ def test_one_year_of_a_peak_is_not_a_season():
     history = list(100_000.0 * rng.lognormal(0, 0.1, 36))
     history[-12] *= 4.0  # the same month a year ago was a surge
     w = window_for([history], value=[400_000.0], count=[NAN])
-    v = AlertPolicy().decide(w)
+    v = AlertPolicy(surge=SurgeParams(learn_season=True)).decide(w)
     profile, _ = season_profile(np.array([history]), **PROFILE)
     assert np.exp(profile[0, 0]) < 1.1, "one year's surge is no season"
     assert v.surge.candidate[0] and v.surge.ratio[0] > 2.5
@@ -98,7 +100,7 @@ def test_a_case_on_a_seasonal_lane_is_judged_against_the_months_season():
     values = _q4_lane(seed=3)
     for m in (12 * 3 + 4, 12 * 3 + 5):  # May and June 2022 at x6
         values[m] *= 6.0
-    engine = Engine()
+    engine = Engine(LEARN)
     for m, v in enumerate(values):
         engine.add(_stat(f"{2019 + m // 12}-{m % 12 + 1:02d}", v))
     engine.finish(close_last=True)
@@ -140,5 +142,5 @@ def test_the_profile_is_finite_bounded_and_needs_two_years(history, known):
     if known < 12 + 10:
         assert not f.any(), "fewer than two years (of at least 10 known months each) teach no season"
     w = window_for([x[0].tolist()], value=[1e5], count=[NAN])
-    s = AlertPolicy(surge=SurgeParams()).decide(w).surge
+    s = AlertPolicy(surge=SurgeParams(learn_season=True)).decide(w).surge
     assert np.isfinite(s.season).all() and s.season[0] > 0
