@@ -527,7 +527,7 @@ class Engine:
             release = None if release is None else release.copy()
             floor = self.policy.surge.params.min_excess
             params = self.case_params
-            season = verdict.surge.season  # the month's learned seasonal factor: cases judge against it
+            season = verdict.surge.learned_season  # the month's learned seasonal factor: cases judge against it
             for i in rows:
                 case = self.cases.get(i)
                 fired = bool(alerted[i])
@@ -753,7 +753,7 @@ class Engine:
             case.advance(month, float(value[i]), alerted=True, detectors=verdict.detectors(i),
                          severity=int(verdict.severity[i]), floor=self.policy.surge.params.min_excess,
                          params=self.case_params, order=DETECTORS, confidence=int(verdict.confidence[i]),
-                         materiality=int(verdict.materiality[i]), season=float(verdict.surge.season[i]))
+                         materiality=int(verdict.materiality[i]), season=float(verdict.surge.learned_season[i]))
             alert = self._alert(row, i, month, verdict, window, early=True, as_of=check.as_of.isoformat(),
                                 corroborating=(), cells=check.cells, case=case, event="opened", note="")
             self._early[row] = alert
@@ -900,7 +900,7 @@ class Engine:
         case_ratio = round(round(observed, 2) / level, 4) if level > 0 else None
         if not detectors:  # a month of an open case in which no detector alerted: the case's own numbers,
             # for this calendar month (times the lane's learned seasonal factor, as the case judges it)
-            season = float(s.season[i])
+            season = float(s.learned_season[i])
             baseline, p_value, baseline_count = case.level * season, None, None
             band = _num(case.band * season) if case.band > 0 else None
         # one expected value, one ratio (of the rounded numbers the record carries), one band

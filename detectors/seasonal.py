@@ -116,7 +116,8 @@ class SurgeScores:
     z_prev2: np.ndarray  # ... and of the month before that
     count_size: np.ndarray  # the count test's negative binomial: size and probability
     count_prob: np.ndarray
-    season: np.ndarray  # the month's seasonal factor: expected = level * season (1 without a learned season)
+    season: np.ndarray  # the month's seasonal factor: expected = level * season
+    learned_season: np.ndarray  # the same where the lane's season is learned (learn_season), else 1: cases judge by it
 
 
 def trimmed_mean(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -455,6 +456,7 @@ class SeasonalSurgeDetector:
             count_size=size,
             count_prob=prob,
             season=factor,
+            learned_season=np.where(learned, factor, 1.0),
         )
 
     def _seasonal_factor(self, v_hist: np.ndarray, usable: np.ndarray, share: np.ndarray) -> np.ndarray:
