@@ -12,7 +12,10 @@ month of the lane updates the same case (same ``case_id``) until it closes:
 - a month keeps the case *hot* when a detector alerts, or when the lane is
   materially above the frozen level: at least ``min_excess`` above it and at
   least ``stay_ratio`` times it or above the band. A lane still at 3x its
-  pre-case level is therefore never left without an update;
+  pre-case level is therefore never left without an update. On a lane with a
+  learned season the level and band are the month's: times the surge test's
+  seasonal factor of that calendar month (``season``), so a quarter-four peak that
+  comes every year does not keep a case open that the quiet months opened;
 - it **closes** after ``close_after`` months in a row that are not hot (the lane
   back within its normal band), and says so;
 - a lane whose new level lasts may be **accepted as its new normal**, but only by
@@ -146,15 +149,25 @@ class Case:
         """The month's value against the frozen pre-case level (``inf`` over a zero level)."""
         return value / self.level if self.level > 0 else math.inf
 
-    def hot(self, value: float, *, alerted: bool, floor: float, params: CaseParams) -> bool:
+    def hot(self, value: float, *, alerted: bool, floor: float, params: CaseParams, season: float = 1.0) -> bool:
         """Whether a month keeps the case hot: a detector alerted, or the lane is
         materially above its frozen level (``floor`` over it and ``stay_ratio``
-        times it, or above its normal band)."""
+        times it, or above its normal band), both times the month's ``season``.
+
+        Examples
+        --------
+        >>> c = open_case("DE>KG export 854231", 24266, level=50_000.0, band=80_000.0, period="2022-03")
+        >>> c.hot(120_000.0, alerted=False, floor=10_000.0, params=CaseParams())
+        True
+        >>> c.hot(120_000.0, alerted=False, floor=10_000.0, params=CaseParams(), season=2.0)
+        False
+        """
         if alerted:
             return True
-        if value - self.level < floor:
+        level = self.level * season
+        if value - level < floor:
             return False
-        return value >= params.stay_ratio * self.level or value > self.band
+        return value >= params.stay_ratio * level or value > self.band * season
 
     def advance(
         self,
@@ -169,12 +182,14 @@ class Case:
         order: tuple[str, ...],
         confidence: int = 0,
         materiality: int = 0,
+        season: float = 1.0,
     ) -> tuple[CaseEvent, str]:
         """Take closed ``month`` of the lane: returns the update's event and, when the
         case closes, why (``""`` otherwise). A closed case (see :meth:`dormant`) takes
-        only a hot month, which reopens it."""
+        only a hot month, which reopens it. ``season`` is the month's seasonal factor
+        (:meth:`hot`); the excess is over the level times it."""
         first = self.months == 0
-        hot = self.hot(value, alerted=alerted, floor=floor, params=params)
+        hot = self.hot(value, alerted=alerted, floor=floor, params=params, season=season)
         reopened = self.closed_at >= 0
         if reopened:
             if not hot:
@@ -182,7 +197,7 @@ class Case:
             self.closed_at = -1
         self.months += 1
         self.quiet = 0 if hot else self.quiet + 1
-        over = max(value - self.level, 0.0)
+        over = max(value - self.level * season, 0.0)
         if hot:
             self.excess += over
         if value > self.peak_value or self.peak_month < 0:
@@ -214,10 +229,11 @@ class Case:
             return "escalated", ""
         return "updated", ""
 
-    def dormant(self, month: int, value: float, *, alerted: bool, floor: float, params: CaseParams) -> bool | None:
+    def dormant(self, month: int, value: float, *, alerted: bool, floor: float, params: CaseParams,
+                season: float = 1.0) -> bool | None:
         """For a closed case: ``True`` while it waits (no record), ``False`` when this month
         reopens it (then :meth:`advance` it), ``None`` when its time to reopen is over."""
-        if self.hot(value, alerted=alerted, floor=floor, params=params):
+        if self.hot(value, alerted=alerted, floor=floor, params=params, season=season):
             return False
         return True if month - self.closed_at < params.reopen_within else None
 

@@ -535,6 +535,7 @@ class Engine:
             release = None if release is None else release.copy()
             floor = self.policy.surge.params.min_excess
             params = self.case_params
+            season = verdict.surge.learned_season  # the month's learned seasonal factor: cases judge against it
             for i in rows:
                 case = self.cases.get(i)
                 fired = bool(alerted[i])
@@ -542,7 +543,8 @@ class Engine:
                     case = self._open_case(i, i, month, verdict)
                 elif case.closed_at >= 0:  # closed: it reopens if the lane is hot again in time
                     # (no early alert on it: early checks skip every lane with a case, closed ones too)
-                    waits = case.dormant(month, float(value[i]), alerted=fired, floor=floor, params=params)
+                    waits = case.dormant(month, float(value[i]), alerted=fired, floor=floor, params=params,
+                                         season=float(season[i]))
                     if waits is None:
                         del self.cases[i]
                     if waits is not False:
@@ -551,7 +553,7 @@ class Engine:
                     month, float(value[i]), alerted=fired, detectors=verdict.detectors(i) if fired else (),
                     severity=int(verdict.severity[i]) if fired else 0, floor=floor, params=params, order=DETECTORS,
                     confidence=int(verdict.confidence[i]) if fired else 0,
-                    materiality=int(verdict.materiality[i]) if fired else 0,
+                    materiality=int(verdict.materiality[i]) if fired else 0, season=float(season[i]),
                 )
                 self._pending.append(
                     self._alert(i, i, month, verdict, window, early=False, as_of=as_of,
@@ -761,7 +763,7 @@ class Engine:
             case.advance(month, float(value[i]), alerted=True, detectors=verdict.detectors(i),
                          severity=int(verdict.severity[i]), floor=self.policy.surge.params.min_excess,
                          params=self.case_params, order=DETECTORS, confidence=int(verdict.confidence[i]),
-                         materiality=int(verdict.materiality[i]))
+                         materiality=int(verdict.materiality[i]), season=float(verdict.surge.learned_season[i]))
             alert = self._alert(row, i, month, verdict, window, early=True, as_of=check.as_of.isoformat(),
                                 corroborating=(), cells=check.cells, case=case, event="opened", note="")
             self._early[row] = alert
@@ -908,9 +910,11 @@ class Engine:
             observed_months = self._observed_months(row, i, month, window, new_months)
         level = round(case.level, 2)  # the case's ratio too is of the numbers the record carries
         case_ratio = round(round(observed, 2) / level, 4) if level > 0 else None
-        if not detectors:  # a month of an open case in which no detector alerted: the case's own numbers
-            baseline, p_value, baseline_count = case.level, None, None
-            band = _num(case.band) if case.band > 0 else None
+        if not detectors:  # a month of an open case in which no detector alerted: the case's own numbers,
+            # for this calendar month (times the lane's learned seasonal factor, as the case judges it)
+            season = float(s.learned_season[i])
+            baseline, p_value, baseline_count = case.level * season, None, None
+            band = _num(case.band * season) if case.band > 0 else None
         # one expected value, one ratio (of the rounded numbers the record carries), one band
         baseline = None if baseline is None else round(baseline, 2)
         ratio = round(round(observed, 2) / baseline, 4) if baseline and (not detectors or s.eligible[i]) else None

@@ -72,15 +72,20 @@ class SurgeParams:
     dispersion_prior: float = 0.2
     dispersion_prior_months: float = 24.0
     min_nonzero_months: int = 1
-    seasonal_shrink: float = 2.0
+    learn_season: bool = False
+    seasonal_shrink: float = 4.0
+    seasonal_prior_shrink: float = 2.0
     seasonal_min_share: float = 0.75
     size_test: bool = True
     size_min_months: int = 6
     size_min_ratio: float = 1.5
     sustained_lookback: int = 2
+    seasonal_min_years: int = 2
+    seasonal_max_factor: float = 4.0
 
     def __post_init__(self) -> None:
-        check_positive(self, "z_threshold", "z_soft", "z_strong", "z_pooled", "min_ratio", "sigma_floor", "seasonal_shrink")
+        check_positive(self, "z_threshold", "z_soft", "z_strong", "z_pooled", "min_ratio", "sigma_floor", "seasonal_shrink",
+                       "seasonal_prior_shrink")
         check_range(self, "count_alpha_soft", 1e-12, 0.5)
         check_range(self, "count_alpha_strong", 1e-15, 0.5)
         check_positive(self, "sigma_prior", "sigma_prior_months", "dispersion_prior_months")
@@ -94,6 +99,8 @@ class SurgeParams:
         check_range(self, "size_min_months", 2, 24)
         check_range(self, "size_min_ratio", 1.0, self.min_ratio)
         check_range(self, "sustained_lookback", 1, 2)
+        check_range(self, "seasonal_min_years", 2, 3)
+        check_range(self, "seasonal_max_factor", 1.0, 20.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +134,8 @@ class SurgeScores:
     count_size: np.ndarray  # the count test's negative binomial: size and probability
     count_prob: np.ndarray
     z_size: np.ndarray  # the shipment-size test: the month's robust value per declaration (0: no test)
+    season: np.ndarray  # the month's seasonal factor: expected = level * season
+    learned_season: np.ndarray  # the same where the lane's season is learned (learn_season), else 1: cases judge by it
 
 
 def trimmed_mean(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -198,6 +207,106 @@ def _row_median(x: np.ndarray) -> np.ndarray:
     return np.where(n > 0, (lo + hi) / 2, np.nan)
 
 
+#: The smallest variance of a calendar month's log ratio between years assumed (a spread of 0.1):
+#: a synthetic lane that repeats its year exactly must not make the season test divide by zero.
+_WITHIN_FLOOR = 0.01
+#: Medians of chi-square / df with 1 and 2 degrees of freedom (a month's variance over 2 or 3 years).
+_CHI2_MEDIAN = (0.4549, 0.6931)
+
+
+def season_profile(
+    values: np.ndarray, *, min_share: float, min_years: int, shrink: float, max_factor: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log seasonal factors of each series' calendar months, learned from its own past years,
+    and which of them are learned (0 where not: too few years, or no season at all).
+
+    ``values`` is ``(n, h)`` history, oldest first (``NaN``: unknown). Column ``r`` of the
+    ``(n, 12)`` log factors is the calendar month ``r`` months after the one ``12`` columns back,
+    so column 0 is the month being judged and column 11 last month. Each past year (a block
+    of 12 months, one of each calendar month) says how far a month stood from that year's
+    centre (its median month); a lane that trades in fewer than ``min_share`` of its months
+    learns nothing (its quiet months are chance, and with a few years so are its busy ones).
+    A factor is learned
+    only from ``min_years`` or more years, and only as far as every year agrees: with two
+    years the one nearer 1 (none when they disagree in direction), with three the median. So
+    one year's surge is never learned as a season, while a peak that came every year is.
+    The factors are kept only as far as the months differ by more than the years' disagreement
+    explains: ``1 - shrink / F`` of their log, with ``F`` the one-way analysis of variance of
+    the log ratios (months against years), nothing while ``F <= shrink``; a flat noisy lane
+    learns no season. Each factor stays within ``max_factor``.
+
+    Examples
+    --------
+    >>> opts = dict(min_share=0.75, min_years=2, shrink=4.0, max_factor=4.0)
+    >>> year = np.array([1.0] * 9 + [3.0] * 3)  # a Q4 at x3, the month judged a January
+    >>> f, learned = season_profile(np.tile(year, (1, 3)), **opts)
+    >>> [round(float(np.exp(x)), 2) for x in f[0, [0, 9]]], bool(learned.all())
+    ([1.0, 2.83], True)
+    >>> bool(season_profile(np.tile(year, (1, 1)), **opts)[0].any())  # one year teaches nothing
+    False
+    >>> flat = np.random.default_rng(0).lognormal(0, 0.5, (1, 36))
+    >>> bool(season_profile(flat, **opts)[0].any())  # nor does a flat lane's noise
+    False
+    """
+    n, h = values.shape
+    years = h // 12
+    if years < min_years:
+        return np.zeros((n, 12)), np.zeros((n, 12), dtype=bool)
+    x = values[:, h - 12 * years:]
+    known = ~np.isnan(x)
+    share = (np.nan_to_num(x) > 0).sum(axis=1) / np.maximum(known.sum(axis=1), 1)
+    # three-month windows (the month and its neighbours, where known) for sparse lanes
+    month = x.reshape(n, years, 12)
+    blocks = x.reshape(n, years, 12)
+    n_known = (~np.isnan(blocks)).sum(axis=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        # a year's centre: its median month (a surge of a few months in that year does not move
+        # it; a scale common to a year's months cancels in level x factor)
+        mean = np.nanmedian(blocks, axis=2)
+    ok_year = (n_known >= 10) & (np.nan_to_num(mean) > 0)
+    cap = np.log(max_factor)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.clip(np.log(month / mean[:, :, None]), -cap, cap)
+    valid = ok_year[:, :, None] & ~np.isnan(month)
+    logs = np.where(valid, logs, np.nan)
+    k = valid.sum(axis=1)  # (n, 12): years that say something about each calendar month
+    s = np.sort(logs, axis=1)  # NaN last
+    if years >= 3:
+        med3 = s[:, 1]
+    else:
+        med3 = np.zeros((n, 12))
+    lo, hi = s[:, 0], np.take_along_axis(s, np.maximum(k - 1, 0)[:, None, :], axis=1)[:, 0]
+    agree2 = np.where(lo > 0, lo, np.where(hi < 0, hi, 0.0))
+    est = np.where(k >= 3, med3, agree2)
+    est = np.where(k >= min_years, np.nan_to_num(est), 0.0)
+    # a sparse lane (one that ships now and then) learns no season: its quiet months are
+    # chance, and so, with two or three years, are its busy ones
+    est = np.where((share >= min_share)[:, None], est, 0.0)
+    # Is there a season at all? The months' spread of their mean log ratios against the spread
+    # that the years' disagreement alone would give (a one-way analysis of variance, F): a flat
+    # noisy lane's months differ by chance, and learning that noise as a season would lower some
+    # months' expectation as surely as it raises others'. The factors keep 1 - shrink / F of
+    # their log (James-Stein), nothing while F <= shrink.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mbar = np.nanmean(logs, axis=1)
+        # each month's variance between years, scaled by the median of its chi-square (1 or 2
+        # degrees of freedom), and the median over months: a surge of a few months in one year
+        # (or a level shift) makes a few months disagree, not the whole year
+        var_m = np.nansum((logs - mbar[:, None, :]) ** 2, axis=1) / np.maximum(k - 1, 1)
+        scaled = np.where(k >= 2, var_m / np.where(k >= 3, _CHI2_MEDIAN[1], _CHI2_MEDIAN[0]), np.nan)
+        dfw = np.maximum(k - 1, 0).sum(axis=1)
+        within = np.maximum(np.nanmedian(scaled, axis=1), _WITHIN_FLOOR)
+        learned = k >= min_years
+        between = np.nanvar(np.where(learned, mbar, np.nan), axis=1, ddof=1)
+        f_ratio = np.where(learned.sum(axis=1) >= 6, np.nanmean(np.where(learned, k, np.nan), axis=1)
+                           * between / within, 0.0)
+    weight = np.clip(1.0 - shrink / np.maximum(np.nan_to_num(f_ratio), 1e-12), 0.0, 1.0)
+    dense = (share >= min_share)[:, None]
+    return np.where(dfw[:, None] > 0, est * weight[:, None], 0.0), learned & (weight > 0)[:, None] & dense
+
+
 class SeasonalSurgeDetector:
     """Seasonal surge / level-shift test over a :class:`~detectors.base.Window`.
 
@@ -218,9 +327,25 @@ class SeasonalSurgeDetector:
 
     def score_many(self, window: Window) -> SurgeScores:
         p = self.params
-        v_hist, c_hist = window.values, window.counts
-        h = v_hist.shape[1]
-        usable = ~np.isnan(v_hist) & ~window.protected
+        v_raw, c_raw = window.values, window.counts
+        h = v_raw.shape[1]
+        usable = ~np.isnan(v_raw) & ~window.protected
+        # the lane's learned year: its history is read deseasonalized, the month against its
+        # level times its own month's factor (protected months count here: a peak must recur)
+        if p.learn_season:
+            profile, learned_month = season_profile(
+                v_raw, min_share=p.seasonal_min_share, min_years=p.seasonal_min_years, shrink=p.seasonal_shrink,
+                max_factor=p.seasonal_max_factor,
+            )
+        else:
+            profile, learned_month = np.zeros((v_raw.shape[0], 12)), np.zeros((v_raw.shape[0], 12), dtype=bool)
+        # only where this calendar month's factor is learned: its factors are on the scale of
+        # the lane's median month, and a half-learned year must not mix two scales
+        learned = learned_month[:, 0]
+        profile = np.where(learned[:, None], profile, 0.0)
+        learned_month = learned_month & learned[:, None]
+        of_column = np.exp(profile[:, (np.arange(h) - h) % 12])
+        v_hist, c_hist = v_raw / of_column, c_raw / of_column
         last12 = usable.copy()
         last12[:, : h - 12] = False
         last24 = usable.copy()
@@ -237,8 +362,13 @@ class SeasonalSurgeDetector:
         level = np.where(np.nan_to_num(level) > 0, level, plain)
         nonzero = (last24 & (v_hist > 0)).sum(axis=1)
         n_use = np.maximum(n24, 1)
-
-        factor = self._seasonal_factor(v_hist, usable, nonzero / n_use)
+        # a lane with no learned season yet (a year of history, or a season too noisy to tell)
+        # keeps the month's own shrunk ratio of the years before
+        # keeps the month's own shrunk ratio of the years before; a learned one is never taken
+        # below it (on a noisy lane the learned season is shrunk hard, and a peak a past year
+        # showed should not become a surprise for that)
+        prior_factor = self._seasonal_factor(v_raw, usable, nonzero / n_use)
+        factor = np.where(learned, np.maximum(np.exp(profile[:, 0]), prior_factor), prior_factor)
         expected = level * factor
 
         value = window.value
@@ -306,12 +436,13 @@ class SeasonalSurgeDetector:
             | ((z_size >= p.z_strong) & (z_robust >= p.z_soft) & (excess >= p.strong_excess))
         )
         # Two suspicious months in a row, pooled: each may fall short alone.
-        prev = np.nan_to_num(v_hist[:, -1])
+        prev = np.nan_to_num(v_raw[:, -1])
+        centre_ds = centre - np.log(factor)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z_prev = _hurdle_z(prev, centre, sigma, q, k)
+            z_prev = _hurdle_z(prev, np.where(learned_month[:, 11], centre_ds + profile[:, 11], centre), sigma, q, k)
         pair_z = (z_robust + z_prev) / np.sqrt(2.0)
-        pair_count = np.nan_to_num(window.count) + np.nan_to_num(c_hist[:, -1])
-        counted = ~np.isnan(window.count) & ~np.isnan(c_hist[:, -1]) & ~np.isnan(expected_count)
+        pair_count = np.nan_to_num(window.count) + np.nan_to_num(c_raw[:, -1])
+        counted = ~np.isnan(window.count) & ~np.isnan(c_raw[:, -1]) & ~np.isnan(expected_count)
         p_pair = np.where(counted & (pair_count > 0),
                           special.betainc(np.maximum(pair_count, 1.0), 2 * size, 1.0 - prob), 1.0)
         z_count = np.where(p_count < 1.0, _norm_isf(np.clip(p_count, 1e-300, 1.0)).clip(-10, 40), 0.0)
@@ -320,12 +451,12 @@ class SeasonalSurgeDetector:
             (pair_z >= p.z_threshold) | (p_pair <= p.count_alpha)
         )
         # Three months pooled, for rises that build: each month may be modest.
-        prev2 = np.nan_to_num(v_hist[:, -2])
+        prev2 = np.nan_to_num(v_raw[:, -2])
         with np.errstate(divide="ignore", invalid="ignore"):
-            z_prev2 = _hurdle_z(prev2, centre, sigma, q, k)
+            z_prev2 = _hurdle_z(prev2, np.where(learned_month[:, 10], centre_ds + profile[:, 10], centre), sigma, q, k)
         triple_z = (z_robust + z_prev + z_prev2) / np.sqrt(3.0)
-        triple_count = pair_count + np.nan_to_num(c_hist[:, -2])
-        counted3 = counted & ~np.isnan(c_hist[:, -2])
+        triple_count = pair_count + np.nan_to_num(c_raw[:, -2])
+        counted3 = counted & ~np.isnan(c_raw[:, -2])
         p_triple = np.where(counted3 & (triple_count > 0),
                             special.betainc(np.maximum(triple_count, 1.0), 3 * size, 1.0 - prob), 1.0)
         if p.sustained_lookback >= 2:
@@ -365,10 +496,13 @@ class SeasonalSurgeDetector:
             count_size=size,
             count_prob=prob,
             z_size=np.where(eligible, z_size, 0.0),
+            season=factor,
+            learned_season=np.where(learned, factor, 1.0),
         )
 
     def _seasonal_factor(self, v_hist: np.ndarray, usable: np.ndarray, share: np.ndarray) -> np.ndarray:
-        """Shrunk ratio of the same month in past years to its centred 12-month mean."""
+        """Before a season is learned (:func:`season_profile`): the shrunk ratio of the same month in
+        past years to its centred 12-month mean, for the month alone, within 0.5 .. 2."""
         h = v_hist.shape[1]
         total = np.zeros(v_hist.shape[0])
         seen = np.zeros(v_hist.shape[0])
@@ -382,7 +516,7 @@ class SeasonalSurgeDetector:
             with np.errstate(divide="ignore", invalid="ignore"):
                 total += np.where(ok, v_hist[:, pos] / local, 0.0)
             seen += ok
-        shrink = self.params.seasonal_shrink
+        shrink = self.params.seasonal_prior_shrink
         factor = np.clip((total + shrink) / (seen + shrink), 0.5, 2.0)
         return np.where(share >= self.params.seasonal_min_share, factor, 1.0)
 
