@@ -37,7 +37,7 @@ class CorroborationParams:
     detectors.errors.InvalidParameterError: invalid parameter min_alerts=0: expected a number in [1, 100]
     """
 
-    min_reporters: int = 2
+    min_reporters: int = 3
     min_alerts: int = 1
     min_z: float = 2.0
     min_ratio: float = 2.0

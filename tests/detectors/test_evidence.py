@@ -15,6 +15,7 @@ from detectors.alerts import money
 from detectors.columnar import ColumnarReplay
 from detectors.contract import parse_mapping
 from detectors.engine import Engine
+from detectors.watch import WatchConfig
 from detectors.frame import Block
 from detectors.snapshot import EngineSnapshot, _digest, _pack, _unpack
 from streams.replay import _event_key
@@ -184,17 +185,23 @@ def test_a_case_opening_says_how_its_level_and_the_seasonal_expected_value_relat
 
 # -- corroboration -------------------------------------------------------------------------------
 
-def _peers(finals):
+def _peers(finals, min_reporters=3):
     records = []
     for k in range(25):
         period = f"{2020 + k // 12}-{k % 12 + 1:02d}"
         for j, (reporter, final) in enumerate(finals.items()):
             records.append(_statistic(reporter, period, 100_000.0 + 7_000 * ((k + j) % 5) if k < 24 else final))
-    return {a.reporter: a for a in _run(records)}
+    cfg = WatchConfig.from_toml(f"[corroboration]\nmin_reporters = {min_reporters}\n")
+    return {a.reporter: a for a in _run(records, Engine(cfg))}
+
+
+def test_a_pair_is_not_corroboration_by_default():
+    alerts = _peers({"PL": 1_500_000.0, "CZ": 350_000.0, "LT": 110_000.0})
+    assert sorted(alerts) == ["PL"], "two lanes rising together: [corroboration] min_reporters is 3"
 
 
 def test_corroboration_names_one_other_reporter_as_one():
-    alerts = _peers({"PL": 1_500_000.0, "CZ": 350_000.0, "LT": 110_000.0})
+    alerts = _peers({"PL": 1_500_000.0, "CZ": 350_000.0, "LT": 110_000.0}, min_reporters=2)
     assert sorted(alerts) == ["CZ", "PL"]
     assert alerts["PL"].corroborating_reporters == ("CZ",)
     assert "Detected as a surge against its seasonal baseline; a rise seen in the same month from one other " \

@@ -87,7 +87,8 @@ def _corroborate(alert, z, ratio, excess, group=None, **params):
 
 
 def test_a_rising_peer_of_an_alerting_lane_is_corroborated():
-    assert _corroborate([True, False], [5.0, 2.5], [4.0, 3.0], [1e6, 2e5]) == [True, True]
+    assert _corroborate([True, False], [5.0, 2.5], [4.0, 3.0], [1e6, 2e5], min_reporters=2) == [True, True]
+    assert _corroborate([True, False], [5.0, 2.5], [4.0, 3.0], [1e6, 2e5]) == [False, False], "a pair: not by default"
 
 
 def test_corroboration_needs_an_alert_in_the_same_group():
@@ -102,9 +103,9 @@ def test_a_peer_must_be_unusual_large_and_material(z, ratio, excess):
 
 def test_min_reporters_counts_the_alerting_lanes_too():
     rising = ([True, False, False], [5.0, 2.5, 0.0], [4.0, 3.0, 1.0], [1e6, 2e5, 0.0])
-    assert _corroborate(*rising) == [True, True, False]
+    assert _corroborate(*rising, min_reporters=2) == [True, True, False]
     assert _corroborate(*rising, min_reporters=3) == [False, False, False]
-    assert _corroborate(*rising, min_alerts=2) == [False, False, False]
+    assert _corroborate(*rising, min_reporters=2, min_alerts=2) == [False, False, False]
 
 
 def test_an_alert_says_which_ramp_test_passed():
