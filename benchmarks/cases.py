@@ -618,6 +618,22 @@ def check_cn8(real: Path, work: Path) -> dict[str, Any]:
     }
 
 
+def check_main(doc: str, run: Any, prefix: str, argv: list[str] | None = None) -> None:
+    """The command line of a one-file real-data check (``benchmarks.diversion_check``,
+    ``benchmarks.intermittent_check``): ``--real DIR`` (the real files), ``--work DIR`` (inputs
+    and alerts kept there; a temporary folder by default); prints ``run(real, work)`` as JSON."""
+    import json
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "real")
+    ap.add_argument("--work", type=Path, default=None)
+    args = ap.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    print(json.dumps(run(args.real, work), indent=1, default=str))
+
+
 def real_checks(real: Path, work: Path) -> dict[str, Any]:
     return {"cars": check_armenia_cars(real, work), "totals": check_eu_totals(real, work), "cn8": check_cn8(real, work)}
 

@@ -18,14 +18,11 @@ Run: ``python -m benchmarks.diversion_check [--real DIR] [--work DIR]``.
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cases import CN8, CN8_CONFIG, _write, cn8_records, lane_of, lane_values, replay_alerts
+from benchmarks.cases import CN8, CN8_CONFIG, _write, check_main, cn8_records, lane_of, lane_values, replay_alerts
 from benchmarks.scoring import Key, month_index
 from detectors.watch import WatchConfig
 
@@ -89,13 +86,7 @@ def run(real: Path, work: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--real", type=Path, default=Path("/work/shared/data/real"))
-    ap.add_argument("--work", type=Path, default=None)
-    args = ap.parse_args(argv)
-    work = args.work or Path(tempfile.mkdtemp(prefix="diversion-check-"))
-    work.mkdir(parents=True, exist_ok=True)
-    print(json.dumps(run(args.real, work), indent=1, default=str))
+    check_main(__doc__, run, "diversion-check-", argv)
 
 
 if __name__ == "__main__":

@@ -17,15 +17,12 @@ Run: ``python -m benchmarks.intermittent_check [--real DIR] [--work DIR]``.
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from benchmarks.cases import _write, lane_of, replay_alerts
+from benchmarks.cases import _write, check_main, lane_of, replay_alerts
 from benchmarks.scoring import month_index
 from detectors.watch import WatchConfig
 
@@ -95,13 +92,7 @@ def run(real: Path, work: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--real", type=Path, default=Path("/work/shared/data/real"))
-    ap.add_argument("--work", type=Path, default=None)
-    args = ap.parse_args(argv)
-    work = args.work or Path(tempfile.mkdtemp(prefix="intermittent-check-"))
-    work.mkdir(parents=True, exist_ok=True)
-    print(json.dumps(run(args.real, work), indent=1, default=str))
+    check_main(__doc__, run, "intermittent-check-", argv)
 
 
 if __name__ == "__main__":
