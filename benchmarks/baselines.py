@@ -137,8 +137,8 @@ def _capture_verdicts(sink: list) -> Iterator[None]:
     """Record every verdict :meth:`AlertPolicy.decide` returns (benchmark-only hook)."""
     original = AlertPolicy.decide
 
-    def decide(self, window, lanes=None, *, cross=True):
-        verdict = original(self, window, lanes, cross=cross)
+    def decide(self, window, lanes=None, *, cross=True, **kwargs):
+        verdict = original(self, window, lanes, cross=cross, **kwargs)
         if cross:
             sink.append(verdict)
         return verdict

@@ -165,3 +165,20 @@ def test_half_space_features_and_scores():
     frame = baselines.half_space_scores(cells, hubs={"KG"}, seed=0, n_trees=10, window_size=10)
     assert len(frame) == 31
     assert frame.loc[frame["month"] == 30, "score"].item() >= frame["score"].iloc[12:30].max()
+
+
+def test_the_verdict_capture_passes_every_argument_of_decide_through():
+    """The benchmark's hook on AlertPolicy.decide must take what the engine passes (the case
+    onsets of the sanctions evidence, for one) and record the month-end verdicts."""
+    from detectors.contract import parse_mapping
+    from detectors.engine import Engine
+
+    sink: list = []
+    with baselines._capture_verdicts(sink):
+        e = Engine()
+        for i in range(14):
+            e.add(parse_mapping({"period": f"{2020 + i // 12}-{i % 12 + 1:02d}", "reporter": "DE", "partner": "KG",
+                                 "flow": "export", "hs_code": "85423190", "value": 50_000.0 * (1 + i % 3),
+                                 "currency": "USD"}))
+        e.finish(close_last=True)
+    assert len(sink) >= 13, "one verdict per closed month"
