@@ -117,7 +117,7 @@ class ReplayResult:
         ...                            detectors=("hub_shift",), evidence={"hub_shift_rising": rising,
         ...                            "hub_shift_reporters": 27, "hub_shift_ratio": 1.33})
         >>> ReplayResult(alerts=[a("2022-03", "DE", 15), a("2022-03", "FR", 15), a("2022-05", "DE", 24)]).hub_shifts()
-        {'findings': 1, 'earliest': ["AM 999999 from 2022-03: 15 of 27 reporters' lanes up together (median x1.33); 2 months, widest 24 of 27"]}
+        {'findings': 1, 'earliest': ["AM 999999 from 2022-03: 15 of 27 reporters' lanes up together (median x1.3); 2 months, widest 24 of 27"]}
         """
         found: dict[tuple[str, str, str], list[Alert]] = {}
         for alert in self.alerts:
@@ -133,7 +133,7 @@ class ReplayResult:
             months = len({a.period for a in records})
             lines.append(f"{partner} {hs6}{'' if flow == 'export' else ' ' + flow} from {first.period}: "
                          f"{ev.get('hub_shift_rising')} of {ev.get('hub_shift_reporters')} reporters' lanes up together "
-                         f"(median x{ev.get('hub_shift_ratio')}); {months} month{'s' if months > 1 else ''}, widest "
+                         f"(median x{ev.get('hub_shift_ratio') or 0:.1f}); {months} month{'s' if months > 1 else ''}, widest "
                          f"{wide.get('hub_shift_rising')} of {wide.get('hub_shift_reporters')}")
         return {"findings": len(found), "earliest": lines[:show]}
 
