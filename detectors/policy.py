@@ -273,7 +273,8 @@ class AlertPolicy:
             fired[:, _COL["diversion"]] = diversion.fired & self._enabled[_COL["diversion"]]
             shift = self.hub_shift.score_many(group=lanes.hub_group, eligible=hub & warm & surge.eligible,
                                               ratio=surge.ratio, excess=surge.excess, value=window.value,
-                                              expected=surge.expected)
+                                              expected=surge.expected, previous=_previous_ratio(window, surge),
+                                              z=np.maximum(surge.z_robust, surge.z_count))
             fired[:, _COL["hub_shift"]] = shift.fired & self._enabled[_COL["hub_shift"]]
             if self._enabled[_COL["corroboration"]]:
                 corroborated = self.corroboration.score_many(
@@ -404,3 +405,10 @@ class AlertPolicy:
             materiality=materiality,
             severity=grading.severity(confidence, materiality),
         )
+
+
+def _previous_ratio(window: Window, surge: SurgeScores) -> np.ndarray:
+    """Last month's value over this month's expected value (NaN where either is unknown)."""
+    last = window.values[:, -1] if window.values.shape[1] else np.full(window.n, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.nan_to_num(surge.expected) > 0, last / surge.expected, np.nan)

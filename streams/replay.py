@@ -104,6 +104,7 @@ class ReplayResult:
             "early alerts": sum(a.early for a in self.alerts),
             "cases": self.case_counts(),
             "hub shifts": self.hub_shifts(),
+            **self.common_shifts(),
         }
 
     def hub_shifts(self, show: int = 10) -> dict[str, Any] | int:
@@ -136,6 +137,34 @@ class ReplayResult:
                          f"(median x{ev.get('hub_shift_ratio') or 0:.1f}); {months} month{'s' if months > 1 else ''}, widest "
                          f"{wide.get('hub_shift_rising')} of {wide.get('hub_shift_reporters')}")
         return {"findings": len(found), "earliest": lines[:show]}
+
+    def common_shifts(self, show: int = 10) -> dict[str, Any]:
+        """Reporter shifts and hub-wide shifts across goods (:mod:`detectors.shifts`), read from
+        the month snapshots of every lane: each found once, described. Empty without snapshots."""
+        from detectors.shifts import common_shifts
+
+        if not self.snapshots or not self.keys:
+            return {}
+        n, t = len(self.keys), len(self.snapshots)
+        value, expected = np.full((n, t), np.nan), np.full((n, t), np.nan)
+        for j, snap in enumerate(self.snapshots):
+            rows = snap.value.shape[0]
+            value[:rows, j], expected[:rows, j] = snap.value, snap.expected
+        keys = [(k.reporter, k.partner, k.hs6) for k in self.keys]
+        out: dict[str, Any] = {}
+        for side, label in (("reporter", "reporter shifts"), ("partner", "hub-wide shifts")):
+            found = common_shifts(keys, first=self.snapshots[0].month, value=value, expected=expected, side=side)
+            cases: dict[tuple[str, str, str], set[str]] = {}
+            for a in self.alerts:
+                if a.case_id:
+                    cases.setdefault((a.reporter, a.partner, a.hs6), set()).add(a.case_id + "@" + a.case_onset)
+            each = []
+            for f in found[:show]:
+                covered = {c for lane in f.members for c in cases.get(lane, ()) if c.split("@")[1] >= f.period}
+                each.append(f"{f.describe()}; {len(covered)} case{'' if len(covered) == 1 else 's'} opened on "
+                            "those lanes since: read them against the shift")
+            out[label] = {"findings": len(found), "each": each} if found else 0
+        return out
 
     def case_counts(self) -> dict[str, int] | int:
         """Cases by where they stand at the end of the run (each case's last record), and
