@@ -17,8 +17,9 @@ Per family
 - Decoys: false cases (and false alarms: distinct alerted lane-months) per 1,000 lane-months on
   the decoy lanes against the family's plain control lanes of the same run. ``reporter_level``:
   from the shift's onset on, the shifted reporter's lanes against the control lanes, how many of
-  its lanes alerted, and how many alert records are a reporter-level *finding* (a record whose
-  ``detector``, ``kind`` or one of its ``detectors`` names a reporter-level shift: :data:`FINDING`).
+  its lanes alerted, and how many reporter-level *findings* the run made: alert records whose
+  ``detector``, ``kind`` or one of its ``detectors`` names a reporter-level shift (:data:`FINDING`),
+  and the reporter shifts of the replay's summary (``detectors/shifts.py``), with their months.
   ``diversion``'s decoys (destination falls without a hub rise, hub rises without a fall) also
   count the lanes with an alert naming diversion.
 - The false-alarm price of a detector: the all-families run of seed 1 replayed with ``[policy]
@@ -168,7 +169,8 @@ def _lanes(truth_rows: Iterable[Mapping[str, Any]], family: str, *roles: str, va
 
 
 def family_metrics(family: str, truth_rows: list[Mapping[str, Any]], alerts: list[Mapping[str, Any]],
-                   score: CaseScore, truth: TruthView, *, first: int, last: int) -> dict[str, Any]:
+                   score: CaseScore, truth: TruthView, *, first: int, last: int,
+                   shifts: Sequence[Any] = ()) -> dict[str, Any]:
     """The figures of one family in one run (the module's rules)."""
     out: dict[str, Any] = {}
     controls = _lanes(truth_rows, family, "control")
@@ -189,9 +191,12 @@ def family_metrics(family: str, truth_rows: list[Mapping[str, Any]], alerts: lis
         out["controls"] = false_rates(score, alerts, truth, controls, start=onset, stop=last)
         out["shifted lanes alerted"] = len({lane_of(a) for a in alerts if lane_of(a) in shifted
                                             and month_index(str(a["period"])) >= onset})
+        # alert records naming a reporter shift, and the replay summary's reporter shifts (detectors/shifts.py)
         found = findings(alerts)
-        out["findings"] = len(found)
-        out["findings naming the reporter"] = sum(1 for a in found if a.get("reporter") == row["reporter"])
+        out["findings"] = len(found) + len(shifts)
+        out["findings naming the reporter"] = (sum(1 for a in found if a.get("reporter") == row["reporter"])
+                                               + sum(1 for s in shifts if s.side == row["reporter"]))
+        out["finding months"] = [s.period for s in shifts if s.side == row["reporter"]]
     elif family == "q4_seasonal":
         out["decoys"] = false_rates(score, alerts, truth, _lanes(truth_rows, family, "decoy"), start=first, stop=last)
     elif family == "diversion":
@@ -226,7 +231,22 @@ def policy_without(detector: str) -> str:
     return "[policy]\ndetectors = " + orjson.dumps(rest).decode() + "\n"
 
 
-def score_run(scn: Any, kind: str, alerts: list[dict], families: Sequence[str]) -> dict[str, Any]:
+def replay_run(inputs: list[Path], config_text: str, alerts_out: Path) -> tuple[list[dict], list[Any]]:
+    """:func:`benchmarks.cases.replay_alerts` with the month snapshots kept: the alerts as read back
+    from the JSON Lines written, and the reporter shifts of the replay's summary
+    (:meth:`streams.replay.ReplayResult.shifts`)."""
+    from streams.replay import replay, write_alerts
+
+    cfg = WatchConfig.from_toml(config_text) if config_text else WatchConfig.default()
+    result = replay([str(p) for p in inputs], config=cfg, final_month="closed", keep_snapshots=True)
+    if result.rejected:
+        raise RuntimeError(f"{inputs}: lines rejected by the input contract: {dict(result.rejected)}")
+    write_alerts(alerts_out, result.alerts)
+    return read_jsonl(alerts_out), result.shifts()["reporter"]
+
+
+def score_run(scn: Any, kind: str, alerts: list[dict], families: Sequence[str],
+              shifts: Sequence[Any] = ()) -> dict[str, Any]:
     cfg = WatchConfig.default()
     first, last = month_index(scn.periods[0]), month_index(scn.periods[-1])
     truth = TruthView.from_rows(scn.truth, last=last)
@@ -234,7 +254,8 @@ def score_run(scn: Any, kind: str, alerts: list[dict], families: Sequence[str]) 
                         floor=cfg.params["surge"].min_excess)
     s = score.summary()
     return {"summary": {k: s[k] for k in ("events", "recall", "false cases", "false cases / 1000")},
-            "families": {f: family_metrics(f, scn.truth, alerts, score, truth, first=first, last=last) for f in families}}
+            "families": {f: family_metrics(f, scn.truth, alerts, score, truth, first=first, last=last, shifts=shifts)
+                         for f in families}}
 
 
 def run_seed(seed: int, work: Path, *, size: int, ablation: bool, log: Any,
@@ -249,8 +270,8 @@ def run_seed(seed: int, work: Path, *, size: int, ablation: bool, log: Any,
         scn = evasion.generate(seed=seed, families=families, size=size)
         paths = evasion.write(scn, work / f"evasion-{seed}-{label}")
         for kind in INPUTS:
-            alerts = replay_alerts([paths[kind]], "", paths[kind].parent / f"alerts-{kind}.jsonl")
-            res = score_run(scn, kind, alerts, families)
+            alerts, shifts = replay_run([paths[kind]], "", paths[kind].parent / f"alerts-{kind}.jsonl")
+            res = score_run(scn, kind, alerts, families, shifts)
             (out["together"] if label == TOGETHER else out["alone"]).setdefault(kind, {})[label] = res
         if label == TOGETHER:
             out["lanes"] = sum(1 for t in scn.truth if t["kind"] == "series")
@@ -389,7 +410,8 @@ def family_rows(seed: int, res: Mapping[str, Any]) -> list[list[str]]:
                      ("false alarms / 1000, shifted / controls", lambda r: f"{_f(r['families'][fam]['shifted']['false alarms / 1000'])}:"
                       f"{_f(r['families'][fam]['controls']['false alarms / 1000'])}"),
                      ("reporter-level findings (naming the reporter)", lambda r: f"{r['families'][fam]['findings']} "
-                      f"({r['families'][fam]['findings naming the reporter']})")]
+                      f"({r['families'][fam]['findings naming the reporter']})"),
+                     ("their first month", lambda r: ", ".join(r["families"][fam].get("finding months") or ["-"]))]
         if fam == "q4_seasonal":
             figs += [("false cases / 1000, Q4 lanes", lambda r: r["families"][fam]["decoys"]["false cases / 1000"]),
                      ("false alarms / 1000, Q4 lanes", lambda r: r["families"][fam]["decoys"]["false alarms / 1000"])]

@@ -138,22 +138,31 @@ class ReplayResult:
                          f"{wide.get('hub_shift_rising')} of {wide.get('hub_shift_reporters')}")
         return {"findings": len(found), "earliest": lines[:show]}
 
-    def common_shifts(self, show: int = 10) -> dict[str, Any]:
-        """Reporter shifts and hub-wide shifts across goods (:mod:`detectors.shifts`), read from
-        the month snapshots of every lane: each found once, described. Empty without snapshots."""
+    def shifts(self) -> dict[str, list[Any]]:
+        """Reporter shifts (``"reporter"``) and hub-wide shifts across goods (``"partner"``) of
+        :mod:`detectors.shifts`, read from the month snapshots of every lane (none without them)."""
         from detectors.shifts import common_shifts
 
         if not self.snapshots or not self.keys:
-            return {}
+            return {"reporter": [], "partner": []}
         n, t = len(self.keys), len(self.snapshots)
         value, expected = np.full((n, t), np.nan), np.full((n, t), np.nan)
         for j, snap in enumerate(self.snapshots):
             rows = snap.value.shape[0]
             value[:rows, j], expected[:rows, j] = snap.value, snap.expected
         keys = [(k.reporter, k.partner, k.hs6) for k in self.keys]
+        return {side: common_shifts(keys, first=self.snapshots[0].month, value=value, expected=expected, side=side)
+                for side in ("reporter", "partner")}
+
+    def common_shifts(self, show: int = 10) -> dict[str, Any]:
+        """The summary's rows of :meth:`shifts`: each shift found once, described, with the cases
+        opened on its lanes since. Empty without snapshots."""
+        if not self.snapshots or not self.keys:
+            return {}
+        every = self.shifts()
         out: dict[str, Any] = {}
         for side, label in (("reporter", "reporter shifts"), ("partner", "hub-wide shifts")):
-            found = common_shifts(keys, first=self.snapshots[0].month, value=value, expected=expected, side=side)
+            found = every[side]
             cases: dict[tuple[str, str, str], set[str]] = {}
             for a in self.alerts:
                 if a.case_id:
