@@ -30,7 +30,7 @@ class CorroborationParams:
     Examples
     --------
     >>> CorroborationParams().min_reporters
-    2
+    3
     >>> CorroborationParams(min_alerts=0)
     Traceback (most recent call last):
     ...
@@ -55,7 +55,7 @@ class CorroborationDetector:
     Examples
     --------
     >>> import numpy as np
-    >>> d = CorroborationDetector()
+    >>> d = CorroborationDetector(CorroborationParams(min_reporters=2))
     >>> d.score_many(group=np.array([0, 0, 0, 1, 1]), alert=np.array([True, False, False, False, False]),
     ...     z=np.array([0.0, 2.5, 1.0, 3.0, 3.0]), ratio=np.full(5, 3.0),
     ...     excess=np.array([0.0, 150e3, 150e3, 150e3, 150e3])).tolist()
