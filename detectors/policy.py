@@ -250,12 +250,10 @@ class AlertPolicy:
         if lanes is not None and cross:
             dp = self.diversion.params
             past = np.nan_to_num(window.values)
-            # sums of `months` months ending now (value + recent_past) and 1..lag months ago
-            recent_past = past[:, past.shape[1] - (dp.months - 1):].sum(axis=1) if dp.months > 1 else np.zeros(n)
-            cols = past.shape[1]
-            recent_lagged = np.stack(
-                [past[:, max(cols - k - dp.months, 0): max(cols - k, 0)].sum(axis=1) for k in range(dp.lag)],
-                axis=1) if dp.lag else None
+            # sums of `months` months ending now (value + the months - 1 before it) and 1..lag months ago
+            recent_past = _past_sum(past, dp.months - 1, ago=1)
+            recent_lagged = np.stack([_past_sum(past, dp.months, ago=k + 1) for k in range(dp.lag)],
+                                     axis=1) if dp.lag else None
             diversion = self.diversion.score_many(
                 group=lanes.source_group,
                 is_hub=lanes.is_hub,
@@ -265,10 +263,10 @@ class AlertPolicy:
                 z_robust=surge.z_robust,
                 # steady in the year before the last `months` months: a collapse to zero must not
                 # make its own lane unsteady (else a Russian lane stops counting after two months at 0)
-                steady=(past[:, max(cols - dp.months + 1 - 12, 0): max(cols - dp.months + 1, 0)] > 0).sum(axis=1) >= 10,
+                steady=_past_sum(past > 0, 12, ago=dp.months) >= 10,
                 recent_lagged=recent_lagged,
                 # the same sum ending lag + months months ago: was the destination lane still up then?
-                recent_before=past[:, max(cols - dp.lag - 2 * dp.months + 1, 0): max(cols - dp.lag - dp.months + 1, 0)].sum(axis=1),
+                recent_before=_past_sum(past, dp.months, ago=dp.lag + dp.months),
             )
             fired[:, _COL["diversion"]] = diversion.fired & self._enabled[_COL["diversion"]]
             shift = self.hub_shift.score_many(group=lanes.hub_group, eligible=hub & warm & surge.eligible,
@@ -412,3 +410,15 @@ def _previous_ratio(window: Window, surge: SurgeScores) -> np.ndarray:
     last = window.values[:, -1] if window.values.shape[1] else np.full(window.n, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(np.nan_to_num(surge.expected) > 0, last / surge.expected, np.nan)
+
+
+def _past_sum(past: np.ndarray, months: int, *, ago: int) -> np.ndarray:
+    """Per row, the sum of the ``months`` closed months ending ``ago`` months before this one
+    (``ago=1``: last month; months before the history count as 0).
+
+    >>> _past_sum(np.array([[1.0, 2.0, 3.0, 4.0]]), 2, ago=1).tolist(), _past_sum(np.array([[1.0, 2.0, 3.0, 4.0]]), 2, ago=3).tolist()
+    ([7.0], [3.0])
+    """
+    cols = past.shape[1]
+    end = max(cols - ago + 1, 0)
+    return past[:, max(end - months, 0): end].sum(axis=1) if months > 0 else np.zeros(past.shape[0])

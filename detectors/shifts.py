@@ -116,13 +116,16 @@ def common_shifts(keys: Sequence[tuple[str, str, str]], *, first: int, value: np
     with np.errstate(divide="ignore", invalid="ignore"):
         ok = np.nan_to_num(expected) >= p.min_expected
         ratio = np.where(ok, np.nan_to_num(value) / np.where(ok, expected, 1.0), np.nan)
-    # the ratio over `months` months from each month: value and expected summed over the window
+    # the ratio over `months` months from each month (value and expected summed over the window),
+    # the same for every side: computed once
+    months = range(p.min_history, t - p.months + 1)
+    pooled_at = {m: _pooled(value, expected, ok, m, p.months) for m in months}
     out: list[Shift] = []
     for name in sorted(set(mine.tolist())):
         rows = mine == name
         rest = ~rows & np.isin(other, np.unique(other[rows]))
-        for m in range(p.min_history, t - p.months + 1):
-            pooled = _pooled(value, expected, ok, m, p.months)
+        for m in months:
+            pooled = pooled_at[m]
             judged = rows & ~np.isnan(pooled)
             if judged.sum() < p.min_lanes or len(set(other[judged].tolist())) < p.min_others:
                 continue

@@ -160,16 +160,16 @@ class ReplayResult:
         if not self.snapshots or not self.keys:
             return {}
         every = self.shifts()
+        onsets: dict[tuple[str, str, str], dict[str, str]] = {}  # lane -> case id -> its onset
+        for a in self.alerts:
+            if a.case_id:
+                onsets.setdefault((a.reporter, a.partner, a.hs6), {})[a.case_id] = a.case_onset
         out: dict[str, Any] = {}
         for side, label in (("reporter", "reporter shifts"), ("partner", "hub-wide shifts")):
             found = every[side]
-            cases: dict[tuple[str, str, str], set[str]] = {}
-            for a in self.alerts:
-                if a.case_id:
-                    cases.setdefault((a.reporter, a.partner, a.hs6), set()).add(a.case_id + "@" + a.case_onset)
             each = []
             for f in found[:show]:
-                covered = {c for lane in f.members for c in cases.get(lane, ()) if c.split("@")[1] >= f.period}
+                covered = {c for lane in f.members for c, onset in onsets.get(lane, {}).items() if onset >= f.period}
                 each.append(f"{f.describe()}; {len(covered)} case{'' if len(covered) == 1 else 's'} opened on "
                             "those lanes since: read them against the shift")
             out[label] = {"findings": len(found), "each": each} if found else 0
