@@ -18,6 +18,7 @@ RUN python -m venv /opt/transitwatch
 WORKDIR /src
 # Only what the package needs (.dockerignore keeps the rest out of the context).
 COPY pyproject.toml README.md ./
+COPY transitwatch ./transitwatch
 COPY detectors ./detectors
 COPY streams ./streams
 RUN /opt/transitwatch/bin/pip install --no-compile . \

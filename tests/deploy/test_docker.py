@@ -192,19 +192,24 @@ def test_pip_install_dot_carries_every_package_and_data_file(tmp_path):
     wheel = next(tmp_path.glob("transitwatch-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = []
-    for top in ("detectors", "streams"):
+    for top in ("transitwatch", "detectors", "streams"):
         for path in sorted((ROOT / top).rglob("*")):
             rel = path.relative_to(ROOT).as_posix()
             if "__pycache__" in rel or path.is_dir():
                 continue
             if path.suffix == ".py" or (rel.startswith("detectors/data/") and path.suffix in (".csv", ".json", ".toml")):
-                if rel not in names:
+                # The repository's top-level folders install under the one import name.
+                installed = rel if top == "transitwatch" else f"transitwatch/{rel}"
+                if installed not in names:
                     missing.append(rel)
+    # Nothing installs a top-level package of another name (`detectors` is a PyPI distribution's).
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
+    assert tops == {"transitwatch"}, tops
     assert not missing, (
         "pip install . (the image) would miss these files; list their packages in pyproject.toml "
         f"[tool.setuptools] packages: {missing}")
     entry = [n for n in names if n.endswith("entry_points.txt")]
-    assert entry and "transitwatch = streams.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
+    assert entry and "transitwatch = transitwatch.streams.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
 
 
 def test_the_image_exposes_the_ports_compose_and_prometheus_use():
