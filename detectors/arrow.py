@@ -41,7 +41,7 @@ from transitwatch.detectors.frame import (
     _Vocab,
 )
 
-__all__ = ["plain_lines", "split_data", "split_lines"]
+__all__ = ["plain_lines", "split_data", "split_lines", "split_table"]
 
 _TEXT = ("declaration_id", "date", "period", "reporter", "partner", "flow", "hs_code", "currency",
          "unit", "exporter", "consignee", "origin")
@@ -176,6 +176,27 @@ def _read(data: bytes, n: int) -> tuple[Block, np.ndarray] | None:
         return _split(table, n, pa, pc, sets)
     except (pa.ArrowException, ValueError, TypeError):
         return None  # an unexpected column type: the orjson path knows what to do
+
+
+def split_table(table: Any) -> tuple[Block, np.ndarray]:
+    """:func:`split_lines` for an Arrow table already in columns (a DataFrame, a Parquet or CSV
+    file read by Arrow): the rows proven normal as a block, and a mask of the others, which the
+    caller puts through :func:`~transitwatch.detectors.contract.parse_mapping`. Columns of a type
+    the JSON reader never gives (a list, a struct ...) send their rows to the slow path;
+    a table the fast path cannot read at all comes back all slow.
+
+    >>> import pyarrow as pa
+    >>> block, slow = split_table(pa.table({"period": ["2024-01", "2024-13"], "reporter": ["DE", "DE"],
+    ...     "partner": ["KZ", "KZ"], "hs_code": ["854231", "854231"], "value": [1.0, 2.0]}))
+    >>> len(block), slow.tolist()
+    (1, [False, True])
+    """
+    n = table.num_rows
+    pa, pc, _, _, sets = _arrow()
+    try:
+        return _split(table, n, pa, pc, sets)
+    except (pa.ArrowException, ValueError, TypeError):
+        return Block.from_records([]), np.ones(n, bool)
 
 
 def _one_object_per_line(data: bytes, lines: Sequence[bytes]) -> bool:

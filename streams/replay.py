@@ -456,20 +456,49 @@ def replay(
     decided and why.
     """
     limits = config.input if config is not None else _LIMITS
+    check_inputs(inputs)
+
+    def feed(run: ColumnarReplay, reject: Callable[[Line, RejectError], None], domain: TimeDomain) -> int:
+        return read_blocks(inputs, run, reject, progress, limits=limits, domain=domain)
+
+    return run_feed(feed, [os.fspath(p) for p in inputs], config=config, rejects_out=rejects_out, strict=strict,
+                    final_month=final_month, keep_snapshots=keep_snapshots, today=today, to_date=to_date)
+
+
+#: What feeds a run: (the run, where rejected lines go, the months accepted) -> records accepted.
+Feed = Callable[[ColumnarReplay, Callable[[Line, RejectError], None], TimeDomain], int]
+
+
+def run_feed(
+    feed: Feed,
+    sources: Sequence[str],
+    *,
+    config: WatchConfig | None = None,
+    rejects_out: str | os.PathLike[str] | None = None,
+    strict: bool = False,
+    final_month: FinalMonth = "auto",
+    keep_snapshots: bool = True,
+    today: dt.date | None = None,
+    to_date: bool = True,
+) -> ReplayResult:
+    """The one core of every replay: ``feed`` puts the records of ``sources`` (their names, for
+    the rejects file) through a :class:`~transitwatch.detectors.columnar.ColumnarReplay`, then the
+    run closes its months and the result is counted. :func:`replay` feeds it files;
+    :func:`transitwatch.detect` feeds it a DataFrame. Arguments as :func:`replay`'s."""
+    limits = config.input if config is not None else _LIMITS
     today = today if today is not None else dt.date.today()
     domain = limits.domain(today)
-    check_inputs(inputs)
     result = ReplayResult(alerts=[])
     snapshots = result.snapshots if keep_snapshots else None
     run = ColumnarReplay(config, on_close=snapshots.append if snapshots is not None else None)
     with ExitStack() as stack:
         stream = stack.enter_context(open(rejects_out, "wb")) if rejects_out else None
         reject = _Rejects(stream, strict, result.rejected)
-        accepted = read_blocks(inputs, run, reject, progress, limits=limits, domain=domain)
+        accepted = feed(run, reject, domain)
         result.lines = accepted + sum(result.rejected.values())
         outcome = run.run(final_month=final_month, today=today, to_date=to_date)
         for index, number, record, error in outcome.rejects:  # no exchange rate, in event order
-            reject(Line(os.fspath(inputs[index]), number, orjson.dumps(record)), error)
+            reject(Line(sources[index], number, orjson.dumps(record)), error)
         result.accepted = accepted - len(outcome.rejects)
     engine = outcome.engine
     if engine.open_month is not None:

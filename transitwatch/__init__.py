@@ -34,6 +34,8 @@ _API: dict[str, str] = {
     "detect": "transitwatch.api",
     "replay": "transitwatch.api",
     "load_config": "transitwatch.api",
+    "alerts_frame": "transitwatch.api",
+    "RejectedRowsWarning": "transitwatch.api",
     "WatchConfig": "transitwatch.detectors.watch",
     "Declaration": "transitwatch.detectors.contract",
     "MonthlyStat": "transitwatch.detectors.contract",
@@ -44,7 +46,7 @@ _API: dict[str, str] = {
 __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from transitwatch.api import detect, load_config, replay
+    from transitwatch.api import RejectedRowsWarning, alerts_frame, detect, load_config, replay
     from transitwatch.detectors.contract import Declaration, MonthlyStat
     from transitwatch.detectors.errors import TransitwatchError
     from transitwatch.detectors.watch import WatchConfig
