@@ -119,8 +119,11 @@ class Deployment:
         final = _final(got)
         missing = [(a["series_id"], a["period"], a["early"]) for k, a in expected.items() if k not in final]
         wrong = [(a["series_id"], a["period"], a["early"]) for k, a in expected.items() if k in final and final[k] != a]
+        fields = [{f: (a.get(f), final[k].get(f)) for f in sorted(set(a) | set(final[k])) if a.get(f) != final[k].get(f)}
+                  for k, a in expected.items() if k in final and final[k] != a][:2]
         raise AssertionError(f"{len(missing)} alerts missing of {len(expected)}: {missing[:5]}; "
-                             f"different: {wrong[:5]}; log:\n{self.logs()[-2000:]}")
+                             f"different: {wrong[:5]}; fields (replay's, worker's): {fields}; "
+                             f"log:\n{self.logs()[-2000:]}")
 
     def stop(self) -> None:
         for proc, _ in self.workers:
