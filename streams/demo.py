@@ -83,8 +83,12 @@ def start_light_broker(port: int, log: Path) -> subprocess.Popen:
 
 
 def _scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
+    """The worker's metrics; empty when it does not answer in time (busy: asked again later)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:  # refused, reset or timed out (TimeoutError is an OSError)
+        return {}
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -175,7 +179,7 @@ async def _run(settings: Settings, inputs: list[Path], args: argparse.Namespace,
                     quiet_since = time.monotonic()
             if sending.done() and not args.keep_running:
                 sent = sending.result().total
-                seen = _scrape(web_port)
+                seen = await asyncio.to_thread(_scrape, web_port)
                 consumed = seen.get("transitwatch_records_consumed_total", 0.0)
                 settled = consumed >= sent and seen.get("transitwatch_consumer_lag_messages", 1.0) == 0
                 if settled and time.monotonic() - quiet_since > settings.idle_seconds + 3:
