@@ -188,11 +188,11 @@ def _replay(args: argparse.Namespace) -> int:
         write_alerts(args.alerts_out, result.alerts)
         out.print(f"alerts written to {args.alerts_out}")
     if args.report:
-        from transitwatch.streams.report import write_report
+        from transitwatch.streams.report import alert_records, write_report
 
         with _progress(console, "writing report", args.quiet) as bar:
             task = bar.add_task("cases", total=None)
-            write_report(args.report, [a.to_dict() for a in result.alerts], charts(result), summary,
+            write_report(args.report, alert_records(result.alerts), charts(result), summary,
                          progress=lambda done, total: bar.update(task, completed=done, total=total))
         out.print(f"report written to {args.report}")
     if args.rejects_out and result.rejected:

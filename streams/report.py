@@ -44,7 +44,7 @@ import orjson
 from transitwatch.detectors.errors import InvalidParameterError
 from transitwatch.detectors.reference import country_name
 
-__all__ = ["DATA_VERSION", "RECORD_FIELDS", "ChartSeries", "build_data", "write_report"]
+__all__ = ["DATA_VERSION", "RECORD_FIELDS", "ChartSeries", "alert_records", "build_data", "write_report"]
 
 DATA_VERSION = 1
 RECORD_FIELDS = (
@@ -119,6 +119,13 @@ def _month_ordinal(month: str) -> int:
     if found is None:
         raise InvalidParameterError("months", month, "a YYYY-MM month")
     return int(found.group(1)) * 12 + int(found.group(2)) - 1
+
+
+def alert_records(alerts: Sequence[Any]) -> list[dict[str, Any]]:
+    """Alerts (:class:`~transitwatch.detectors.alerts.Alert`) as the records ``write_report``
+    takes, exactly as ``--alerts-out`` writes them (unknown numbers null); through orjson,
+    several times faster than ``Alert.to_dict`` on a replay's alerts."""
+    return orjson.loads(orjson.dumps(list(alerts), option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def write_report(
@@ -274,12 +281,16 @@ def _parties(parties: Any) -> list[list[Any]]:
 
 def _finite(value: Any) -> float | int | None:
     """A number JSON can hold (NumPy's too); NaN and infinities are unknown (``None``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    kind = type(value)
+    if kind is float:
+        return value if value - value == 0 else None  # NaN and infinities fail this
+    if kind is int:
+        return value
+    if value is None or isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     if isinstance(value, numbers.Integral):
         return int(value)
-    value = float(value)
-    return value if math.isfinite(value) else None
+    return _finite(float(value))
 
 
 def _chart_number(value: float | None) -> float | int | None:
