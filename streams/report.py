@@ -29,6 +29,7 @@ comes from users' files and is escaped.
 from __future__ import annotations
 
 import html
+import itertools
 import math
 import numbers
 import os
@@ -110,7 +111,7 @@ class ChartSeries:
             if len(getattr(self, name)) != n:
                 raise InvalidParameterError(name, len(getattr(self, name)), f"{n} values, one a month")
         ordinals = [_month_ordinal(m) for m in self.months]
-        if any(b != a + 1 for a, b in zip(ordinals, ordinals[1:])):
+        if any(b != a + 1 for a, b in itertools.pairwise(ordinals)):
             raise InvalidParameterError("months", list(self.months)[:3], "consecutive YYYY-MM months")
 
 
@@ -298,7 +299,7 @@ def _chart_number(value: float | None) -> float | int | None:
     value = _finite(value)
     if value is None:
         return None
-    return int(round(value)) if abs(value) >= 100 else round(float(value), 2)
+    return round(value) if abs(value) >= 100 else round(float(value), 2)
 
 
 def _lane(chart: ChartSeries) -> dict[str, Any]:

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from transitwatch.detectors.errors import InvalidParameterError
-from transitwatch.streams.report import RECORD_FIELDS, ChartSeries, build_data, write_report
+from transitwatch.streams.report import RECORD_FIELDS, ChartSeries, alert_records, build_data, write_report
 
 MALICIOUS = "<script>alert(1)</script>"
 MONTHS = [f"{y}-{m:02d}" for y in (2020, 2021, 2022) for m in range(1, 13)][:35]
-DATA_RE = re.compile(r"<script type='application/json' id='report-data'>(.*?)</script>", re.S)
+DATA_RE = re.compile(r"<script type='application/json' id='report-data'>(.*?)</script>", re.DOTALL)
 
 
 def _series(series_id: str, title: str, scale: float) -> ChartSeries:
@@ -312,3 +312,22 @@ def test_writing_a_report_loads_no_matplotlib(tmp_path):
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False" and out.exists()
+
+
+def test_alert_records_are_the_alerts_file_lines(tmp_path):
+    from transitwatch.detectors.alerts import Alert
+    from transitwatch.streams.replay import write_alerts
+
+    alerts = [
+        Alert(alert_id=f"tw-{i}", series_id="DE>KG export 854231", reporter="DE", partner="KG", flow="export",
+              hs6="854231", hs_description=None, chpl_tier="1", period=f"2022-0{i}", detectors=("ramp",),
+              score=float("nan") if i == 2 else 2.5, severity="low", observed_value=1.5, baseline_value=None,
+              observed_count=3, baseline_count=None, ratio=None, p_value=0.01, currency="USD",
+              top_exporters=({"name": "A", "value": 1.0},), top_consignees=(), corroborating_reporters=("PL",),
+              early=False, as_of=f"2022-0{i}-28", explanation="Up. Case open.", case_id="twc-1")
+        for i in (1, 2)
+    ]
+    path = tmp_path / "a.jsonl"
+    write_alerts(path, alerts)
+    assert alert_records(alerts) == [json.loads(line) for line in path.read_text().splitlines()]
+    assert alert_records(alerts)[1]["score"] is None
