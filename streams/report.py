@@ -34,6 +34,7 @@ import math
 import numbers
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -371,8 +372,13 @@ def _case_table(rows: Sequence[str]) -> str:
     )
 
 
-def _select(name: str, label: str, values: Sequence[str]) -> str:
-    options = "".join(f"<option value='{_esc(v)}'>{_esc(v)}</option>" for v in values)
+def _select(name: str, label: str, values: Sequence[str], counts: Mapping[str, int],
+            names: Callable[[str], str] | None = None) -> str:
+    """A filter's choices, each with its number of cases (and a country's name)."""
+    options = "".join(
+        f"<option value='{_esc(v)}'>{_esc(v)}{' · ' + _esc(names(v)) if names else ''} ({counts.get(v, 0)})</option>"
+        for v in values
+    )
     return (
         f"<label for='f-{name}'>{label}</label>"
         f"<select id='f-{name}' data-filter='{name}'><option value=''>all</option>{options}</select>"
@@ -380,25 +386,27 @@ def _select(name: str, label: str, values: Sequence[str]) -> str:
 
 
 def _filters(cases: Sequence[Mapping[str, Any]]) -> str:
-    def distinct(key: str) -> list[str]:
-        return sorted({str(c[key]) for c in cases if c[key] not in (None, "")})
+    def counted(key: str) -> Counter[str]:
+        return Counter(str(c[key]) for c in cases if c[key] not in (None, ""))
 
-    severities = [s for s in SEVERITIES if any(c["severity"] == s for c in cases)]
-    detectors = sorted({d for c in cases for d in c["detectors"]})
+    severity, partner, reporter, tier, status = (
+        counted(k) for k in ("severity", "partner", "reporter", "tier", "status"))
+    detectors = Counter(d for c in cases for d in c["detectors"])
     return (
         "<form id='filters' role='search' aria-label='Filter the cases'><div class='grid'>"
-        + _select("severity", "Severity", severities)
-        + _select("partner", "Hub (partner)", distinct("partner"))
-        + _select("reporter", "Reporter", distinct("reporter"))
+        + _select("severity", "Severity", [s for s in SEVERITIES if s in severity], severity)
+        + _select("partner", "Hub (partner)", sorted(partner), partner, country_name)
+        + _select("reporter", "Reporter", sorted(reporter), reporter, country_name)
         + "<label for='f-hs'>HS code or chapter</label>"
         "<input id='f-hs' data-filter='hs' inputmode='numeric' placeholder='85, 8542, 854231'>"
-        + _select("tier", "CHPL tier", distinct("tier"))
-        + _select("detector", "Detector", detectors)
-        + _select("status", "Status", distinct("status"))
+        + _select("tier", "CHPL tier", sorted(tier), tier)
+        + _select("detector", "Detector", sorted(detectors), detectors)
+        + _select("status", "Status", sorted(status), status)
         + "<label for='f-q'>Search</label>"
         "<input id='f-q' type='search' data-filter='q' placeholder='country, goods, consignee, text'>"
         "</div><button type='reset'>Clear filters</button> "
-        "<span id='shown' role='status' aria-live='polite'></span></form>"
+        "<span id='shown' role='status' aria-live='polite'></span>"
+        "<p class='hint'>The page's address keeps the filters and the sort: copy it to share this view.</p></form>"
     )
 
 

@@ -11,6 +11,8 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transitwatch.detectors.errors import InvalidParameterError
 from transitwatch.streams.report import RECORD_FIELDS, ChartSeries, alert_records, build_data, write_report
@@ -331,3 +333,20 @@ def test_alert_records_are_the_alerts_file_lines(tmp_path):
     write_alerts(path, alerts)
     assert alert_records(alerts) == [json.loads(line) for line in path.read_text().splitlines()]
     assert alert_records(alerts)[1]["score"] is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from("Ab. :;(!?\n\u2028é<"), max_size=80))
+def test_any_explanation_comes_back_whole(text):
+    record = dict(_alert("a", "DE>AM export 854231", "2022-03", "c", "low"), explanation=text)
+    data = build_data([record], {})
+    indexes = data["cases"][0]["records"][0][RECORD_FIELDS.index("explanation")]
+    assert " ".join(data["sentences"][i] for i in indexes) == text
+
+
+def test_filter_choices_carry_their_case_counts_and_country_names(tmp_path, run):
+    page = _write(tmp_path, run)
+    assert "<option value='AM'>AM · Armenia (2)</option>" in page
+    assert "<option value='KZ'>KZ · Kazakhstan (2)</option>" in page
+    assert "<option value='critical'>critical (1)</option>" in page
+    assert "<option value='seasonal_surge'>seasonal_surge (5)</option>" in page

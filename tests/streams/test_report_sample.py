@@ -146,3 +146,28 @@ def test_browser_draws_a_chart_and_filters_sorts_and_searches(sample, browser):
     assert header.get_attribute("aria-sort") == "descending"
     known = [cases[i]["excess"] for i in _shown(browser) if cases[i]["excess"] is not None]
     assert known == sorted(known, reverse=True)
+
+
+def test_browser_view_lives_in_the_address(sample, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _, report, _, data = sample
+    cases = data["cases"]
+    browser.get(report.as_uri())
+    Select(browser.find_element(By.ID, "f-partner")).select_by_value("KZ")
+    browser.find_element(By.CSS_SELECTOR, "th[data-key=months] button").click()
+    address = browser.current_url
+    assert address.endswith("#partner=KZ&sort=months.ascending")
+    # The same address, opened afresh, gives the same view.
+    browser.get("about:blank")
+    browser.get(address)
+    assert Select(browser.find_element(By.ID, "f-partner")).first_selected_option.get_attribute("value") == "KZ"
+    shown = _shown(browser)
+    assert sorted(shown) == [i for i, c in enumerate(cases) if c["partner"] == "KZ"]
+    assert [cases[i]["months"] for i in shown] == sorted(cases[i]["months"] for i in shown)
+    assert browser.find_element(By.CSS_SELECTOR, "th[data-key=months]").get_attribute("aria-sort") == "ascending"
+    # A value the page does not know is ignored, not an error.
+    browser.get(report.as_uri() + "#partner=ZZ&sort=nonsense.up")
+    assert _shown(browser) == list(range(len(cases)))
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

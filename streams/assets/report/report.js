@@ -78,6 +78,43 @@
       if (ok) count++;
     });
     shown.textContent = "Showing " + count + " of " + cases.length + " cases";
+    saveView();
+  }
+
+  // ---- the view in the address (#partner=AM&sort=excess.descending), to share or come back to --
+  var sorted = null;
+  function saveView() {
+    var params = new URLSearchParams();
+    form.querySelectorAll("[data-filter]").forEach(function (input) {
+      if (input.value.trim()) params.set(input.getAttribute("data-filter"), input.value.trim());
+    });
+    if (sorted) params.set("sort", sorted);
+    var hash = params.toString() ? "#" + params.toString() : "";
+    if (hash === location.hash || (!hash && !location.hash)) return;
+    try {
+      history.replaceState(null, "", hash || location.pathname + location.search);
+    } catch (e) {
+      location.replace(hash || "#");  // where a file:// page may not rewrite its address
+    }
+  }
+  function loadView() {
+    var params = new URLSearchParams(location.hash.slice(1));
+    form.querySelectorAll("[data-filter]").forEach(function (input) {
+      var value = params.get(input.getAttribute("data-filter")) || "";
+      if (input.tagName === "SELECT" && !Array.prototype.some.call(input.options, function (o) { return o.value === value; })) value = "";
+      input.value = value;  // the address decides, also over a form the browser restored
+    });
+    var sort = (params.get("sort") || "").split(".");
+    var th = table.querySelector("th[data-key='" + sort[0].replace(/[^a-z_]/g, "") + "']");
+    if (th && (sort[1] === "ascending" || sort[1] === "descending")) {
+      sortBy(th, sort[1]);
+    } else if (sorted) {  // back to the report's own order, most severe first
+      sorted = null;
+      table.querySelectorAll("th[aria-sort]").forEach(function (h) { h.setAttribute("aria-sort", "none"); });
+      var fragment = document.createDocumentFragment();
+      bodies.forEach(function (body) { fragment.appendChild(body); });
+      table.appendChild(fragment);
+    }
   }
   form.addEventListener("input", applyFilters);
   form.addEventListener("change", applyFilters);
@@ -99,9 +136,10 @@
     status: function (c) { return c.status; },
   };
   function unknown(v) { return v === null || v === undefined || v === ""; }
-  function sortBy(th) {
+  function sortBy(th, direction) {
     var key = th.getAttribute("data-key");
-    var direction = th.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending";
+    direction = direction || (th.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending");
+    sorted = key + "." + direction;
     table.querySelectorAll("th[aria-sort]").forEach(function (h) { h.setAttribute("aria-sort", "none"); });
     th.setAttribute("aria-sort", direction);
     var sign = direction === "ascending" ? 1 : -1, value = SORT_KEYS[key];
@@ -114,9 +152,10 @@
     var fragment = document.createDocumentFragment();
     order.forEach(function (i) { fragment.appendChild(bodies[i]); });
     table.appendChild(fragment);
+    saveView();
   }
   table.querySelectorAll("th[data-key] button").forEach(function (button) {
-    button.addEventListener("click", function () { sortBy(button.parentNode); });
+    button.addEventListener("click", function () { sortBy(button.parentNode, null); });
   });
 
   // ---- a case's details: chart and records -------------------------------------------------
@@ -234,5 +273,7 @@
     }
   });
 
+  loadView();
   applyFilters();
+  window.addEventListener("hashchange", function () { loadView(); applyFilters(); });
 })();
