@@ -198,7 +198,12 @@
         space: 60, incrs: [1, 2, 3, 6, 12, 24] },
       { values: function (u, splits) { return splits.map(money); }, size: 60, label: "monthly value (" + cur + ")" },
     ];
-    var scales = { x: { time: false }, y: { range: function (u, lo, hi) { return [0, hi > 0 ? hi * 1.05 : 1]; } } };
+    // A lumpy lane's band can dwarf its values: then the chart is scaled to the values and says so.
+    function peak(xs) { return xs.reduce(function (m, v) { return v !== null && v > m ? v : m; }, 0); }
+    var top = Math.max(peak(lane.value), peak(lane.expected)), band = peak(lane.high);
+    var clipped = band > 3 * top && top > 0;
+    top = clipped ? top * 1.15 : Math.max(top, band) * 1.05;
+    var scales = { x: { time: false }, y: { range: function () { return [0, top > 0 ? top : 1]; } } };
     if (hasCounts) {
       series.push({ label: "declarations", scale: "n", stroke: "#5f3dc4", fill: "#5f3dc4", paths: function () { return null; },
         points: { show: true, size: 7, stroke: "#5f3dc4", fill: "#fff" } });
@@ -214,6 +219,10 @@
     new uPlot({ width: width, height: 280, scales: scales, series: series, axes: axes,
       bands: [{ series: [2, 1], fill: "rgba(134,142,150,0.28)" }], cursor: { drag: { x: false, y: false } } },
       rows, box);
+    if (clipped) {
+      host.appendChild(el("p", { "class": "note" }, "The normal band reaches " + money(band) + " " + cur +
+        " at its widest, above the top of this chart, which is scaled to the exported and expected values."));
+    }
   }
 
   function parties(label, list) {
@@ -249,7 +258,7 @@
         el("td", { "class": "num" }, money(r[F.baseline_value])),
         el("td", { "class": "num" }, r[F.ratio] === null ? "–" : "×" + fixed(r[F.ratio], 1)),
         el("td", { "class": "num" }, r[F.case_ratio] === null ? "–" : "×" + fixed(r[F.case_ratio], 1)),
-        el("td", { "class": "num" }, r[F.p_value] === null ? "–" : r[F.p_value].toPrecision(2))));
+        el("td", { "class": "num" }, r[F.p_value] === null ? "–" : r[F.p_value] < 1e-3 ? r[F.p_value].toExponential(1) : r[F.p_value].toPrecision(2))));
       var why = el("td", { colspan: "11" }, el("p", null, explanation(r)),
         parties("Top exporters", r[F.top_exporters]), parties("Top consignees", r[F.top_consignees]),
         parties("New consignees", r[F.new_consignees]),
