@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp = sub.add_parser("replay", help="run the detectors over files (no broker needed)")
     rp.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON Lines or CSV files, gzip or not")
     rp.add_argument("--alerts-out", metavar="FILE", help="write alerts as JSON Lines")
-    rp.add_argument("--report", metavar="FILE.html", help="write an HTML report with one chart per alerted lane")
+    rp.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report of the cases: filters, sorting, search, a chart per lane")
     rp.add_argument("--rejects-out", metavar="FILE", help="write rejected lines with line number and reason")
     rp.add_argument("--config", metavar="FILE", help="watch configuration (TOML); defaults are shipped")
     rp.add_argument("--strict", action="store_true", help="stop with an error at the first rejected line")
@@ -188,9 +188,12 @@ def _replay(args: argparse.Namespace) -> int:
         write_alerts(args.alerts_out, result.alerts)
         out.print(f"alerts written to {args.alerts_out}")
     if args.report:
-        from transitwatch.streams.report import write_report
+        from transitwatch.streams.report import alert_records, write_report
 
-        write_report(args.report, [a.to_dict() for a in result.alerts], charts(result), summary)
+        with _progress(console, "writing report", args.quiet) as bar:
+            task = bar.add_task("cases", total=None)
+            write_report(args.report, alert_records(result.alerts), charts(result), summary,
+                         progress=lambda done, total: bar.update(task, completed=done, total=total))
         out.print(f"report written to {args.report}")
     if args.rejects_out and result.rejected:
         out.print(f"rejected lines written to {args.rejects_out}")

@@ -532,40 +532,45 @@ def write_alerts(path: str | os.PathLike[str], alerts: Sequence[Alert]) -> None:
 
 
 def charts(result: ReplayResult) -> dict[str, Any]:
-    """Chart data for every alerted series, from the month snapshots."""
+    """Chart data for every alerted series, from the month snapshots: each series from the first
+    month it has a row to the last snapshot, month by month (``None`` where a month has no
+    snapshot or no finite number)."""
     from transitwatch.streams.report import ChartSeries
 
     wanted = {a.series_id for a in result.alerts}
-    rows = {key.series_id: i for i, key in enumerate(result.keys) if key.series_id in wanted}
+    picked = [(key, i) for i, key in enumerate(result.keys) if key.series_id in wanted]
+    snaps = result.snapshots
+    if not picked or not snaps:
+        return {}
     alert_months: dict[str, list[str]] = {}
     for a in result.alerts:
         alert_months.setdefault(a.series_id, []).append(a.period)
-    out = {}
+    rows = np.array([i for _, i in picked])
+    first_month, last_month = snaps[0].month, snaps[-1].month
+    span = last_month - first_month + 1
+    # One matrix per quantity, months x picked series, NaN where a series has no row yet.
+    grids = {name: np.full((span, len(rows)), np.nan) for name in ("value", "expected", "band_low", "band_high")}
+    present = np.zeros((span, len(rows)), dtype=bool)
+    for snap in snaps:
+        has = rows < snap.value.shape[0]
+        present[snap.month - first_month] = has
+        for name, grid in grids.items():
+            grid[snap.month - first_month, has] = getattr(snap, name)[rows[has]]
+    lists = {name: np.where(np.isfinite(grid), grid, np.nan).T.tolist() for name, grid in grids.items()}
+    starts = np.where(present.any(axis=0), present.argmax(axis=0), span)
+    labels = [period_of(first_month + k) for k in range(span)]
     currency = result.alerts[0].currency if result.alerts else "USD"
-    for series_id, row in rows.items():
-        months, values, base, low, high = [], [], [], [], []
-        for snap in result.snapshots:
-            if row >= snap.value.shape[0]:
-                continue
-            months.append(period_of(snap.month))
-            values.append(float(snap.value[row]))
-            base.append(_opt(snap.expected[row]))
-            low.append(_opt(snap.band_low[row]))
-            high.append(_opt(snap.band_high[row]))
-        key = result.keys[row]
-        title = (
-            f"{country_name(key.reporter)} → {country_name(key.partner)}, {key.flow}, HS {key.hs6}"
-        )
-        out[series_id] = ChartSeries(
-            series_id=series_id, title=title, currency=currency, months=months, values=values,
-            baseline=base, band_low=low, band_high=high, alert_months=alert_months.get(series_id, []),
+    out = {}
+    for j, (key, _) in enumerate(picked):
+        start = int(starts[j])
+        series = {name: [None if v != v else v for v in lists[name][j][start:]] for name in grids}
+        title = f"{country_name(key.reporter)} → {country_name(key.partner)}, {key.flow}, HS {key.hs6}"
+        out[key.series_id] = ChartSeries(
+            series_id=key.series_id, title=title, currency=currency, months=labels[start:],
+            values=series["value"], baseline=series["expected"], band_low=series["band_low"],
+            band_high=series["band_high"], alert_months=alert_months.get(key.series_id, []),
         )
     return out
-
-
-def _opt(x: float) -> float | None:
-    x = float(x)
-    return None if np.isnan(x) or np.isinf(x) else x
 
 
 def input_size(inputs: Sequence[str | os.PathLike[str]]) -> int | None:
