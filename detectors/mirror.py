@@ -15,6 +15,10 @@ it breaks at *every* alignment (each alignment against its own history): the mos
 alignment decides, and the record reports that one. ``period = "quarter"`` compares sums of three
 months, judged at quarter ends (March, June, September, December), for pairs too lumpy monthly.
 
+Persistence: a pair fires when the period before broke the same way too (``persist = 2``), or when
+this period alone is far out of line (its z at least ``z_strong``): a single month of imports
+missing is usually a recording or timing accident, a gap that lasts is the roundabout.
+
 Materiality: the exports of the period must reach ``min_exports`` a month (three times that for a
 quarter), and the imports missing against the usual ratio (``shortfall``) ``min_gap``; the ratio must
 also be at most ``gap_ratio`` in absolute terms (imports truly below what the exports imply, not a
@@ -78,6 +82,8 @@ class MirrorParams:
     min_gap: float = 25_000.0
     rise: bool = False
     rise_ratio: float = 2.0
+    persist: int = 2
+    z_strong: float = 5.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
@@ -101,6 +107,8 @@ class MirrorParams:
         check_range(self, "z_threshold", 0.0, 20.0)
         check_range(self, "sigma_floor", 0.01, 5.0)
         check_range(self, "rise_ratio", 1.0, 100.0)
+        check_range(self, "persist", 1, 2)
+        check_range(self, "z_strong", self.z_threshold, 50.0)
         check_positive(self, "min_exports", "min_gap", allow_zero=True)
 
     @property
@@ -237,23 +245,32 @@ def _judge(x: np.ndarray, m: np.ndarray, guard: np.ndarray, p: MirrorParams) -> 
             usual = _nanmedian(h)
             mad = _nanmedian(np.abs(h - usual[:, None])) * _MAD_SCALE
         sigma = np.maximum(np.nan_to_num(mad, nan=p.sigma_floor), p.sigma_floor)
-        now = log_r[:, 0]
-        e0, i0 = exports[:, 0], imports[:, 0]
-        judged = (count >= p.min_periods) & e_known[:, 0] & i_known[:, 0] & (e0 >= p.min_exports * w)
         usual_ratio = np.exp(usual)
-        expected = e0 * p.cif_fob * usual_ratio
-        shortfall = expected - i0
-        r0 = ratio[:, 0]
-        if p.rise:
-            z = np.abs(now - usual) / sigma
-            fall = (now < usual) & (r0 <= p.fall_ratio * usual_ratio) & (r0 <= p.gap_ratio) & (shortfall >= p.min_gap)
-            up = (now > usual) & (r0 >= p.rise_ratio * usual_ratio) & (-shortfall >= p.min_gap)
-            broke = fall | up
-        else:
-            z = (usual - now) / sigma
-            broke = (r0 <= p.fall_ratio * usual_ratio) & (r0 <= p.gap_ratio) & (shortfall >= p.min_gap)
-        z = np.where(judged, np.nan_to_num(z, nan=0.0), np.nan)
-        cond_all.append(judged & broke & (np.nan_to_num(z) >= p.z_threshold))
+
+        def breaks(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            """Period ``j`` (0: this one, 1: the one before) against the usual ratio: fell, rose, the
+            fall's z, and the imports missing."""
+            e, i, r = exports[:, j], imports[:, j], ratio[:, j]
+            material = e_known[:, j] & i_known[:, j] & (e >= p.min_exports * w)
+            short = e * p.cif_fob * usual_ratio - i
+            down = np.nan_to_num((usual - log_r[:, j]) / sigma, nan=0.0)
+            fell = material & (r <= p.fall_ratio * usual_ratio) & (r <= p.gap_ratio) & (short >= p.min_gap)
+            fell &= down >= p.z_threshold
+            rose = np.zeros(k, bool)
+            if p.rise:
+                rose = material & (r >= p.rise_ratio * usual_ratio) & (-short >= p.min_gap) & (-down >= p.z_threshold)
+            return fell, rose, down, short
+
+        fell, rose, down, shortfall = breaks(0)
+        judged = (count >= p.min_periods) & e_known[:, 0] & i_known[:, 0] & (exports[:, 0] >= p.min_exports * w)
+        z = np.where(judged, np.abs(down) if p.rise else down, np.nan)
+        if p.persist > 1:  # the period before broke the same way, or this one is far out of line
+            fell_before, rose_before, _, _ = breaks(1)
+            strong = np.nan_to_num(z) >= p.z_strong
+            fell &= fell_before | strong
+            rose &= rose_before | strong
+        cond_all.append(judged & (fell | rose))
+        e0, i0, r0 = exports[:, 0], imports[:, 0], ratio[:, 0]
         z_all.append(np.where(judged, z, np.inf))
         figures.append((judged, e0, i0, r0, usual_ratio, count, shortfall))
     z_stack = np.stack(z_all, axis=1)

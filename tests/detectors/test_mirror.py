@@ -96,14 +96,26 @@ def test_a_ratio_within_its_history_never_fires(seed, usual, noise, pick):
 @given(seed=st.integers(0, 2**32 - 1), usual=st.floats(0.5, 1.5), factor=st.floats(0.0, 0.45),
        level=st.floats(1e5, 1e8))
 def test_a_collapse_to_half_the_usual_ratio_with_material_exports_fires(seed, usual, factor, level):
+    """Imports at most 45% of their usual share of the exports two months running (persistence)."""
     rng = np.random.default_rng(seed)
     exports, imports = pair_history(rng, level=level, usual=usual, noise=0.05, spread=0.03)
-    imports[-1] = exports[-1] * 1.05 * usual * factor
+    imports[-2:] = exports[-2:] * 1.05 * usual * factor
     s = score(MirrorParams(), exports, imports)
     assert s.fired.tolist() == [True, False]  # on the export lane only
     assert s.ratio[0] <= 0.5 * s.usual[0]
     assert s.p_value[0] < 0.01
-    assert s.imports[0] == pytest.approx(imports[-1])
+    assert s.imports[0] == pytest.approx(imports[-1], rel=1e-9, abs=1e-3)  # sums by differences of cumulative sums
+
+
+def test_one_month_of_missing_imports_waits_for_a_second_unless_far_out_of_line():
+    exports = np.full(H + 1, 1e6)
+    imports = exports * 1.05 * 0.9 * np.exp(0.2 * (-1.0) ** np.arange(H + 1))  # log spread: MAD 0.2
+    imports[-1] = exports[-1] * 1.05 * 0.9 * np.exp(-4 * 0.2 * 1.4826)  # z = 4
+    once = score(MirrorParams(), exports, imports)
+    assert once.judged[0] and 3.0 <= once.z[0] < 5.0 and not once.fired[0]
+    assert score(MirrorParams(persist=1), exports, imports).fired[0]
+    imports[-1] = exports[-1] * 1.05 * 0.9 * 0.02  # nothing arrived: z beyond z_strong, at once
+    assert score(MirrorParams(), exports, imports).fired[0]
 
 
 def test_immaterial_exports_and_short_histories_are_not_judged():
@@ -115,7 +127,7 @@ def test_immaterial_exports_and_short_histories_are_not_judged():
     imports[-1] *= 0.1
     exports[:-8] = imports[:-8] = np.nan  # seven months known: fewer than min_history_months
     assert not score(MirrorParams(), exports, imports).judged.any()
-    assert score(MirrorParams(min_history_months=6, history_months=6), exports, imports).fired[0]
+    assert score(MirrorParams(min_history_months=6, history_months=6, persist=1), exports, imports).fired[0]
 
 
 def test_a_timing_difference_of_one_month_does_not_fire_but_a_lasting_gap_does():
@@ -124,7 +136,7 @@ def test_a_timing_difference_of_one_month_does_not_fire_but_a_lasting_gap_does()
     exports[-2] *= 3  # a big month of exports ...
     imports[-1] = exports[-2] * 1.05 * 0.9  # ... arriving the next month
     assert not score(MirrorParams(), exports, imports).fired.any()
-    assert score(MirrorParams(max_lag=0), exports[1:-1], imports[:-2]).fired[0]  # same month: a gap
+    assert score(MirrorParams(max_lag=0, persist=1), exports[1:-1], imports[:-2]).fired[0]  # same month: a gap
     imports[-1] = exports[-1] * 1.05 * 0.9 * 0.2
     imports[-2] = exports[-2] * 1.05 * 0.9 * 0.2  # not arriving in either month
     s = score(MirrorParams(), exports, imports)
@@ -198,7 +210,8 @@ def test_the_engine_alerts_the_export_lane_naming_both_figures():
     engine, alerts = engine_alerts(pair_records())
     assert alerts, "a mirror gap from 2022-05 must alert"
     first = alerts[0]
-    assert (first["period"], first["series_id"], first["detectors"]) == ("2022-05", "DE>KG export 854231", ["mirror"])
+    # the gap opens in 2022-05; persistence: the second month in a row alerts
+    assert (first["period"], first["series_id"], first["detectors"]) == ("2022-06", "DE>KG export 854231", ["mirror"])
     ev = first["evidence"]
     assert ev["mirror_ratio"] < 0.5 * ev["mirror_usual_ratio"]
     assert ev["mirror_usual_ratio"] == pytest.approx(0.92, rel=0.1)
