@@ -110,6 +110,16 @@ def hubs_annual(real: Path, exports: pd.DataFrame) -> dict[str, dict[int, dict[s
             if x:
                 rows[year] = {"imports": value, "exports": x, "ratio": value / x}
         out[hub] = rows
+    a = pd.read_csv(real / ARMSTAT)
+    a = a[a["country"].map(iso2).notna()]
+    for basis in ("import_consignment", "import_origin"):
+        eur = a[basis].astype(float) * 1000.0 / a["year"].map(USD_PER_EUR)
+        rows = {}
+        for year, value in eur.groupby(a["year"]).sum().items():
+            x = eu.get(("AM", int(year)))
+            if x and 2019 <= year <= 2023:
+                rows[int(year)] = {"imports": value, "exports": x, "ratio": value / x}
+        out[f"AM (Armstat monthly, by {basis.split('_')[1]}, summed over the 27 members)"] = rows
     return out
 
 
@@ -163,6 +173,10 @@ def armenia_monthly(real: Path, exports: pd.DataFrame, work: Path, basis: str) -
     return {
         "basis": basis, "lines": len(lines), "alerts": len(result.alerts), "mirror alerts": len(mirror),
         "other alerts": sum(1 for a in result.alerts if "mirror" not in a.detectors),
+        "mirror before 2022-03": sum(1 for a in mirror if a.period < "2022-03"),
+        "mirror only": sum(1 for a in mirror if a.detectors == ("mirror",)),
+        "export lane-months": sum(1 for line in lines if line["flow"] == "export" and line["period"] < "2022-03"
+                                  and line["value"] >= config.params["mirror"].min_exports * config.rates["EUR"]),
         "lanes": {m: [(a.period, a.evidence["mirror_exports"], a.evidence["mirror_imports"],
                        a.evidence["mirror_ratio"], a.evidence["mirror_usual_ratio"], a.evidence["mirror_lag"],
                        a.severity) for a in sorted(v, key=lambda a: a.period)] for m, v in sorted(lanes.items())},
@@ -203,13 +217,27 @@ def report(res: dict[str, Any]) -> str:
             "| hub | " + " | ".join(str(y) for y in range(2019, 2024)) + " |", "|---|" + "---:|" * 5]
     for hub, rows in hubs.items():
         out.append(f"| {hub} | " + " | ".join(f"{rows[y]['ratio']:.2f}" if y in rows else "" for y in range(2019, 2024)) + " |")
-    out += ["", "## 3. Armenia, monthly, through the detector", ""]
+    am = hubs.get("AM", {})
+    arm_sum = next((v for k, v in hubs.items() if k.startswith("AM (Armstat monthly, by consignment")), {})
+    if 2023 in am and 2023 in arm_sum:
+        out += ["", f"The national-statistics row for Armenia in 2023 (EUR {_m(am[2023]['imports'])}m) is "
+                f"{am[2023]['imports'] / arm_sum[2023]['imports']:.0%} of what Armstat's own monthly file sums to "
+                f"(EUR {_m(arm_sum[2023]['imports'])}m by consignment): a partial year in the source repository, not a gap."]
+    out += ["", "## 3. Armenia, monthly, through the detector", "",
+            "Input: every member state's monthly exports to Armenia (Comext, `flow: export`) and Armenia's",
+            "imports from it (Armstat, `reporter: AM, flow: import`), HS code 999999 standing for the total,",
+            f"{FIRST} to {LAST}; watch: the 27 members as reporters, Armenia as the hub, `history_start = \"{FIRST}\"`,",
+            "every detector on with its default parameters. The mirror test's records (its figures are those",
+            "of the lane's first flagged month; lag 1: the exports of the month before):", ""]
     for run in arm:
         c = run["counts"]
         out += [f"### Armenia's imports by country of {run['basis'].split('_')[1]}", "",
                 f"{run['lines']:,} input lines (both flows, {FIRST} to {LAST}); records used {c.get('records used', 0):,}; "
                 f"{run['alerts']} alert records, {run['mirror alerts']} of them by the mirror test "
-                f"({run['other alerts']} by other detectors only).", ""]
+                f"({run['other alerts']} by other detectors only; {run['mirror only']} by the mirror test alone). "
+                f"Before 2022-03: {run['mirror before 2022-03']} mirror records over "
+                f"{run['export lane-months']:,} material export lane-months (2019-01 to 2022-02, the first year "
+                "being history only).", ""]
         if run["lanes"]:
             out += ["| lane | months flagged | first | EU exports (EUR m) | AM imports (EUR m) | ratio | usual | lag |",
                     "|---|---:|---|---:|---:|---:|---:|---:|"]
