@@ -12,7 +12,8 @@ the EU over the EU's exports to Kyrgyzstan were 0.85-0.97 in 2019-2021 and 0.43 
 Timing: goods exported late in a month are imported in the next. With ``max_lag`` = 1 the ratio is
 also formed with the exports of the month before the imports' month, and the pair fires only when
 it breaks at *every* alignment (each alignment against its own history): the most charitable
-alignment decides, and the record reports that one. ``period = "quarter"`` compares sums of three
+alignment decides, and the record reports that one (``align = "every"``; ``align = "best"`` tests
+only the alignment whose history has the smallest spread: more recall, far more false alarms). ``period = "quarter"`` compares sums of three
 months, judged at quarter ends (March, June, September, December), for pairs too lumpy monthly.
 
 Persistence: a pair fires when the period before broke the same way too (``persist = 2``), or when
@@ -46,6 +47,7 @@ from detectors.errors import InvalidParameterError
 from detectors.params import check_positive, check_range
 
 PERIODS = ("month", "quarter")
+ALIGNMENTS = ("best", "every")
 RATIO_FLOOR = 0.01  # a period with (almost) no imports: its log ratio is log(0.01), not -inf
 _MAD_SCALE = 1.4826
 
@@ -72,6 +74,7 @@ class MirrorParams:
     period: Literal["month", "quarter"] = "month"
     cif_fob: float = 1.05
     max_lag: int = 1
+    align: Literal["best", "every"] = "every"
     history_months: int = 24
     min_history_months: int = 12
     fall_ratio: float = 0.5
@@ -92,6 +95,8 @@ class MirrorParams:
             raise InvalidParameterError("rise", self.rise, "true or false")
         if self.period not in PERIODS:
             raise InvalidParameterError("period", self.period, f"one of {list(PERIODS)}")
+        if self.align not in ALIGNMENTS:
+            raise InvalidParameterError("align", self.align, f"one of {list(ALIGNMENTS)}")
         check_range(self, "cif_fob", 0.5, 2.0)
         check_range(self, "max_lag", 0, 2)
         if not isinstance(self.max_lag, int) or not isinstance(self.history_months, int):
@@ -272,12 +277,18 @@ def _judge(x: np.ndarray, m: np.ndarray, guard: np.ndarray, p: MirrorParams) -> 
         cond_all.append(judged & (fell | rose))
         e0, i0, r0 = exports[:, 0], imports[:, 0], ratio[:, 0]
         z_all.append(np.where(judged, z, np.inf))
-        figures.append((judged, e0, i0, r0, usual_ratio, count, shortfall))
+        figures.append((judged, e0, i0, r0, usual_ratio, count, shortfall,
+                        np.where(judged, np.nan_to_num(mad, nan=np.inf), np.inf)))
     z_stack = np.stack(z_all, axis=1)
-    best = np.argmin(z_stack, axis=1)  # the most charitable alignment
     rows = np.arange(k)
-    judged_any = np.stack([f[0] for f in figures], axis=1).all(axis=1)
-    fired = np.stack(cond_all, axis=1).all(axis=1)
+    if p.align == "best":  # the alignment whose history agrees best (smallest spread; ties: the shortest lag)
+        best = np.argmin(np.stack([f[7] for f in figures], axis=1), axis=1)
+        judged_any = np.stack([f[0] for f in figures], axis=1)[rows, best]
+        fired = np.stack(cond_all, axis=1)[rows, best]
+    else:  # every alignment must break; the most charitable one is reported
+        best = np.argmin(z_stack, axis=1)
+        judged_any = np.stack([f[0] for f in figures], axis=1).all(axis=1)
+        fired = np.stack(cond_all, axis=1).all(axis=1)
 
     def pick(j: int) -> np.ndarray:
         return np.stack([f[j] for f in figures], axis=1)[rows, best]

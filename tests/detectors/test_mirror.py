@@ -41,7 +41,7 @@ def score(params: MirrorParams, exports: np.ndarray, imports: np.ndarray, protec
 
 @pytest.mark.parametrize("bad", [{"cif_fob": 0.1}, {"max_lag": 3}, {"period": "week"}, {"fall_ratio": 1.5},
                                  {"min_history_months": 2}, {"history_months": 40}, {"min_exports": -1.0},
-                                 {"enabled": "yes"}])
+                                 {"enabled": "yes"}, {"align": "any"}, {"persist": 3}])
 def test_bad_parameters_fail_at_start_up(bad):
     with pytest.raises(InvalidParameterError):
         MirrorParams(**bad)
@@ -141,6 +141,20 @@ def test_a_timing_difference_of_one_month_does_not_fire_but_a_lasting_gap_does()
     imports[-2] = exports[-2] * 1.05 * 0.9 * 0.2  # not arriving in either month
     s = score(MirrorParams(), exports, imports)
     assert s.fired[0] and s.lag[0] in (0, 1)
+
+
+def test_the_best_alignment_is_the_one_whose_history_agrees():
+    """Goods that always arrive the month after they leave: only the lag-1 ratio is steady. With
+    align = "best" that alignment alone is tested, so a collapse there fires although the same-month
+    ratio (noisy) does not break; with "every" both must."""
+    rng = np.random.default_rng(19)
+    exports = 1e6 * np.exp(rng.normal(0.0, 0.5, H + 1))
+    imports = np.concatenate([[1e6], exports[:-1]]) * 1.05 * 0.9 * np.exp(rng.normal(0.0, 0.03, H + 1))
+    imports[-2:] = np.array([exports[-3], exports[-2]]) * 1.05 * 0.9 * 0.2
+    best = score(MirrorParams(align="best"), exports, imports)
+    assert best.fired[0] and best.lag[0] == 1 and best.usual[0] == pytest.approx(0.9, rel=0.05)
+    every = score(MirrorParams(align="every"), exports, imports)
+    assert every.judged[0] and every.z[0] < best.z[0]  # the noisy same-month alignment is the charitable one
 
 
 def test_protected_months_of_the_export_lane_stay_out_of_the_usual_ratio():
