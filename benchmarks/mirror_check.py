@@ -220,9 +220,10 @@ def report(res: dict[str, Any]) -> str:
     am = hubs.get("AM", {})
     arm_sum = next((v for k, v in hubs.items() if k.startswith("AM (Armstat monthly, by consignment")), {})
     if 2023 in am and 2023 in arm_sum:
-        out += ["", f"The national-statistics row for Armenia in 2023 (EUR {_m(am[2023]['imports'])}m) is "
-                f"{am[2023]['imports'] / arm_sum[2023]['imports']:.0%} of what Armstat's own monthly file sums to "
-                f"(EUR {_m(arm_sum[2023]['imports'])}m by consignment): a partial year in the source repository, not a gap."]
+        out += ["", (f"The national-statistics row for Armenia in 2023 (EUR {_m(am[2023]['imports'])}m) is "
+                     f"{am[2023]['imports'] / arm_sum[2023]['imports']:.0%} of what Armstat's own monthly file sums "
+                     f"to (EUR {_m(arm_sum[2023]['imports'])}m by consignment): a partial year in the source "
+                     "repository, not a gap.")]
     out += ["", "## 3. Armenia, monthly, through the detector", "",
             "Input: every member state's monthly exports to Armenia (Comext, `flow: export`) and Armenia's",
             "imports from it (Armstat, `reporter: AM, flow: import`), HS code 999999 standing for the total,",
@@ -232,12 +233,12 @@ def report(res: dict[str, Any]) -> str:
     for run in arm:
         c = run["counts"]
         out += [f"### Armenia's imports by country of {run['basis'].split('_')[1]}", "",
-                f"{run['lines']:,} input lines (both flows, {FIRST} to {LAST}); records used {c.get('records used', 0):,}; "
-                f"{run['alerts']} alert records, {run['mirror alerts']} of them by the mirror test "
-                f"({run['other alerts']} by other detectors only; {run['mirror only']} by the mirror test alone). "
-                f"Before 2022-03: {run['mirror before 2022-03']} mirror records over "
-                f"{run['export lane-months']:,} material export lane-months (2019-01 to 2022-02, the first year "
-                "being history only).", ""]
+                (f"{run['lines']:,} input lines (both flows, {FIRST} to {LAST}); records used "
+                 f"{c.get('records used', 0):,}; {run['alerts']} alert records, {run['mirror alerts']} of them by the "
+                 f"mirror test ({run['other alerts']} by other detectors only; {run['mirror only']} by the mirror test "
+                 f"alone). Before 2022-03: {run['mirror before 2022-03']} mirror records over "
+                 f"{run['export lane-months']:,} material export lane-months (2019-01 to 2022-02, the first year "
+                 "being history only)."), ""]
         if run["lanes"]:
             out += ["| lane | months flagged | first | EU exports (EUR m) | AM imports (EUR m) | ratio | usual | lag |",
                     "|---|---:|---|---:|---:|---:|---:|---:|"]

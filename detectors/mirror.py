@@ -252,25 +252,12 @@ def _judge(x: np.ndarray, m: np.ndarray, guard: np.ndarray, p: MirrorParams) -> 
         sigma = np.maximum(np.nan_to_num(mad, nan=p.sigma_floor), p.sigma_floor)
         usual_ratio = np.exp(usual)
 
-        def breaks(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-            """Period ``j`` (0: this one, 1: the one before) against the usual ratio: fell, rose, the
-            fall's z, and the imports missing."""
-            e, i, r = exports[:, j], imports[:, j], ratio[:, j]
-            material = e_known[:, j] & i_known[:, j] & (e >= p.min_exports * w)
-            short = e * p.cif_fob * usual_ratio - i
-            down = np.nan_to_num((usual - log_r[:, j]) / sigma, nan=0.0)
-            fell = material & (r <= p.fall_ratio * usual_ratio) & (r <= p.gap_ratio) & (short >= p.min_gap)
-            fell &= down >= p.z_threshold
-            rose = np.zeros(k, bool)
-            if p.rise:
-                rose = material & (r >= p.rise_ratio * usual_ratio) & (-short >= p.min_gap) & (-down >= p.z_threshold)
-            return fell, rose, down, short
-
-        fell, rose, down, shortfall = breaks(0)
+        sides = (exports, imports, e_known, i_known, ratio, log_r)
+        fell, rose, down, shortfall = _breaks(0, sides, usual, sigma, p)
         judged = (count >= p.min_periods) & e_known[:, 0] & i_known[:, 0] & (exports[:, 0] >= p.min_exports * w)
         z = np.where(judged, np.abs(down) if p.rise else down, np.nan)
         if p.persist > 1:  # the period before broke the same way, or this one is far out of line
-            fell_before, rose_before, _, _ = breaks(1)
+            fell_before, rose_before, _, _ = _breaks(1, sides, usual, sigma, p)
             strong = np.nan_to_num(z) >= p.z_strong
             fell &= fell_before | strong
             rose &= rose_before | strong
@@ -310,6 +297,24 @@ def _judge(x: np.ndarray, m: np.ndarray, guard: np.ndarray, p: MirrorParams) -> 
         "periods": np.where(judged_any, pick(5), 0).astype(np.int64),
         "shortfall": np.where(judged_any, pick(6), np.nan),
     }
+
+
+def _breaks(j: int, sides: tuple[np.ndarray, ...], usual: np.ndarray, sigma: np.ndarray,
+            p: MirrorParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Period ``j`` (0: the one judged, 1: the one before) against the usual log ratio: whether it
+    fell, whether it rose (with ``rise``), the fall's z, and the imports missing."""
+    exports, imports, e_known, i_known, ratio, log_r = sides
+    e, i, r = exports[:, j], imports[:, j], ratio[:, j]
+    usual_ratio = np.exp(usual)
+    material = e_known[:, j] & i_known[:, j] & (e >= p.min_exports * p.width)
+    short = e * p.cif_fob * usual_ratio - i
+    down = np.nan_to_num((usual - log_r[:, j]) / sigma, nan=0.0)
+    fell = material & (r <= p.fall_ratio * usual_ratio) & (r <= p.gap_ratio) & (short >= p.min_gap)
+    fell &= down >= p.z_threshold
+    rose = np.zeros(e.shape[0], bool)
+    if p.rise:
+        rose = material & (r >= p.rise_ratio * usual_ratio) & (-short >= p.min_gap) & (-down >= p.z_threshold)
+    return fell, rose, down, short
 
 
 def _nanmedian(a: np.ndarray) -> np.ndarray:
