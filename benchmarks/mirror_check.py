@@ -13,7 +13,7 @@ Three checks, from the files of ``../shared/data/real`` (README there for proven
    country of consignment, and by origin for comparison) against each member state's Comext
    exports to Armenia (EUR), 2019-01 to 2024-03, written as one JSON Lines input of both flows
    (exports ``reporter=DE partner=AM flow=export``, imports ``reporter=AM partner=DE flow=import``,
-   the total as HS code 999999, both in EUR) and run through ``streams.replay.replay`` with every
+   the total as HS code 999999, both in EUR) and run through ``transitwatch.streams.replay.replay`` with every
    detector on: which lanes the mirror test flags, and when.
 
 Run: ``PYTHONPATH=. python -m benchmarks.mirror_check [--real-dir DIR] [--workdir DIR]
@@ -33,9 +33,9 @@ import orjson
 import pandas as pd
 import pycountry
 
-from detectors.contract import COUNTRY_ALIASES
-from detectors.watch import WatchConfig
-from streams.replay import replay
+from transitwatch.detectors.contract import COUNTRY_ALIASES
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.replay import replay
 
 #: ECB euro foreign exchange reference rates, annual averages, USD per EUR (from general knowledge of
 #: the published series, not read from a file here; the data README gives 1.1827 for 2021 and 1.0530

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from detectors.contract import parse_mapping
-from detectors.engine import Engine
-from detectors.reference import chpl
-from detectors.watch import WatchConfig
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.reference import chpl
+from transitwatch.detectors.watch import WatchConfig
 
 MONTHS = 48
 FIRST_YEAR = 2020

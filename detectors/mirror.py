@@ -43,8 +43,8 @@ from typing import Literal
 import numpy as np
 from scipy import special
 
-from detectors.errors import InvalidParameterError
-from detectors.params import check_positive, check_range
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.params import check_positive, check_range
 
 PERIODS = ("month", "quarter")
 ALIGNMENTS = ("best", "every")
@@ -63,11 +63,11 @@ class MirrorParams:
     >>> MirrorParams(period="year")
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter period='year': expected one of ['month', 'quarter']
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter period='year': expected one of ['month', 'quarter']
     >>> MirrorParams(period="quarter", min_history_months=30)
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter min_history_months=30: expected at most history_months (24)
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter min_history_months=30: expected at most history_months (24)
     """
 
     enabled: bool = True

@@ -7,15 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.base import HISTORY_MONTHS
-from detectors.batch import detect, monthly_cells, records_frame
-from detectors.columnar import ColumnarReplay
-from detectors.contract import parse_mapping
-from detectors.engine import Engine
-from detectors.errors import ConfigError, InvalidParameterError
-from detectors.frame import Block
-from detectors.mirror import MirrorDetector, MirrorParams
-from detectors.watch import WatchConfig
+from transitwatch.detectors.base import HISTORY_MONTHS
+from transitwatch.detectors.batch import detect, monthly_cells, records_frame
+from transitwatch.detectors.columnar import ColumnarReplay
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.errors import ConfigError, InvalidParameterError
+from transitwatch.detectors.frame import Block
+from transitwatch.detectors.mirror import MirrorDetector, MirrorParams
+from transitwatch.detectors.watch import WatchConfig
 
 H = HISTORY_MONTHS
 PAIR, SIDE = np.array([0, 0]), np.array([1, -1])
