@@ -129,7 +129,30 @@ _WHAT = {
     "diversion": "a rise while the same goods to {dest} collapse",
     "hub_shift": "a rise shared by most reporters' lanes into the hub",
     "corroboration": "a rise seen in the same month from {others}",
+    "mirror": "a mirror gap: the hub's reported imports far from these exports",
 }
+
+
+def mirror_text(*, exporter: str, hub: str, exports: float, imports: float, ratio: float, usual: float,
+                periods: int, max_lag: int, period: str, exports_period: str, quarter: bool, cif_fob: float,
+                currency: str) -> str:
+    """The sentence of a mirror gap: both reported figures, their ratio and the pair's usual one.
+
+    >>> print(mirror_text(exporter="Germany", hub="Kyrgyzstan", exports=600e3, imports=120e3, ratio=0.19,
+    ...     usual=0.93, periods=24, max_lag=1, period="2022-06", exports_period="2022-05", quarter=False,
+    ...     cif_fob=1.05, currency="EUR"))
+    Kyrgyzstan reported imports of this code from Germany of EUR 120.0k in 2022-06, against Germany's reported exports to Kyrgyzstan of EUR 600.0k in 2022-05: a mirror ratio (imports over exports x1.05 for CIF/FOB) of 0.19, against a usual 0.93 over 24 months. Goods that left Germany are missing from Kyrgyzstan's books (the ratio broke at every alignment of the exports up to one month before).
+    """
+    when = f"in the quarter to {period}" if quarter else f"in {period}"
+    when_x = f"in the quarter to {exports_period}" if quarter else f"in {exports_period}"
+    unit = "quarters" if quarter else "months"
+    direction = ("Goods that left {e} are missing from {h}'s books" if ratio < usual
+                 else "{h} reports far more of this code from {e} than {e} reports sending").format(e=exporter, h=hub)
+    lags = f" (the ratio broke at every alignment of the exports up to {_count(max_lag, 'month')} before)" if max_lag else ""
+    return (f"{hub} reported imports of this code from {exporter} of {money(imports, currency)} {when}, against "
+            f"{exporter}'s reported exports to {hub} of {money(exports, currency)} {when_x}: a mirror ratio "
+            f"(imports over exports x{cif_fob:.2f} for CIF/FOB) of {ratio:.2f}, against a usual {usual:.2f} over "
+            f"{periods} {unit}. {direction}{lags}.")
 
 
 def hub_shift_text(*, partner: str, rising: int, reporters: int, ratio: float) -> str:

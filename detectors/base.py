@@ -28,7 +28,8 @@ HISTORY_MONTHS = 36
 
 #: Detector names, in the order used to pick an alert's primary detector.
 DETECTORS = (
-    "seasonal_surge", "ramp", "novelty", "new_consignees", "diversion", "hub_shift", "corroboration", "isolation",
+    "seasonal_surge", "ramp", "novelty", "new_consignees", "diversion", "hub_shift", "corroboration", "mirror",
+    "isolation",
 )
 
 #: A consignee is new on a series when the series has not seen it in this many months.

@@ -65,7 +65,11 @@ def monthly_cells(frame: pd.DataFrame, config: WatchConfig) -> pd.DataFrame:
     df = df.assign(hs6=df["hs_code"].str[:6])
     lanes = pd.MultiIndex.from_frame(df[["reporter", "partner"]])
     watched = [lane for lane in lanes.unique() if config.role(*lane) is not None]
-    keep = lanes.isin(watched) & df["hs6"].isin(config.hs6).to_numpy() & df["flow"].isin(config.flows).to_numpy()
+    # a hub's imports from a watched exporter: the mirror test's evidence (engine.route_reason)
+    mirror = [lane for lane in lanes.unique() if config.mirror_evidence(*lane)]
+    own = lanes.isin(watched) & df["flow"].isin(config.flows).to_numpy()
+    evidence = lanes.isin(mirror) & (df["flow"] == "import").to_numpy()
+    keep = (own | evidence) & df["hs6"].isin(config.hs6).to_numpy()
     df = df[keep]
     rates = df["currency"].map(config.rates)
     df = df[rates.notna()].assign(value=df["value"] / rates[rates.notna()])

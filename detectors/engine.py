@@ -35,7 +35,17 @@ from typing import Protocol
 
 import numpy as np
 
-from transitwatch.detectors.alerts import Alert, alert_id, ban_text, case_text, explain, hub_shift_text, new_consignees_text, period_of
+from transitwatch.detectors.alerts import (
+    Alert,
+    alert_id,
+    ban_text,
+    case_text,
+    explain,
+    hub_shift_text,
+    mirror_text,
+    new_consignees_text,
+    period_of,
+)
 from transitwatch.detectors.base import DETECTORS, PARTY_MEMORY_MONTHS, Window, party_key
 from transitwatch.detectors.cases import Case, CaseEvent, CaseParams, open_case
 from transitwatch.detectors.contract import Declaration, Record
@@ -156,9 +166,11 @@ class Engine:
         self._early: dict[int, Alert] = {}
         self._latest: dt.date | None = None  # the month in progress's latest declaration
         self._next_check: dt.date | None = None  # its next check day (None: none left)
-        self._lane_lists: tuple[list[int], list[int], list[bool], list[bool], list[bool], list[int]] = (
-            [], [], [], [], [], [])
-        self._groups: tuple[dict[tuple[str, str, str], int], dict[tuple[str, str, str], int]] = ({}, {})
+        self._lane_lists: tuple[list[int], list[int], list[bool], list[bool], list[bool], list[int], list[int],
+                                list[int]] = ([], [], [], [], [], [], [], [])
+        # (reporter, flow, hs6), (partner, flow, hs6) and the mirror test's (exporter, hub, hs6) -> group id
+        self._groups: tuple[dict[tuple[str, str, str], int], dict[tuple[str, str, str], int],
+                            dict[tuple[str, str, str], int]] = ({}, {}, {})
         self._reference: list[np.ndarray] = []  # feature rows of the reference period (isolation model)
         self._fitted_on: np.ndarray | None = None  # the rows the isolation model was fitted on
         self._lanes_cache: Lanes | None = None
@@ -426,11 +438,22 @@ class Engine:
 
     def _remember(self, key: SeriesKey) -> None:
         """The lane facts of a new row (the next one)."""
-        sources, hubs = self._groups
-        src, hub, is_hub, is_dest, prio, ban = self._lane_lists
+        sources, hubs, pairs = self._groups
+        src, hub, is_hub, is_dest, prio, ban, pair, side = self._lane_lists
         src.append(sources.setdefault((key.reporter, key.flow, key.hs6), len(sources)))
         hub.append(hubs.setdefault((key.partner, key.flow, key.hs6), len(hubs)))
         alerts, destination = self._role(key.reporter, key.partner) or (False, False)
+        # the mirror test pairs an exporter's export lane into a hub with the hub's import lane from it
+        mirror = self.config.params["mirror"].enabled
+        if mirror and key.flow == "export" and alerts:
+            pair.append(pairs.setdefault((key.reporter, key.partner, key.hs6), len(pairs)))
+            side.append(1)
+        elif key.flow == "import" and self.config.mirror_evidence(key.reporter, key.partner):
+            pair.append(pairs.setdefault((key.partner, key.reporter, key.hs6), len(pairs)))
+            side.append(-1)
+        else:
+            pair.append(-1)
+            side.append(0)
         is_hub.append(alerts)  # "hub" in Lanes: the lane alerts on its own rises
         is_dest.append(destination)
         tier = chpl().get(key.hs6)
@@ -439,7 +462,7 @@ class Engine:
 
     def _lanes(self) -> Lanes:
         """Per-row lane facts as arrays, rebuilt only when rows were added."""
-        src, hub, is_hub, is_dest, prio, ban = self._lane_lists
+        src, hub, is_hub, is_dest, prio, ban, pair, side = self._lane_lists
         if self._lanes_cache is not None and self._lanes_cache.is_hub.shape[0] == len(src):
             return self._lanes_cache
         self._lanes_cache = Lanes(
@@ -449,6 +472,8 @@ class Engine:
             is_destination=np.array(is_dest, dtype=bool),
             priority=np.array(prio, dtype=bool),
             banned_from=np.array(ban, dtype=np.int64),
+            mirror_pair=np.array(pair, dtype=np.int64),
+            mirror_side=np.array(side, dtype=np.int64),
         )
         return self._lanes_cache
 
@@ -523,7 +548,7 @@ class Engine:
         onset = np.full(len(table), month, dtype=np.int64)  # a case opening now, or its onset
         for row, case in self.cases.items():
             onset[row] = case.onset
-        verdict = self.policy.decide(window, self._lanes(), onset=onset)
+        verdict = self.policy.decide(window, self._lanes(), onset=onset, month=month)
         alerted = verdict.alert
         rows = sorted(set(np.flatnonzero(alerted).tolist()) | set(self._early) | set(self.cases))
         protect, relearn, streak, release = verdict.protect, verdict.relearn, verdict.streak, verdict.release
@@ -894,6 +919,8 @@ class Engine:
                 dest_after = _num(round(float(verdict.diversion.destination_after[i]), 2))
         shift = verdict.hub_shift
         shifted = shift is not None and "hub_shift" in detectors
+        mirror = verdict.mirror
+        mirrored = mirror is not None and "mirror" in detectors
         currency = self.config.base_currency
         exporters = _top(cell.exporters)
         consignees = _top(cell.consignees)
@@ -945,6 +972,16 @@ class Engine:
             if shifted:
                 text += " " + hub_shift_text(partner=country_name(key.partner), rising=int(shift.rising[i]),
                                              reporters=int(shift.reporters[i]), ratio=float(shift.median_ratio[i]))
+            if mirrored:
+                mp = self.policy.mirror.params
+                lag = int(mirror.lag[i])
+                text += " " + mirror_text(
+                    exporter=country_name(key.reporter), hub=country_name(key.partner),
+                    exports=float(mirror.exports[i]), imports=float(mirror.imports[i]),
+                    ratio=float(mirror.ratio[i]), usual=float(mirror.usual[i]), periods=int(mirror.periods[i]),
+                    max_lag=mp.max_lag, period=period, exports_period=period_of(month - lag), quarter=mp.period == "quarter",
+                    cif_fob=mp.cif_fob, currency=currency,
+                )
         elif new_parties:  # a month of a case: its new buyers still matter to whoever works it
             text += " " + new_consignees_text(
                 reporter=country_name(key.reporter), count=new_parties, months=new_months,
@@ -966,6 +1003,14 @@ class Engine:
             "hub_shift_reporters": int(shift.reporters[i]) if shifted else None,
             "hub_shift_rising": int(shift.rising[i]) if shifted else None,
             "hub_shift_ratio": round(float(shift.median_ratio[i]), 4) if shifted else None,
+            # the mirror test's figures (detectors/mirror.py): both reported sides, their ratio, its usual level
+            "mirror_exports": round(float(mirror.exports[i]), 2) if mirrored else None,
+            "mirror_imports": round(float(mirror.imports[i]), 2) if mirrored else None,
+            "mirror_ratio": round(float(mirror.ratio[i]), 4) if mirrored else None,
+            "mirror_usual_ratio": round(float(mirror.usual[i]), 4) if mirrored else None,
+            "mirror_lag": int(mirror.lag[i]) if mirrored else None,
+            "mirror_periods": int(mirror.periods[i]) if mirrored else None,
+            "mirror_p": _num(mirror.p_value[i]) if mirrored else None,
             "isolation_score": None if verdict.isolation is None else round(float(verdict.isolation[i]), 4),
             "distinct_exporters": len(cell.exporters) if counted else None,
             "distinct_consignees": len(cell.consignees) if counted else None,
@@ -1109,7 +1154,25 @@ def route_reason(config: WatchConfig, reporter: str, partner: str, flow: str, hs
     'not watched: partner'
     >>> route_reason(cfg, "DE", "KG", "export", "999999", "USD")
     'not watched: hs6'
+    >>> route_reason(cfg, "KG", "DE", "import", "854231", "USD") is None  # Kyrgyzstan's imports from Germany
+    True
     """
+    reason = _watch_reason(config, reporter, partner, flow, hs6)
+    if reason is not None and flow == "import" and hs6 in config.hs6 and config.mirror_evidence(reporter, partner):
+        reason = None  # a hub's imports from a watched exporter: the mirror test's evidence
+    if reason is not None:
+        return reason
+    if currency not in config.rates:
+        raise RejectError(
+            "no_fx_rate",
+            f"no exchange rate for currency {currency}: add it under [currency.rates] in the configuration",
+            field="currency",
+        )
+    return None
+
+
+def _watch_reason(config: WatchConfig, reporter: str, partner: str, flow: str, hs6: str) -> str | None:
+    """Why a lane is not watched for its own rises or as a destination (``None``: it is)."""
     if not config.watches_partner(partner):
         return "not watched: partner"
     if hs6 not in config.hs6:
@@ -1118,10 +1181,4 @@ def route_reason(config: WatchConfig, reporter: str, partner: str, flow: str, hs
         return "not watched: flow"
     if config.role(reporter, partner) is None:
         return "not watched: reporter"
-    if currency not in config.rates:
-        raise RejectError(
-            "no_fx_rate",
-            f"no exchange rate for currency {currency}: add it under [currency.rates] in the configuration",
-            field="currency",
-        )
     return None

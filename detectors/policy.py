@@ -28,6 +28,7 @@ from transitwatch.detectors.errors import InvalidParameterError
 from transitwatch.detectors.features import features
 from transitwatch.detectors.hubshift import HubShiftDetector, HubShiftParams, HubShiftScores
 from transitwatch.detectors.isolation import IsolationForestDetector, IsolationParams
+from transitwatch.detectors.mirror import MirrorDetector, MirrorParams, MirrorScores
 from transitwatch.detectors.novelty import NoveltyDetector, NoveltyParams, NoveltyScores
 from transitwatch.detectors.params import check_positive, check_range
 from transitwatch.detectors.ramp import RampDetector, RampParams, RampScores
@@ -111,6 +112,8 @@ class Lanes:
     is_destination: np.ndarray
     priority: np.ndarray  # CHPL tier 1 or 2
     banned_from: np.ndarray | None = None  # month index of the goods' earliest ban to a destination (NO_BAN: none)
+    mirror_pair: np.ndarray | None = None  # int id of (exporter, hub, hs6) for the mirror test (-1: none)
+    mirror_side: np.ndarray | None = None  # +1 the exporter's export lane, -1 the hub's import lane from it, 0 neither
 
     def take(self, rows: np.ndarray) -> Lanes:
         return Lanes(*(None if getattr(self, f) is None else getattr(self, f)[rows] for f in self.__dataclass_fields__))
@@ -142,6 +145,7 @@ class Verdict:
     p_evidence: np.ndarray | None = None  # every line of evidence for the lane-month
     hub_shift: HubShiftScores | None = None  # most lanes of the hub and HS6 up together
     sanctioned: np.ndarray | None = None  # the case's onset falls [sanctions] evidence_months after its goods' ban
+    mirror: MirrorScores | None = None  # the hub's reported imports against the lane's exports
 
     def detectors(self, row: int) -> tuple[str, ...]:
         return tuple(name for name, hit in zip(DETECTORS, self.fired[row]) if hit)
@@ -176,6 +180,7 @@ class AlertPolicy:
         isolation: IsolationParams | None = None,
         policy: PolicyParams | None = None,
         sanctions: SanctionsParams | None = None,
+        mirror: MirrorParams | None = None,
     ) -> None:
         self.surge = SeasonalSurgeDetector(surge)
         self.ramp = RampDetector(ramp)
@@ -185,6 +190,7 @@ class AlertPolicy:
         self.corroboration = CorroborationDetector(corroboration)
         self.hub_shift = HubShiftDetector(hub_shift)
         self.isolation = IsolationForestDetector(isolation)
+        self.mirror = MirrorDetector(mirror)
         self.params = policy or PolicyParams()
         self.sanctions = sanctions or SanctionsParams()
         self._enabled = np.array([name in self.params.detectors for name in DETECTORS])
@@ -208,13 +214,14 @@ class AlertPolicy:
         )
 
     def decide(self, window: Window, lanes: Lanes | None = None, *, cross: bool = True,
-               onset: np.ndarray | None = None) -> Verdict:
+               onset: np.ndarray | None = None, month: int | None = None) -> Verdict:
         """Verdict for one month. Only hub lanes alert (every lane when
         ``lanes`` is not given); ``cross=False`` skips the cross-series
         detectors, as for early, in-month checks. ``onset``: per lane, the month
         index its case opened (this month for a lane without one), for the
         sanctions calendar's evidence (none when not given); it changes
-        confidence only, never which lanes alert."""
+        confidence only, never which lanes alert. ``month``: the month index
+        judged (the mirror test's quarters need it)."""
         surge = self.surge.score_many(window)
         ramp = self.ramp.score_many(window.ramp, surge, window)
         novelty = self.novelty.score_many(window)
@@ -245,7 +252,7 @@ class AlertPolicy:
                 fired[:, _COL["isolation"]] = hub & surge.eligible & big & (iso >= self.isolation.params.threshold)
         fired &= self._enabled
 
-        diversion = shift = None
+        diversion = shift = mirror = None
         corroborated = np.zeros(n, dtype=bool)
         if lanes is not None and cross:
             dp = self.diversion.params
@@ -281,24 +288,35 @@ class AlertPolicy:
                     excess=surge.excess,
                 )
                 fired[:, _COL["corroboration"]] = corroborated
+            if lanes.mirror_side is not None and self._enabled[_COL["mirror"]]:
+                mirror = self.mirror.score_many(pair=lanes.mirror_pair, side=lanes.mirror_side, values=window.values,
+                                                value=window.value, protected=window.protected, month=month)
+                fired[:, _COL["mirror"]] = mirror.fired & hub
 
         alert = fired.any(axis=1)
         protect_raw = candidate | alert
         streak = np.where(protect_raw, window.streak + 1, 0)
         relearn = streak >= self.params.relearn_after
         streak = np.where(relearn, 0, streak)
+        if lanes is not None and lanes.mirror_side is not None:
+            # a hub's import lane kept only as the mirror test's evidence keeps its whole history
+            evidence = (lanes.mirror_side < 0) & ~lanes.is_hub & ~lanes.is_destination
+            relearn &= ~evidence
+            streak = np.where(evidence, 0, streak)
         protect = protect_raw
         # a lone suspicious month followed by a normal one was the lane's own
         # variability (a one-off shipment): learn it after all
         release = ~protect_raw & (window.streak == 1) & ~surge.elevated
         ramp_statistic = np.where(ramp.fired | relearn, 0.0, ramp.statistic)
-        score = self._score(window, surge, ramp, consignees, fired)
+        score = self._score(window, surge, ramp, consignees, fired, mirror)
         excess = np.where(surge.eligible, np.nan_to_num(surge.excess), window.value - novelty.baseline)
+        if mirror is not None:  # a mirror gap's money is the imports missing
+            excess = np.where(fired[:, _COL["mirror"]], np.maximum(excess, np.nan_to_num(mirror.shortfall)), excess)
         sanctioned = np.zeros(n, dtype=bool)
         if onset is not None and lanes is not None and lanes.banned_from is not None:
             sanctioned = sanctions_evidence(np.asarray(onset, dtype=np.int64), lanes.banned_from, self.sanctions)
         grades = self._grade(window, surge, novelty, consignees, excess, fired, lanes, cross=cross,
-                             sanctioned=sanctioned)
+                             sanctioned=sanctioned, mirror=mirror)
         return Verdict(
             surge=surge,
             ramp=ramp,
@@ -322,13 +340,14 @@ class AlertPolicy:
             p_evidence=grades.p_evidence,
             hub_shift=shift,
             sanctioned=sanctioned & alert,
+            mirror=mirror,
         )
 
     def _score(self, window: Window, surge: SurgeScores, ramp: RampScores, consignees: ConsigneeScores,
-               fired: np.ndarray) -> np.ndarray:
-        """Higher is more anomalous: ``-log10 p`` of the surge test or of the new
-        consignees' pooled evidence, or the ramp statistic, or for new lanes 3 plus
-        the doublings above the floor."""
+               fired: np.ndarray, mirror: MirrorScores | None = None) -> np.ndarray:
+        """Higher is more anomalous: ``-log10 p`` of the surge test, of the new
+        consignees' pooled evidence or of the mirror test, or the ramp statistic, or for
+        new lanes 3 plus the doublings above the floor."""
         floor = self.novelty.params.min_value
         novelty_score = np.where(
             fired[:, _COL["novelty"]], 3.0 + np.log2(np.maximum(window.value / floor, 1.0)), 0.0
@@ -337,9 +356,12 @@ class AlertPolicy:
             fired[:, _COL["new_consignees"]],
             np.minimum(-np.log10(np.maximum(special.ndtr(-consignees.statistic), 1e-300)), 50.0), 0.0,
         )
-        scores = np.stack(
-            [surge.score, np.where(fired[:, _COL["ramp"]], ramp.statistic, 0.0), novelty_score, party_score], axis=1
-        )
+        lines = [surge.score, np.where(fired[:, _COL["ramp"]], ramp.statistic, 0.0), novelty_score, party_score]
+        if mirror is not None:
+            lines.append(np.where(fired[:, _COL["mirror"]],
+                                  np.minimum(-np.log10(np.maximum(np.nan_to_num(mirror.p_value, nan=1.0), 1e-300)), 50.0),
+                                  0.0))
+        scores = np.stack(lines, axis=1)
         return np.round(scores.max(axis=1), 6)
 
     def _grade(
@@ -354,6 +376,7 @@ class AlertPolicy:
         *,
         cross: bool,
         sanctioned: np.ndarray,
+        mirror: MirrorScores | None = None,
     ) -> grading.Grades:
         """Confidence, materiality and severity (:mod:`transitwatch.detectors.severity`). Each
         depends on the lane's own rows and, for peers, on its hub group (one HS6), so
@@ -376,6 +399,14 @@ class AlertPolicy:
             grading.combined_z_p(consignees.statistic, value_weight=c.value_weight, party_weight=c.party_weight),
             new_lane,
         )
+        if mirror is not None and mirror.judged.any():  # a fifth line where the mirror test judged the lane
+            five = grading.union_p(
+                np.where(eligible, surge.p_value, 1.0),
+                np.where(eligible, grading.pooled_months_p(surge.z_robust, surge.z_prev, surge.z_prev2), 1.0),
+                grading.combined_z_p(consignees.statistic, value_weight=c.value_weight, party_weight=c.party_weight),
+                new_lane, np.nan_to_num(mirror.p_value, nan=1.0),
+            )
+            own = np.where(mirror.judged, five, own)
         # agreement: lines that are not this lane's own months (so not a p-value for it), which
         # lift medium evidence to high, never further: the goods' Russia lane collapsing
         # (diversion), most reporters' lanes into the hub up together (hub_shift), or a peer lane of the same hub and HS6 alerting alone with high confidence

@@ -21,6 +21,7 @@ from transitwatch.detectors.diversion import DiversionParams
 from transitwatch.detectors.errors import ConfigError, InvalidParameterError
 from transitwatch.detectors.isolation import IsolationParams
 from transitwatch.detectors.limits import EARLIEST_DEFAULT, InputLimits
+from transitwatch.detectors.mirror import MirrorParams
 from transitwatch.detectors.novelty import NoveltyParams
 from transitwatch.detectors.policy import AlertPolicy, PolicyParams
 from transitwatch.detectors.ramp import RampParams
@@ -39,6 +40,7 @@ _PARAMS = {
     "corroboration": CorroborationParams,
     "hub_shift": HubShiftParams,
     "isolation": IsolationParams,
+    "mirror": MirrorParams,
     "policy": PolicyParams,
     "sanctions": SanctionsParams,
     "cases": CaseParams,
@@ -212,6 +214,25 @@ class WatchConfig:
         alerts = named or (ours and (partner in self.hubs or (self.every_partner and not dest)))
         destination = dest and (ours or named)
         return (alerts, destination) if alerts or destination else None
+
+    def mirror_evidence(self, reporter: str, partner: str) -> bool:
+        """Whether ``reporter``'s imports from ``partner`` are kept as the mirror test's evidence:
+        ``[mirror] enabled`` and the reverse lane ``partner`` > ``reporter`` alerts (``reporter`` is
+        a hub of a watched exporter). Such an import lane is not watched for its own rises (unless
+        ``flows`` and the watch make it an alerting lane as well).
+
+        Examples
+        --------
+        >>> cfg = WatchConfig.default()
+        >>> cfg.mirror_evidence("KG", "DE"), cfg.mirror_evidence("DE", "KG"), cfg.mirror_evidence("RU", "DE")
+        (True, False, False)
+        >>> WatchConfig.from_toml("[mirror]\\nenabled = false").mirror_evidence("KG", "DE")
+        False
+        """
+        if not self.params["mirror"].enabled:
+            return False
+        role = self.role(partner, reporter)
+        return role is not None and role[0]
 
     def watches_partner(self, partner: str) -> bool:
         """Whether some lane into ``partner`` is watched (for some reporter)."""
