@@ -1,0 +1,83 @@
+"""``transitwatch desk``: the analyst's desk over a replay's alerts.
+
+``transitwatch.streams.cli`` loads this module through ``COMMAND_MODULES``. Exit codes: 0 done,
+2 cannot start (the alerts or feedback file cannot be read, the port is taken).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+DEFAULT_PORT = 6068
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("desk", help="triage cases and give feedback in the browser (the analyst's desk)")
+    p.add_argument("--alerts", metavar="FILE", required=True,
+                   help="the alert records of a replay (JSON Lines, `replay --alerts-out`)")
+    p.add_argument("--feedback", metavar="FILE.sqlite",
+                   help="where feedback is kept (SQLite; default: next to the alerts file, FILE.feedback.sqlite)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--suppress-months", type=int, default=6, metavar="N",
+                   help="a dismissed lane stays suppressed N months after the month seen, unless it escalates (default 6)")
+    p.add_argument("--export-feedback", metavar="FILE",
+                   help="write all feedback as JSON Lines to FILE and exit (no server)")
+    p.set_defaults(handler=desk_command)
+
+
+def feedback_path(alerts: str, feedback: str | None) -> Path:
+    return Path(feedback) if feedback else Path(alerts).with_name(Path(alerts).name + ".feedback.sqlite")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def desk_command(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from transitwatch.streams.desk.app import make_app
+    from transitwatch.streams.desk.cases import CaseSourceError, JsonLinesCaseSource
+    from transitwatch.streams.desk.model import Desk
+    from transitwatch.streams.feedback import FeedbackError, FeedbackStoreError, SqliteFeedbackStore, to_jsonl
+
+    console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
+    path = feedback_path(args.alerts, args.feedback)
+    try:
+        store = SqliteFeedbackStore(path)
+        if args.export_feedback:
+            Path(args.export_feedback).write_bytes(to_jsonl(store.all()))
+            console.print(f"feedback written to {escape(args.export_feedback)}")
+            return 0
+        desk = Desk(JsonLinesCaseSource(args.alerts), store, suppress_months=args.suppress_months)
+    except (CaseSourceError, FeedbackStoreError, FeedbackError, OSError) as exc:
+        console.print(f"[red]cannot start the desk:[/red] {escape(str(exc))}")
+        return 2
+    if desk.bad:
+        first = desk.bad[0]
+        console.print(f"[yellow]{len(desk.bad)} lines of {escape(args.alerts)} are not alert records[/yellow] "
+                      f"(first: {escape(first.where)}: {escape(first.reason)}); the desk shows the others")
+    if not _is_loopback(args.host):
+        console.print(f"[yellow]listening on {escape(args.host)}: anyone who reaches it can read the cases and "
+                      "give feedback (the desk has no login)[/yellow]")
+    console.print(f"desk: {len(desk.cases)} cases from {escape(args.alerts)}, feedback in {escape(str(path))}; "
+                  f"http://{args.host}:{args.port}/")
+    try:
+        web.run_app(make_app(desk), host=args.host, port=args.port, print=None, handle_signals=True)
+    except OSError as exc:
+        console.print(f"[red]cannot listen on {escape(args.host)}:{args.port}:[/red] {escape(str(exc))}")
+        return 2
+    finally:
+        store.close()
+    return 0
