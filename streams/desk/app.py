@@ -27,9 +27,15 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
-def money(value: float | None, currency: str = "") -> str:
-    if value is None or not math.isfinite(value):
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def money(value: Any, currency: Any = "") -> str:
+    """``EUR 1.2m``; empty for anything that is not a finite number (records are input)."""
+    if not _finite(value):
         return ""
+    currency = currency if isinstance(currency, str) else ""
     sign = "-" if value < 0 else ""
     value = abs(value)
     for size, suffix in ((1e9, "bn"), (1e6, "m"), (1e3, "k")):
@@ -38,8 +44,8 @@ def money(value: float | None, currency: str = "") -> str:
     return f"{currency} {sign}{value:.0f}".strip()
 
 
-def ratio(value: float | None) -> str:
-    return "" if value is None or not math.isfinite(value) else f"x{value:,.1f}"
+def ratio(value: Any) -> str:
+    return f"x{value:,.1f}" if _finite(value) else ""
 
 
 def embedded_json(value: Any) -> Markup:
@@ -50,7 +56,7 @@ def embedded_json(value: Any) -> Markup:
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
-                             autoescape=jinja2.select_autoescape(("html",)), undefined=jinja2.StrictUndefined)
+                             autoescape=jinja2.select_autoescape(("html",)), undefined=jinja2.ChainableUndefined)
     env.filters["money"] = money
     env.filters["ratio"] = ratio
     env.filters["country"] = country_name

@@ -16,7 +16,9 @@ from transitwatch.streams.feedback import Feedback, FeedbackError, FeedbackStore
 DESTINATIONS: tuple[str, ...] = ("RU", "BY")
 
 
-def country_name(code: str) -> str:
+def country_name(code: Any) -> str:
+    if not isinstance(code, str):
+        return ""
     found = pycountry.countries.get(alpha_2=code) if len(code) == 2 else None
     return getattr(found, "common_name", None) or getattr(found, "name", None) or code
 

@@ -5,9 +5,6 @@
     var el = document.getElementById(id);
     return el ? JSON.parse(el.textContent) : null;
   }
-  function seconds(period) {
-    return Date.UTC(+period.slice(0, 4), +period.slice(5, 7) - 1, 1) / 1000;
-  }
   function width(el) { return Math.max(280, Math.min(el.clientWidth || 900, 980)); }
 
   // Shade the case's months behind the series.
@@ -20,8 +17,7 @@
           ctx.fillStyle = "rgba(214, 39, 40, 0.12)";
           for (var i = 0; i < xs.length; i++) {
             if (!flags[i]) { continue; }
-            var half = 15 * 86400;
-            var left = u.valToPos(xs[i] - half, "x", true), right = u.valToPos(xs[i] + half, "x", true);
+            var left = u.valToPos(xs[i] - 0.5, "x", true), right = u.valToPos(xs[i] + 0.5, "x", true);
             ctx.fillRect(left, u.bbox.top, right - left, u.bbox.height);
           }
           ctx.restore();
@@ -31,8 +27,10 @@
   }
 
   function draw(el, d, kind, small) {
-    var xs = d.periods.map(seconds);
-    var series = [{}], data = [xs];
+    // x is the month's index; the axis and the legend show the month itself.
+    var xs = d.periods.map(function (_, i) { return i; });
+    var month = function (i) { return d.periods[i] || ""; };
+    var series = [{ label: "month", value: function (u, i) { return i == null ? "--" : month(i); } }], data = [xs];
     if (kind === "value") {
       series.push({ label: "value", stroke: "#1f4e9e", width: 2, points: { show: true, size: 5 } });
       data.push(d.value);
@@ -53,8 +51,10 @@
       series: series,
       legend: { show: !small },
       cursor: { show: !small },
-      axes: small ? [{ show: false }, { show: false }] : [{}, { size: 70 }],
-      scales: { x: { time: true } },
+      axes: small ? [{ show: false }, { show: false }] : [
+        { incrs: [1, 2, 3, 6, 12, 24], values: function (u, splits) { return splits.map(month); } },
+        { size: 70 }],
+      scales: { x: { time: false } },
       plugins: d.in_case ? [caseMonths(d.in_case)] : []
     };
     return new uPlot(opts, data, el);

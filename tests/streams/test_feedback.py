@@ -1,0 +1,115 @@
+"""Feedback: validation, the SQLite store's durability, JSON Lines export, the suppression rule."""
+
+from __future__ import annotations
+
+import doctest
+import sqlite3
+
+import orjson
+import pytest
+
+import transitwatch.streams.feedback as feedback_module
+from transitwatch.streams.feedback import (
+    Feedback,
+    FeedbackError,
+    FeedbackStoreError,
+    SqliteFeedbackStore,
+    is_suppressed,
+    latest,
+    to_jsonl,
+)
+
+
+def make(**changes) -> Feedback:
+    values = dict(case_id="twc-1", series_id="DE>KG export 854231", verdict="dismissed", reason="known distributor",
+                  analyst="Ana", period="2022-05", severity="medium", created_at="2026-01-02T03:04:05+00:00")
+    values.update(changes)
+    return Feedback(**values)
+
+
+def rec(period: str, severity: str = "low", event: str = "updated") -> dict:
+    return {"period": period, "severity": severity, "case_event": event}
+
+
+def test_docstring_examples():
+    result = doctest.testmod(feedback_module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"verdict": "maybe"}, "verdict"),
+    ({"analyst": "  "}, "analyst"),
+    ({"case_id": ""}, "case id"),
+    ({"reason": "x" * 2001}, "longer"),
+    ({"severity": "huge"}, "severity"),
+    ({"period": "2022-13"}, "YYYY-MM"),
+    ({"period": "May 2022"}, "YYYY-MM"),
+])
+def test_invalid_feedback_is_a_typed_error(changes, message):
+    with pytest.raises(FeedbackError, match=message):
+        make(**changes)
+
+
+def test_store_keeps_feedback_across_reopening(tmp_path):
+    path = tmp_path / "fb.sqlite"
+    store = SqliteFeedbackStore(path)
+    first, second = make(), make(verdict="confirmed", reason="new buyer", analyst="Bo")
+    store.add(first)
+    store.add(second)
+    store.close()
+    again = SqliteFeedbackStore(path)
+    assert again.all() == [first, second]
+    assert latest(again.all(), "case_id")["twc-1"] == second
+
+
+def test_store_that_cannot_be_opened_says_so(tmp_path):
+    with pytest.raises(FeedbackStoreError, match="cannot open"):
+        SqliteFeedbackStore(tmp_path / "missing-folder" / "fb.sqlite")
+    (tmp_path / "junk.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(FeedbackStoreError):
+        SqliteFeedbackStore(tmp_path / "junk.sqlite")
+
+
+def test_store_refuses_a_row_edited_into_nonsense(tmp_path):
+    path = tmp_path / "fb.sqlite"
+    store = SqliteFeedbackStore(path)
+    store.add(make())
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE feedback SET verdict = 'perhaps'")
+    with pytest.raises(FeedbackError, match="perhaps"):
+        store.all()
+
+
+def test_jsonl_export_round_trips():
+    items = [make(), make(case_id="twc-2", verdict="known")]
+    lines = to_jsonl(items).splitlines()
+    assert [Feedback(**orjson.loads(line)) for line in lines] == items
+
+
+def test_only_a_dismissal_suppresses():
+    for verdict in ("confirmed", "known"):
+        assert not is_suppressed(make(verdict=verdict), "2022-05", [], suppress_months=6)
+    assert not is_suppressed(None, "2022-05", [], suppress_months=6)
+    assert is_suppressed(make(), "2022-05", [], suppress_months=6)
+
+
+def test_suppression_lasts_the_configured_months():
+    f = make(period="2022-05")
+    assert is_suppressed(f, "2022-11", [], suppress_months=6)
+    assert not is_suppressed(f, "2022-12", [], suppress_months=6)
+    assert not is_suppressed(f, "2022-06", [], suppress_months=0)
+    assert is_suppressed(make(period="2022-11"), "2023-02", [], suppress_months=6)  # across a year end
+    with pytest.raises(FeedbackError):
+        is_suppressed(f, "2022-06", [], suppress_months=-1)
+
+
+@pytest.mark.parametrize("later, suppressed", [
+    ([rec("2022-06", "medium")], True),              # as severe as dismissed: still suppressed
+    ([rec("2022-06", "low")], True),
+    ([rec("2022-06", "high")], False),               # more severe than dismissed
+    ([rec("2022-07", "low", "escalated")], False),
+    ([rec("2022-07", "low", "reopened")], False),
+    ([rec("2022-05", "critical", "escalated")], True),  # the month the analyst saw is not "after"
+])
+def test_escalation_after_the_dismissal_lifts_it(later, suppressed):
+    assert is_suppressed(make(period="2022-05", severity="medium"), "2022-08", later, suppress_months=6) is suppressed
