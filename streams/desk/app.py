@@ -61,6 +61,9 @@ def _environment() -> jinja2.Environment:
     env.filters["ratio"] = ratio
     env.filters["country"] = country_name
     env.filters["json"] = embedded_json
+    # Record fields are input: a field of the wrong type shows as absent.
+    env.filters["as_dict"] = lambda value: value if isinstance(value, dict) else {}
+    env.filters["as_list"] = lambda value: value if isinstance(value, list) else []
     return env
 
 

@@ -53,6 +53,10 @@ def check_record(record: Any) -> str | None:
     missing = [name for name in REQUIRED if not isinstance(record.get(name), str) or not record.get(name)]
     if missing:
         return f"missing or not text: {', '.join(missing)}"
+    period = record["period"]
+    if not (len(period) == 7 and period[4] == "-" and period[:4].isdigit() and period[5:].isdigit()
+            and 1 <= int(period[5:]) <= 12):
+        return f"period {period[:20]!r} is not YYYY-MM"
     return None
 
 
@@ -109,27 +113,36 @@ class Case:
     def row(self) -> dict[str, Any]:
         """The case list's columns (feedback columns are added by the desk)."""
         last = self.latest
-        detectors = sorted({d for r in self.records for d in (r.get("detectors") or [])}
-                           | set(last.get("case_detectors") or []))
+        detectors = sorted({str(d) for r in self.records for d in _list(r.get("detectors"))}
+                           | {str(d) for d in _list(last.get("case_detectors"))})
         return {
             "case_id": self.case_id,
-            "status": last.get("case_status") or "open",
-            "severity": last.get("case_severity") or last["severity"],
-            "confidence": last.get("confidence") or "",
+            "status": _text(last.get("case_status")) or "open",
+            "severity": _text(last.get("case_severity")) or last["severity"],
+            "confidence": _text(last.get("confidence")),
             "lane": self.series_id,
             "reporter": last["reporter"],
             "partner": last["partner"],
             "hs6": last["hs6"],
-            "goods": last.get("hs_description") or "",
-            "tier": last.get("chpl_tier") or "",
-            "onset": last.get("case_onset") or self.records[0]["period"],
+            "goods": _text(last.get("hs_description")),
+            "tier": _text(last.get("chpl_tier")),
+            "onset": _text(last.get("case_onset")) or self.records[0]["period"],
             "last_period": last["period"],
             "months": _int(last.get("case_months")) or len(self.records),
             "peak_ratio": _number(last.get("case_peak_ratio")),
             "excess": _number(last.get("case_excess")),
-            "currency": last.get("currency") or "",
+            "currency": _text(last.get("currency")),
             "detectors": ", ".join(detectors),
         }
+
+
+def _text(value: Any) -> str:
+    """Optional text fields of a record: anything but text counts as absent (records are input)."""
+    return value if isinstance(value, str) else ""
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _number(value: Any) -> float | None:

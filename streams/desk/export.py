@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from transitwatch.streams.desk.table import EXPORT_COLUMNS
 
@@ -39,7 +40,8 @@ def to_xlsx(rows: Iterable[Mapping[str, Any]]) -> bytes:
     sheet = book.create_sheet("cases")
     sheet.append(list(EXPORT_COLUMNS))
     for row in rows:
-        sheet.append(_values(row))
+        # Control characters cannot be stored in a worksheet: they are dropped from the cell.
+        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in _values(row)])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -105,6 +105,7 @@ class Desk:
         self.bad: list[BadRecord] = []
         self.records = 0
         self._rows: list[dict[str, Any]] = []
+        self._labels: dict[str, str] = {}
         self.reload()
 
     def reload(self) -> None:
@@ -133,8 +134,14 @@ class Desk:
                 country_name(row["partner"]), case.latest.get("explanation") or "",
                 mine.reason if mine else ""))
             rows.append(row)
+        labels = {}
+        for row in rows:
+            labels[row["partner"]] = f"{row['partner']} {country_name(row['partner'])}"
+            labels[row["reporter"]] = f"{row['reporter']} {country_name(row['reporter'])}"
+            labels[row["hs6"]] = f"{row['hs6']} {row['goods'][:60]}".strip()
         with self._lock:
             self._rows = rows
+            self._labels = labels
 
     def _suppressed(self, case: Case, feedback: Feedback | None) -> bool:
         if feedback is None:
@@ -170,12 +177,9 @@ class Desk:
         }
 
     def group_labels(self) -> dict[str, str]:
-        labels = {}
-        for row in self.rows():
-            labels[row["partner"]] = f"{row['partner']} {country_name(row['partner'])}"
-            labels[row["reporter"]] = f"{row['reporter']} {country_name(row['reporter'])}"
-            labels[row["hs6"]] = f"{row['hs6']} {row['goods'][:60]}".strip()
-        return labels
+        """Labels of the groups (hubs, reporters, goods), made once per refresh."""
+        with self._lock:
+            return self._labels
 
     def case(self, case_id: str) -> Case | None:
         return self.cases.get(case_id)

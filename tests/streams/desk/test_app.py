@@ -11,6 +11,8 @@ from typing import Any
 import openpyxl
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from aiohttp.test_utils import TestClient, TestServer
 
 from transitwatch.streams.desk.app import make_app
@@ -124,3 +126,32 @@ def test_exports_hold_the_rows_shown(desk):
     xlsx_ids = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
     assert shown == [r["case_id"] for r in csv_rows] == xlsx_ids == ["twc-a", "twc-b"]
     assert csv_rows[0]["lane"] == "DE>KG export 854231" and csv_rows[0]["excess"] == "350000.0"
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                         max_size=3), max_leaves=6)
+OPTIONAL = ("hs_description", "chpl_tier", "detectors", "case_detectors", "severity", "case_severity", "confidence",
+            "case_status", "case_event", "case_onset", "case_months", "case_peak_ratio", "case_excess", "currency",
+            "observed_value", "baseline_value", "observed_count", "ratio", "explanation", "evidence", "top_exporters",
+            "top_consignees", "corroborating_reporters", "banned_since", "months_since_ban", "early", "case_note")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(OPTIONAL), json_values, max_size=8))
+def test_any_values_in_optional_fields_never_break_a_page(tmp_path, changes):
+    """Records are input: whatever their optional fields hold, the list, the case page and the
+    exports answer (a record without a usable severity is reported as bad, not shown)."""
+    path = tmp_path / f"alerts-{abs(hash(repr(changes)))}.jsonl"
+    path.write_bytes(orjson.dumps(record(**changes)) + b"\n" + orjson.dumps(record(case_id="twc-z")) + b"\n")
+    store = SqliteFeedbackStore(tmp_path / f"{path.name}.sqlite")
+    desk = Desk(JsonLinesCaseSource(path), store)
+
+    async def go(client):
+        pages = [await client.get(u) for u in ("/", "/?group=hs6&sort=goods", "/case/twc-a", "/export.xlsx",
+                                                  "/export.csv?sort=excess")]
+        return [p.status for p in pages]
+    statuses = run(desk, go)
+    store.close()
+    assert all(s in (200, 404) for s in statuses) and statuses[0] == 200
+    assert (statuses[2] == 200) == ("twc-a" in desk.cases)

@@ -36,12 +36,14 @@ def test_the_file_source_reads_records_and_reports_every_bad_line(tmp_path):
     path = tmp_path / "alerts.jsonl"
     good = record()
     path.write_bytes(orjson.dumps(good) + b"\n" + b"{not json\n" + b"\n" + b"[1, 2]\n"
-                     + orjson.dumps({**good, "case_id": None}) + b"\n")
+                     + orjson.dumps({**good, "case_id": None}) + b"\n" + orjson.dumps({**good, "period": "2022-13"}) + b"\n"
+                     + orjson.dumps({**good, "period": "May 2022"}) + b"\n")
     loaded = JsonLinesCaseSource(path).load()
     assert loaded.records == [good]
     assert [(b.where, b.reason.split(":")[0]) for b in loaded.bad] == [
         ("alerts.jsonl:2", "not JSON"), ("alerts.jsonl:4", "not a JSON object"),
-        ("alerts.jsonl:5", "missing or not text")]
+        ("alerts.jsonl:5", "missing or not text"), ("alerts.jsonl:6", "period '2022-13' is not YYYY-MM"),
+        ("alerts.jsonl:7", "period 'May 2022' is not YYYY-MM")]
 
 
 def test_a_missing_file_is_a_typed_error(tmp_path):
