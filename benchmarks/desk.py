@@ -22,6 +22,7 @@ rewrites the generated section of the file named.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import re
@@ -95,7 +96,8 @@ def summary(values: list[float]) -> tuple[float, float]:
     return statistics.median(values), percentile(values, 95)
 
 
-def report(command: str, cases: int, records: int, filters: dict[str, list[float]], pages: list[float]) -> str:
+def report(command: str, cases: int, records: int, filters: dict[str, list[float]], pages: list[float],
+           load: tuple[float, float]) -> str:
     every = [v for values in filters.values() for v in values]
     med, p95 = summary(every)
     cmed, cp95 = summary(pages)
@@ -106,7 +108,9 @@ def report(command: str, cases: int, records: int, filters: dict[str, list[float
         "",
         f"On this machine ({platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
         f"{chromium_version}), the shipped sample's {records} alert records in {cases} cases, "
-        f"{len(pages)} case pages and {len(every)} filter changes ({len(every) // len(filters)} of each kind):",
+        f"{len(pages)} case pages and {len(every)} filter changes ({len(every) // len(filters)} of each kind); "
+        f"{os.cpu_count()} CPUs, load average (1 min) {load[0]:.1f} before and {load[1]:.1f} after the run "
+        "(the machine is shared: a load above the CPU count slows the browser and the desk alike):",
         "",
         "| measured in the browser | median | p95 | target | met |",
         "|---|---|---|---|---|",
@@ -146,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         desk = DeskProcess(alerts, Path(tmp) / "feedback.sqlite")
         desk.start()
         browser = chromium()
+        load_before = os.getloadavg()[0]
         try:
             import orjson
 
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             browser.quit()
             desk.stop()
-    section = report(command.strip(), len(case_ids), len(records), filters, pages)
+    section = report(command.strip(), len(case_ids), len(records), filters, pages, (load_before, os.getloadavg()[0]))
     print(section)
     if args.write_doc:
         write_doc(args.write_doc, section)

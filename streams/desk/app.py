@@ -23,6 +23,7 @@ HERE = Path(__file__).parent
 UPLOT = HERE.parent / "assets" / "vendor" / "uplot"
 DESK_KEY: web.AppKey[Desk] = web.AppKey("desk", Desk)
 ENV_KEY: web.AppKey[jinja2.Environment] = web.AppKey("jinja", jinja2.Environment)
+ROWS_KEY: web.AppKey["RowCache"] = web.AppKey("rows")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
@@ -67,6 +68,28 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+class RowCache:
+    """Each case row's HTML, rendered once per version of the desk's rows: a filter change then
+    only joins rows already rendered."""
+
+    def __init__(self, env: jinja2.Environment) -> None:
+        self.template = env.get_template("_row.html")
+        self.version = -1
+        self.rows: dict[str, Markup] = {}
+
+    def for_desk(self, desk: Desk):
+        if desk.version != self.version:
+            self.rows, self.version = {}, desk.version
+        rows = self.rows
+
+        def row_html(row: dict[str, Any]) -> Markup:
+            html = rows.get(row["case_id"])
+            if html is None:
+                html = rows[row["case_id"]] = Markup(self.template.render(row=row))
+            return html
+        return row_html
+
+
 def _render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     html = request.app[ENV_KEY].get_template(template).render(**context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
@@ -83,7 +106,8 @@ def _view_context(request: web.Request) -> dict[str, Any]:
     desk = request.app[DESK_KEY]
     query = _query(request)
     view = apply(desk.rows(), query, desk.group_labels() if query.group else None)
-    return {"view": view, "query": query, "columns": COLUMNS, "groups": GROUPS}
+    return {"view": view, "query": query, "columns": COLUMNS, "groups": GROUPS,
+            "row_html": request.app[ROWS_KEY].for_desk(desk)}
 
 
 async def case_list(request: web.Request) -> web.Response:
@@ -175,6 +199,7 @@ def make_app(desk: Desk) -> web.Application:
     app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
     app[DESK_KEY] = desk
     app[ENV_KEY] = _environment()
+    app[ROWS_KEY] = RowCache(app[ENV_KEY])
     app.router.add_get("/", case_list, name="list")
     app.router.add_get("/rows", rows)
     app.router.add_get("/export.csv", export_csv)

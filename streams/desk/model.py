@@ -106,6 +106,7 @@ class Desk:
         self.records = 0
         self._rows: list[dict[str, Any]] = []
         self._labels: dict[str, str] = {}
+        self.version = 0  # changes whenever the rows do (a reload, new feedback)
         self.reload()
 
     def reload(self) -> None:
@@ -142,6 +143,7 @@ class Desk:
         with self._lock:
             self._rows = rows
             self._labels = labels
+            self.version += 1
 
     def _suppressed(self, case: Case, feedback: Feedback | None) -> bool:
         if feedback is None:
