@@ -14,14 +14,20 @@ from rich.console import Console
 from rich.markup import escape
 
 DEFAULT_PORT = 6068
+BROKER_FEEDBACK = "desk-feedback.sqlite"
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("desk", help="triage cases and give feedback in the browser (the analyst's desk)")
-    p.add_argument("--alerts", metavar="FILE", required=True,
-                   help="the alert records of a replay (JSON Lines, `replay --alerts-out`)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--alerts", metavar="FILE",
+                        help="the alert records of a replay (JSON Lines, `replay --alerts-out`)")
+    source.add_argument("--broker", metavar="URL",
+                        help="read the service's alerts topic instead (Kafka URL, e.g. kafka://127.0.0.1:9092), "
+                             "once at start")
     p.add_argument("--feedback", metavar="FILE.sqlite",
-                   help="where feedback is kept (SQLite; default: next to the alerts file, FILE.feedback.sqlite)")
+                   help="where feedback is kept (SQLite; default: next to the alerts file, FILE.feedback.sqlite, "
+                        f"or {BROKER_FEEDBACK} in the current folder with --broker)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--suppress-months", type=int, default=6, metavar="N",
@@ -31,8 +37,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=desk_command)
 
 
-def feedback_path(alerts: str, feedback: str | None) -> Path:
-    return Path(feedback) if feedback else Path(alerts).with_name(Path(alerts).name + ".feedback.sqlite")
+def feedback_path(alerts: str | None, feedback: str | None) -> Path:
+    if feedback:
+        return Path(feedback)
+    return Path(alerts).with_name(Path(alerts).name + ".feedback.sqlite") if alerts else Path(BROKER_FEEDBACK)
+
+
+def _source(args: argparse.Namespace):
+    if args.alerts:
+        from transitwatch.streams.desk.cases import JsonLinesCaseSource
+
+        return JsonLinesCaseSource(args.alerts)
+    from transitwatch.streams.desk.kafka import KafkaCaseSource
+    from transitwatch.streams.settings import Settings
+
+    settings = Settings.from_options(broker=args.broker)
+    return KafkaCaseSource(settings.bootstrap_servers, settings.alerts_topic)
 
 
 def _is_loopback(host: str) -> bool:
@@ -48,7 +68,9 @@ def desk_command(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from transitwatch.streams.desk.app import make_app
-    from transitwatch.streams.desk.cases import CaseSourceError, JsonLinesCaseSource
+    from pydantic import ValidationError
+
+    from transitwatch.streams.desk.cases import CaseSourceError
     from transitwatch.streams.desk.model import Desk
     from transitwatch.streams.feedback import FeedbackError, FeedbackStoreError, SqliteFeedbackStore, to_jsonl
 
@@ -60,18 +82,18 @@ def desk_command(args: argparse.Namespace) -> int:
             Path(args.export_feedback).write_bytes(to_jsonl(store.all()))
             console.print(f"feedback written to {escape(args.export_feedback)}")
             return 0
-        desk = Desk(JsonLinesCaseSource(args.alerts), store, suppress_months=args.suppress_months)
-    except (CaseSourceError, FeedbackStoreError, FeedbackError, OSError) as exc:
+        desk = Desk(_source(args), store, suppress_months=args.suppress_months)
+    except (CaseSourceError, FeedbackStoreError, FeedbackError, OSError, ValidationError) as exc:
         console.print(f"[red]cannot start the desk:[/red] {escape(str(exc))}")
         return 2
     if desk.bad:
         first = desk.bad[0]
-        console.print(f"[yellow]{len(desk.bad)} lines of {escape(args.alerts)} are not alert records[/yellow] "
+        console.print(f"[yellow]{len(desk.bad)} lines of {escape(desk.source.description)} are not alert records[/yellow] "
                       f"(first: {escape(first.where)}: {escape(first.reason)}); the desk shows the others")
     if not _is_loopback(args.host):
         console.print(f"[yellow]listening on {escape(args.host)}: anyone who reaches it can read the cases and "
                       "give feedback (the desk has no login)[/yellow]")
-    console.print(f"desk: {len(desk.cases)} cases from {escape(args.alerts)}, feedback in {escape(str(path))}; "
+    console.print(f"desk: {len(desk.cases)} cases from {escape(desk.source.description)}, feedback in {escape(str(path))}; "
                   f"http://{args.host}:{args.port}/")
     try:
         web.run_app(make_app(desk), host=args.host, port=args.port, print=None, handle_signals=True)

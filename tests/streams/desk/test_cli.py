@@ -40,3 +40,8 @@ def test_export_feedback_writes_json_lines_from_the_default_file(tmp_path):
     out = tmp_path / "feedback.jsonl"
     assert main(["desk", "--alerts", str(alerts), "--export-feedback", str(out)]) == 0
     assert [orjson.loads(line) for line in out.read_bytes().splitlines()] == [item.to_dict()]
+
+
+def test_a_bad_broker_url_exits_2(tmp_path, capsys):
+    assert main(["desk", "--broker", "http://nowhere", "--feedback", str(tmp_path / "fb.sqlite")]) == 2
+    assert "kafka://" in capsys.readouterr().err
