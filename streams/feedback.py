@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-
 from transitwatch.detectors.errors import TransitwatchError
 
 VERDICTS: tuple[str, ...] = ("confirmed", "dismissed", "known")
@@ -83,7 +82,7 @@ class Feedback:
 
 
 def now_utc() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _month_index(period: str) -> int:

@@ -13,17 +13,21 @@ import jinja2
 import orjson
 from aiohttp import web
 from markupsafe import Markup
-
 from transitwatch.streams.desk.export import to_csv, to_xlsx
 from transitwatch.streams.desk.model import Desk, country_name
 from transitwatch.streams.desk.table import COLUMNS, GROUPS, ListQuery, apply
-from transitwatch.streams.feedback import VERDICTS, FeedbackError, FeedbackStoreError, to_jsonl
+from transitwatch.streams.feedback import (
+    VERDICTS,
+    FeedbackError,
+    FeedbackStoreError,
+    to_jsonl,
+)
 
 HERE = Path(__file__).parent
 UPLOT = HERE.parent / "assets" / "vendor" / "uplot"
 DESK_KEY: web.AppKey[Desk] = web.AppKey("desk", Desk)
 ENV_KEY: web.AppKey[jinja2.Environment] = web.AppKey("jinja", jinja2.Environment)
-ROWS_KEY: web.AppKey["RowCache"] = web.AppKey("rows")
+ROWS_KEY: web.AppKey[RowCache] = web.AppKey("rows")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 

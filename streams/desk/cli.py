@@ -66,13 +66,16 @@ def _is_loopback(host: str) -> bool:
 
 def desk_command(args: argparse.Namespace) -> int:
     from aiohttp import web
-
-    from transitwatch.streams.desk.app import make_app
     from pydantic import ValidationError
-
+    from transitwatch.streams.desk.app import make_app
     from transitwatch.streams.desk.cases import CaseSourceError
     from transitwatch.streams.desk.model import Desk
-    from transitwatch.streams.feedback import FeedbackError, FeedbackStoreError, SqliteFeedbackStore, to_jsonl
+    from transitwatch.streams.feedback import (
+        FeedbackError,
+        FeedbackStoreError,
+        SqliteFeedbackStore,
+        to_jsonl,
+    )
 
     console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     path = feedback_path(args.alerts, args.feedback)

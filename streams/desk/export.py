@@ -9,7 +9,6 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
 from transitwatch.streams.desk.table import EXPORT_COLUMNS
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

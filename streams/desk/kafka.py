@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-
-from transitwatch.streams.desk.cases import BadRecord, CaseSourceError, Loaded, check_record
+from transitwatch.streams.desk.cases import (
+    BadRecord,
+    CaseSourceError,
+    Loaded,
+    check_record,
+)
 
 
 class KafkaCaseSource:
@@ -37,7 +41,7 @@ class KafkaCaseSource:
         await consumer.start()
         records, bad = [], []
         try:
-            metadata = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - as the worker's `alerts` does
+            metadata = await consumer._client.fetch_all_metadata()
             found = metadata.partitions_for_topic(self.topic)
             if not found:
                 raise CaseSourceError(f"{self.description}: the topic does not exist")

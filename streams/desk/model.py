@@ -5,13 +5,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
 import pycountry
-
-from transitwatch.streams.desk.cases import BadRecord, Case, CaseSource, build_cases, lane_records
-from transitwatch.streams.feedback import Feedback, FeedbackError, FeedbackStore, is_suppressed, latest, now_utc
+from transitwatch.streams.desk.cases import (
+    BadRecord,
+    Case,
+    CaseSource,
+    build_cases,
+    lane_records,
+)
+from transitwatch.streams.feedback import (
+    Feedback,
+    FeedbackError,
+    FeedbackStore,
+    is_suppressed,
+    latest,
+    now_utc,
+)
 
 DESTINATIONS: tuple[str, ...] = ("RU", "BY")
 
@@ -43,7 +56,7 @@ def _next_month(period: str) -> str:
     return f"{year + month // 12}-{month % 12 + 1:02d}"
 
 
-def series(records: Sequence[Mapping[str, Any]], case_periods: set[str] = frozenset()) -> list[Point]:
+def series(records: Sequence[Mapping[str, Any]], case_periods: AbstractSet[str] = frozenset()) -> list[Point]:
     """One point per month from the lane's first record to its last; months without a record are
     gaps (None), never invented values."""
     if not records:

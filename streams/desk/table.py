@@ -72,7 +72,9 @@ class ListQuery:
             values = params.get(name) or [""]
             return values[-1].strip()[:200]
 
-        multi = {name: tuple(sorted({v.strip() for v in params.get(name, []) if v.strip()})) for name in MULTI}
+        def many(name: str) -> tuple[str, ...]:
+            return tuple(sorted({v.strip() for v in params.get(name, []) if v.strip()}))
+
         sort = one("sort") or DEFAULT_SORT
         if sort not in SORTABLE:
             problems.append(f"cannot sort by {sort!r}; sorted by {DEFAULT_SORT}")
@@ -82,16 +84,19 @@ class ListQuery:
             problems.append(f"cannot group by {group!r}")
             group = ""
         hs = "".join(ch for ch in one("hs") if ch.isdigit())
-        dates = {}
-        for name in ("onset_from", "onset_to"):
+        def month(name: str) -> str:
             value = one(name)
             if value and not _is_month(value):
                 problems.append(f"{name} {value!r} is not YYYY-MM; ignored")
-                value = ""
-            dates[name] = value
+                return ""
+            return value
+
+        onset_from, onset_to = month("onset_from"), month("onset_to")
         direction = one("dir") or ("desc" if sort in {"severity", "confidence", "excess", "peak_ratio", "months"} else "asc")
-        return cls(**multi, hs=hs, q=one("q"), sort=sort, desc=direction == "desc", group=group,
-                   suppressed=one("suppressed") in {"1", "on", "true"}, problems=tuple(problems), **dates)
+        return cls(severity=many("severity"), partner=many("partner"), reporter=many("reporter"), tier=many("tier"),
+                   detector=many("detector"), status=many("status"), feedback=many("feedback"), hs=hs,
+                   onset_from=onset_from, onset_to=onset_to, q=one("q"), sort=sort, desc=direction == "desc",
+                   group=group, suppressed=one("suppressed") in {"1", "on", "true"}, problems=tuple(problems))
 
     def params(self) -> list[tuple[str, str]]:
         """The query string's pairs: only what differs from the default view."""

@@ -9,9 +9,9 @@ import uuid
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-
 from transitwatch.streams.desk.cases import CaseSourceError, build_cases
 from transitwatch.streams.desk.kafka import KafkaCaseSource
+
 from tests.streams.desk.desk_helpers import record
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,6 @@ import sqlite3
 
 import orjson
 import pytest
-
 import transitwatch.streams.feedback as feedback_module
 from transitwatch.streams.feedback import (
     Feedback,

@@ -8,7 +8,12 @@ import os
 
 import pytest
 
-from tests.streams.desk.browser import BrowserMissing, DeskProcess, chromium, sample_alerts
+from tests.streams.desk.browser import (
+    BrowserMissing,
+    DeskProcess,
+    chromium,
+    sample_alerts,
+)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from transitwatch.streams.desk.cases import (
+    CaseSourceError,
+    JsonLinesCaseSource,
+    build_cases,
+)
 
-from transitwatch.streams.desk.cases import CaseSourceError, JsonLinesCaseSource, build_cases
 from tests.streams.desk.desk_helpers import record
 
 
