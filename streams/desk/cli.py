@@ -28,6 +28,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--feedback", metavar="FILE.sqlite",
                    help="where feedback is kept (SQLite; default: next to the alerts file, FILE.feedback.sqlite, "
                         f"or {BROKER_FEEDBACK} in the current folder with --broker)")
+    p.add_argument("--input", action="append", metavar="FILE",
+                   help="the replay's input (repeatable): case pages then draw every month of the lanes, not only "
+                        "the months of alert records")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--suppress-months", type=int, default=6, metavar="N",
@@ -86,6 +89,13 @@ def desk_command(args: argparse.Namespace) -> int:
             console.print(f"feedback written to {escape(args.export_feedback)}")
             return 0
         desk = Desk(_source(args), store, suppress_months=args.suppress_months)
+        if args.input:
+            from transitwatch.streams.files import check_inputs
+
+            check_inputs(args.input)
+            inputs = desk.read_inputs(args.input)
+            console.print(f"input: {len(inputs.lanes)} lanes of the alerts' reporters and codes"
+                          + (f", {inputs.rejected} lines rejected" if inputs.rejected else ""))
     except (CaseSourceError, FeedbackStoreError, FeedbackError, OSError, ValidationError) as exc:
         console.print(f"[red]cannot start the desk:[/red] {escape(str(exc))}")
         return 2

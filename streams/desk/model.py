@@ -17,6 +17,7 @@ from transitwatch.streams.desk.cases import (
     build_cases,
     lane_records,
 )
+from transitwatch.streams.desk.inputs import InputSeries
 from transitwatch.streams.feedback import (
     Feedback,
     FeedbackError,
@@ -56,28 +57,32 @@ def _next_month(period: str) -> str:
     return f"{year + month // 12}-{month % 12 + 1:02d}"
 
 
-def series(records: Sequence[Mapping[str, Any]], case_periods: AbstractSet[str] = frozenset()) -> list[Point]:
-    """One point per month from the lane's first record to its last; months without a record are
-    gaps (None), never invented values."""
-    if not records:
-        return []
+def series(records: Sequence[Mapping[str, Any]], case_periods: AbstractSet[str] = frozenset(),
+           full: Mapping[str, tuple[float, int | None]] | None = None) -> list[Point]:
+    """One point per month. Without ``full``: from the lane's first record to its last, months
+    without a record are gaps (None), never invented values. With ``full`` (the lane's months in
+    the replay's input, :mod:`transitwatch.streams.desk.inputs`): every month of the input, the
+    value and count from it, the expected value and band from the records where they exist."""
     by_period = {str(r["period"]): r for r in records}
-    first, last = min(by_period), max(by_period)
+    if full:
+        periods = sorted(full)
+    elif by_period:
+        periods, period = [], min(by_period)
+        while period <= max(by_period):
+            periods.append(period)
+            period = _next_month(period)
+    else:
+        return []
     points: list[Point] = []
-    period = first
-    while period <= last:
-        r = by_period.get(period)
-        evidence = (r or {}).get("evidence") or {}
+    for period in periods:
+        r = by_period.get(period) or {}
+        evidence = r.get("evidence")
+        value, count = full[period] if full else (_num(r.get("observed_value")), _num(r.get("observed_count")))
         points.append(Point(
-            period,
-            _num(r.get("observed_value")) if r else None,
-            _num(r.get("baseline_value")) if r else None,
+            period, value, _num(r.get("baseline_value")),
             _num(evidence.get("band_high")) if isinstance(evidence, dict) else None,
-            _num(r.get("observed_count")) if r else None,
-            _num(r.get("baseline_count")) if r else None,
-            period in case_periods,
+            None if count is None else float(count), _num(r.get("baseline_count")), period in case_periods,
         ))
-        period = _next_month(period)
     return points
 
 
@@ -106,12 +111,14 @@ class RelatedLane:
 class Desk:
     """The cases of one source with their feedback. ``reload`` reads the source again."""
 
-    def __init__(self, source: CaseSource, store: FeedbackStore, *, suppress_months: int = 6) -> None:
+    def __init__(self, source: CaseSource, store: FeedbackStore, *, suppress_months: int = 6,
+                 inputs: InputSeries | None = None) -> None:
         if suppress_months < 0:
             raise FeedbackError(f"--suppress-months must be >= 0, not {suppress_months}")
         self.source = source
         self.store = store
         self.suppress_months = suppress_months
+        self.inputs = inputs
         self._lock = threading.Lock()
         self.cases: dict[str, Case] = {}
         self.lanes: dict[str, list[Mapping[str, Any]]] = {}
@@ -121,6 +128,14 @@ class Desk:
         self._labels: dict[str, str] = {}
         self.version = 0  # changes whenever the rows do (a reload, new feedback)
         self.reload()
+
+    def read_inputs(self, paths: Sequence[str]) -> InputSeries:
+        """Read the replay's input for full series of the alerts' reporters and codes."""
+        with self._lock:
+            reporters = {str(r[-1]["reporter"]) for r in self.lanes.values()}
+            codes = {str(r[-1]["hs6"]) for r in self.lanes.values()}
+        self.inputs = InputSeries.read(paths, reporters, codes)
+        return self.inputs
 
     def reload(self) -> None:
         loaded = self.source.load()
@@ -216,8 +231,17 @@ class Desk:
         self._refresh_rows()
         return item
 
-    def lane_chart(self, case: Case) -> dict[str, list[Any]]:
-        return chart_data(series(self.lanes.get(case.series_id, []), set(case.periods)))
+    def _full(self, reporter: str, partner: str, flow: Any, hs6: str, currency: Any):
+        if self.inputs is None or not isinstance(flow, str) or not isinstance(currency, str):
+            return None
+        return self.inputs.months(reporter, partner, flow, hs6, currency)
+
+    def lane_chart(self, case: Case) -> dict[str, Any]:
+        last = case.latest
+        full = self._full(last["reporter"], last["partner"], last.get("flow"), last["hs6"], last.get("currency"))
+        data: dict[str, Any] = chart_data(series(self.lanes.get(case.series_id, []), set(case.periods), full))
+        data["from_input"] = full is not None
+        return data
 
     def related(self, case: Case) -> dict[str, list[RelatedLane]]:
         """The related lanes the alert records hold: the same goods into the same hub from other
@@ -231,10 +255,14 @@ class Desk:
             r0 = recs[-1]
             lanes_by_key.setdefault((r0["reporter"], r0["partner"], r0["hs6"]), []).append(series_id)
 
+        currency = last.get("currency")
+
         def lane(series_id: str, label: str, reason: str) -> RelatedLane:
             recs = self.lanes[series_id]
             case_ids = sorted({str(r["case_id"]) for r in recs})
-            return RelatedLane(series_id, label, reason, case_ids, chart_data(series(recs)))
+            r0 = recs[-1]
+            full = self._full(r0["reporter"], r0["partner"], r0.get("flow"), r0["hs6"], r0.get("currency"))
+            return RelatedLane(series_id, label, reason, case_ids, chart_data(series(recs, full=full)))
 
         for (rep, par, code), ids in sorted(lanes_by_key.items()):
             for series_id in ids:
@@ -250,6 +278,8 @@ class Desk:
             if ids:
                 destinations += [lane(i, label, "same reporter and goods, to a destination") for i in ids]
             else:
+                full = self._full(reporter, dest, flow, hs6, currency)
                 destinations.append(RelatedLane(f"{reporter}>{dest} {flow} {hs6}", label,
-                                                "same reporter and goods, to a destination", [], None))
+                                                "same reporter and goods, to a destination", [],
+                                                chart_data(series([], full=full)) if full else None))
         return {"peers": peers, "destinations": destinations, "goods": goods}

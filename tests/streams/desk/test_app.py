@@ -89,6 +89,24 @@ def test_case_page_escapes_record_text_and_embeds_chart_data(desk):
     assert "PL&gt;KG export 854231" in html  # the same goods into the same hub from Poland
 
 
+def test_case_page_draws_every_month_of_the_input_when_given(desk, tmp_path):
+    base = {"reporter": "DE", "flow": "export", "hs_code": "854231", "currency": "EUR"}
+    rows = [{**base, "partner": "KG", "period": f"2022-0{m}", "value": 1000.0 * m} for m in range(1, 8)]
+    rows.append({**base, "partner": "RU", "period": "2022-01", "value": 5.0})
+    path = tmp_path / "input.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    desk.read_inputs([str(path)])
+
+    async def go(client):
+        return await (await client.get("/case/twc-a")).text()
+    html = run(desk, go)
+    assert '"periods":["2022-01","2022-02","2022-03","2022-04","2022-05","2022-06","2022-07"]' in html
+    assert '"value":[1000.0,2000.0,3000.0,4000.0,5000.0,6000.0,7000.0]' in html
+    assert "every month of the replay's input" in html
+    assert "from the input, no alert records" in html  # DE>RU: drawn from the input, not from alerts
+    assert "No alert records for this lane." in html  # DE>BY: in neither
+
+
 def test_feedback_needs_the_same_origin_and_then_suppresses_the_lane(desk):
     form = {"verdict": "dismissed", "reason": "known distributor", "analyst": "Ana"}
 
