@@ -39,6 +39,8 @@ MULTI: tuple[str, ...] = ("severity", "partner", "reporter", "tier", "detector",
 CONFIDENCE_RANK: Mapping[str, int] = {"low": 0, "medium": 1, "high": 2, "very high": 3}
 _RANKS: Mapping[str, Mapping[str, int]] = {"severity": SEVERITY_RANK, "confidence": CONFIDENCE_RANK}
 DEFAULT_SORT = "severity"
+DEFAULT_PER_PAGE = 100
+PER_PAGE: tuple[int, ...] = (50, 100, 250, 0)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class ListQuery:
     desc: bool = True
     group: str = ""
     suppressed: bool = False
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE  # 0: every row on one page
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -92,11 +96,19 @@ class ListQuery:
             return value
 
         onset_from, onset_to = month("onset_from"), month("onset_to")
+        per_page_text = one("per_page") or str(DEFAULT_PER_PAGE)
+        per_page = 0 if per_page_text == "all" else int(per_page_text) if per_page_text.isdigit() else -1
+        if per_page not in PER_PAGE:
+            problems.append(f"per_page {per_page_text!r} is not one of 50, 100, 250, all")
+            per_page = DEFAULT_PER_PAGE
+        page_text = one("page") or "1"
+        page = int(page_text) if page_text.isdigit() and 0 < int(page_text) < 10**6 else 1
         direction = one("dir") or ("desc" if sort in {"severity", "confidence", "excess", "peak_ratio", "months"} else "asc")
         return cls(severity=many("severity"), partner=many("partner"), reporter=many("reporter"), tier=many("tier"),
                    detector=many("detector"), status=many("status"), feedback=many("feedback"), hs=hs,
                    onset_from=onset_from, onset_to=onset_to, q=one("q"), sort=sort, desc=direction == "desc",
-                   group=group, suppressed=one("suppressed") in {"1", "on", "true"}, problems=tuple(problems))
+                   group=group, suppressed=one("suppressed") in {"1", "on", "true"}, page=page, per_page=per_page,
+                   problems=tuple(problems))
 
     def params(self) -> list[tuple[str, str]]:
         """The query string's pairs: only what differs from the default view."""
@@ -111,6 +123,10 @@ class ListQuery:
         pairs.append(("dir", "desc" if self.desc else "asc"))
         if self.suppressed:
             pairs.append(("suppressed", "1"))
+        if self.per_page != DEFAULT_PER_PAGE:
+            pairs.append(("per_page", str(self.per_page) if self.per_page else "all"))
+        if self.page != 1:
+            pairs.append(("page", str(self.page)))
         return pairs
 
     def url(self, path: str = "/", **changes: Any) -> str:
@@ -118,10 +134,16 @@ class ListQuery:
         return f"{path}?{urlencode(query.params())}"
 
     def sorted_by(self, column: str) -> str:
-        """The URL that sorts by ``column``: the other direction when it is the current sort."""
+        """The URL that sorts by ``column`` (first page): the other direction when it is the current sort."""
         if column == self.sort:
-            return self.url(desc=not self.desc)
-        return self.url(sort=column, desc=column in {"severity", "confidence", "excess", "peak_ratio", "months"})
+            return self.url(desc=not self.desc, page=1)
+        return self.url(sort=column, desc=column in {"severity", "confidence", "excess", "peak_ratio", "months"}, page=1)
+
+    def drill(self, group: str, key: str) -> str:
+        """The URL of one group's cases: the group's value as a filter, no grouping."""
+        if group == "hs6":
+            return self.url(hs=key, group="", page=1)
+        return self.url(**{group: (key,)}, group="", page=1)
 
 
 def _is_month(value: str) -> bool:
@@ -177,11 +199,19 @@ class Group:
 
 @dataclass(frozen=True)
 class View:
+    """``rows``: every row of the view (what the exports hold); ``page_rows`` and ``page_groups``:
+    those of the page shown; ``groups``: the counts of the whole view."""
+
     query: ListQuery
     rows: list[dict[str, Any]]
     groups: list[Group]
     total: int
     hidden_suppressed: int
+    page: int = 1
+    pages: int = 1
+    first: int = 0  # index of the page's first row in ``rows``
+    page_rows: list[dict[str, Any]] = field(default_factory=list)
+    page_groups: list[Group] = field(default_factory=list)
 
 
 def apply(rows: Iterable[dict[str, Any]], query: ListQuery, labels: Mapping[str, str] | None = None) -> View:
@@ -204,4 +234,15 @@ def apply(rows: Iterable[dict[str, Any]], query: ListQuery, labels: Mapping[str,
         names = labels or {}
         groups = [Group(k, names.get(k, k), v) for k, v in sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
         selected = [row for group in groups for row in group.rows]
-    return View(query, selected, groups, len(all_rows), hidden)
+    size = query.per_page or max(len(selected), 1)
+    pages = max(1, -(-len(selected) // size))
+    page = min(query.page, pages)
+    first = (page - 1) * size
+    page_rows = selected[first:first + size]
+    page_groups: list[Group] = []
+    if query.group:
+        on_page: dict[str, list[dict[str, Any]]] = {}
+        for row in page_rows:
+            on_page.setdefault(str(row[query.group]), []).append(row)
+        page_groups = [Group(g.key, g.label, on_page[g.key]) for g in groups if g.key in on_page]
+    return View(query, selected, groups, len(all_rows), hidden, page, pages, first, page_rows, page_groups)

@@ -14,10 +14,11 @@
     return params.toString();
   }
 
-  function update() {
+  // A change of the form shows the first page of the new view; a page link, its page.
+  function update(pageQuery) {
     var started = performance.now();
     var mine = ++seq;
-    var qs = queryOf(form);
+    var qs = pageQuery === undefined ? queryOf(form) : pageQuery;
     return fetch("/rows?" + qs, { headers: { "Accept": "text/html" } }).then(function (response) {
       if (!response.ok) { throw new Error("HTTP " + response.status); }
       return response.text();
@@ -33,6 +34,15 @@
   }
 
   form.addEventListener("change", function () { clearTimeout(timer); update(); });
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a.page");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey) { return; }
+    event.preventDefault();
+    update(new URL(link.href).search.slice(1)).then(function () {
+      var results = document.getElementById("results");
+      if (results) { results.scrollIntoView(); }
+    });
+  });
   form.addEventListener("input", function (event) {
     if (event.target.type === "search" || event.target.name === "hs") {
       clearTimeout(timer);

@@ -92,6 +92,22 @@ months = st.from_regex(r"20[12][0-9]-(0[1-9]|1[0-2])", fullmatch=True)
     q=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_categories=("Zs", "Cc")),
                 max_size=20),
     sort=st.sampled_from(["severity", "lane", "excess"]), desc=st.booleans(),
-    group=st.sampled_from(["", "partner", "hs6"]), suppressed=st.booleans()))
+    group=st.sampled_from(["", "partner", "hs6"]), suppressed=st.booleans(), page=st.integers(1, 50),
+    per_page=st.sampled_from([50, 100, 250, 0])))
 def test_every_view_survives_its_url(query):
     assert ListQuery.parse(parse_qs(urlsplit(query.url()).query)) == query
+
+
+def test_pages_split_the_view_and_keep_the_groups_counts():
+    many = [{**rows()[0], "case_id": f"c{i:03d}", "partner": "KG" if i % 3 else "KZ", "excess": float(i)}
+            for i in range(120)]
+    view = apply(many, q(sort="excess", dir="asc", per_page="50", page="3"))
+    assert (view.page, view.pages, view.first, len(view.page_rows)) == (3, 3, 100, 20)
+    assert [r["case_id"] for r in view.page_rows] == [f"c{i:03d}" for i in range(100, 120)]
+    assert len(view.rows) == 120  # the exports hold the whole view
+    assert apply(many, q(per_page="all")).pages == 1
+    assert apply(many, q(per_page="50", page="99")).page == 3  # past the end: the last page
+    grouped = apply(many, q(group="partner", per_page="50"))
+    assert [(g.key, len(g.rows)) for g in grouped.groups] == [("KG", 80), ("KZ", 40)]
+    assert sum(len(g.rows) for g in grouped.page_groups) == 50
+    assert q(per_page="7").problems and q(per_page="7").per_page == 100
