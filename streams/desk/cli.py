@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 DEFAULT_PORT = 6068
-BROKER_FEEDBACK = "desk-feedback.sqlite"
+FEEDBACK_TOPIC = "transitwatch.feedback"
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -26,8 +26,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         help="read the service's alerts topic instead (Kafka URL, e.g. kafka://127.0.0.1:9092), "
                              "once at start")
     p.add_argument("--feedback", metavar="FILE.sqlite",
-                   help="where feedback is kept (SQLite; default: next to the alerts file, FILE.feedback.sqlite, "
-                        f"or {BROKER_FEEDBACK} in the current folder with --broker)")
+                   help="keep feedback in this SQLite file (default: next to the alerts file, FILE.feedback.sqlite; "
+                        "with --broker, the feedback topic)")
+    p.add_argument("--feedback-topic", metavar="NAME", default=FEEDBACK_TOPIC,
+                   help=f"with --broker: the compacted topic of feedback (default {FEEDBACK_TOPIC})")
     p.add_argument("--input", action="append", metavar="FILE",
                    help="the replay's input (repeatable): case pages then draw every month of the lanes, not only "
                         "the months of alert records")
@@ -40,10 +42,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=desk_command)
 
 
-def feedback_path(alerts: str | None, feedback: str | None) -> Path:
-    if feedback:
-        return Path(feedback)
-    return Path(alerts).with_name(Path(alerts).name + ".feedback.sqlite") if alerts else Path(BROKER_FEEDBACK)
+def feedback_path(alerts: str, feedback: str | None) -> Path:
+    return Path(feedback) if feedback else Path(alerts).with_name(Path(alerts).name + ".feedback.sqlite")
+
+
+def _store(args: argparse.Namespace):
+    """The feedback store and where it is, for the start-up line."""
+    from transitwatch.streams.feedback import SqliteFeedbackStore
+
+    if args.feedback or args.alerts:
+        path = feedback_path(args.alerts, args.feedback)
+        return SqliteFeedbackStore(path), str(path)
+    from transitwatch.streams.feedback_topic import KafkaFeedbackStore
+    from transitwatch.streams.settings import Settings
+
+    settings = Settings.from_options(broker=args.broker)
+    return KafkaFeedbackStore(settings.bootstrap_servers, args.feedback_topic), f"topic {args.feedback_topic}"
 
 
 def _source(args: argparse.Namespace):
@@ -76,16 +90,16 @@ def desk_command(args: argparse.Namespace) -> int:
     from transitwatch.streams.feedback import (
         FeedbackError,
         FeedbackStoreError,
-        SqliteFeedbackStore,
         to_jsonl,
     )
 
     console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
-    path = feedback_path(args.alerts, args.feedback)
+    store = None
     try:
-        store = SqliteFeedbackStore(path)
+        store, where = _store(args)
         if args.export_feedback:
             Path(args.export_feedback).write_bytes(to_jsonl(store.all()))
+            store.close()
             console.print(f"feedback written to {escape(args.export_feedback)}")
             return 0
         desk = Desk(_source(args), store, suppress_months=args.suppress_months)
@@ -98,6 +112,8 @@ def desk_command(args: argparse.Namespace) -> int:
                           + (f", {inputs.rejected} lines rejected" if inputs.rejected else ""))
     except (CaseSourceError, FeedbackStoreError, FeedbackError, OSError, ValidationError) as exc:
         console.print(f"[red]cannot start the desk:[/red] {escape(str(exc))}")
+        if store is not None:
+            store.close()
         return 2
     if desk.bad:
         first = desk.bad[0]
@@ -106,7 +122,7 @@ def desk_command(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host):
         console.print(f"[yellow]listening on {escape(args.host)}: anyone who reaches it can read the cases and "
                       "give feedback (the desk has no login)[/yellow]")
-    console.print(f"desk: {len(desk.cases)} cases from {escape(desk.source.description)}, feedback in {escape(str(path))}; "
+    console.print(f"desk: {len(desk.cases)} cases from {escape(desk.source.description)}, feedback in {escape(where)}; "
                   f"http://{args.host}:{args.port}/")
     try:
         web.run_app(make_app(desk), host=args.host, port=args.port, print=None, handle_signals=True)
