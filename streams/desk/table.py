@@ -143,7 +143,9 @@ class ListQuery:
         """The URL of one group's cases: the group's value as a filter, no grouping."""
         if group == "hs6":
             return self.url(hs=key, group="", page=1)
-        return self.url(**{group: (key,)}, group="", page=1)
+        if group == "partner":
+            return self.url(partner=(key,), group="", page=1)
+        return self.url(reporter=(key,), group="", page=1)
 
 
 def _is_month(value: str) -> bool:

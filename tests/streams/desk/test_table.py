@@ -111,3 +111,10 @@ def test_pages_split_the_view_and_keep_the_groups_counts():
     assert [(g.key, len(g.rows)) for g in grouped.groups] == [("KG", 80), ("KZ", 40)]
     assert sum(len(g.rows) for g in grouped.page_groups) == 50
     assert q(per_page="7").problems and q(per_page="7").per_page == 100
+
+
+def test_group_links_drill_into_the_group():
+    query = q(group="partner", page="2")
+    assert parse_qs(urlsplit(query.drill("partner", "KZ")).query) == {"partner": ["KZ"], "dir": ["desc"]}
+    assert parse_qs(urlsplit(q(group="reporter").drill("reporter", "DE")).query)["reporter"] == ["DE"]
+    assert parse_qs(urlsplit(q(group="hs6").drill("hs6", "854231")).query)["hs"] == ["854231"]
