@@ -7,6 +7,8 @@ import sqlite3
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import transitwatch.streams.feedback as feedback_module
 from transitwatch.streams.feedback import (
     Feedback,
@@ -112,3 +114,21 @@ def test_suppression_lasts_the_configured_months():
 ])
 def test_escalation_after_the_dismissal_lifts_it(later, suppressed):
     assert is_suppressed(make(period="2022-05", severity="medium"), "2022-08", later, suppress_months=6) is suppressed
+
+
+periods = st.builds(lambda y, m: f"{y}-{m:02d}", st.integers(2019, 2024), st.integers(1, 12))
+records = st.lists(st.fixed_dictionaries({
+    "period": periods, "severity": st.sampled_from(["low", "medium", "high", "critical"]),
+    "case_event": st.sampled_from(["opened", "updated", "escalated", "reopened", "closed"])}), max_size=6)
+
+
+@given(seen=periods, at=periods, since=records, months=st.integers(0, 24), more=st.integers(0, 24),
+       severity=st.sampled_from(["low", "medium", "high", "critical"]))
+def test_the_rule_is_monotone(seen, at, since, months, more, severity):
+    """Longer suppression never un-suppresses; more evidence never suppresses."""
+    f = make(period=seen, severity=severity)
+    now = is_suppressed(f, at, since, suppress_months=months)
+    if now:
+        assert is_suppressed(f, at, since, suppress_months=months + more)
+    if not now:
+        assert not is_suppressed(f, at, [*since, rec(at, "critical", "escalated")], suppress_months=months)
