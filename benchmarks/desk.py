@@ -13,7 +13,8 @@ chromedriver (selenium), as the browser tests do. Measured in the page with ``pe
   to every case (the largest table), a sort by excess, a grouping by reporter, no grouping, the
   default sort.
 - case page: a navigation to ``/case/<id>`` (random cases, seeded), from the navigation's start to
-  the later of the load event's end and the charts drawn (``window.deskChartsDrawn``).
+  the later of the load event's end and the lane's charts drawn (``window.deskChartsDrawn``; the
+  related lanes' small charts are drawn when scrolled into view).
 
 It asserts nothing: it prints medians and 95th percentiles against the targets; ``--write-doc``
 rewrites the generated section of the file named.

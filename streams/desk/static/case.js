@@ -67,10 +67,22 @@
     var count = document.getElementById("chart-count");
     if (count) { draw(count, main, "count", false); }
   }
+  // The related lanes' small charts are drawn when they come near the screen: a page with dozens
+  // of related lanes does not draw them all before it can be read.
+  function drawSpark(el) {
+    var d = read(el.getAttribute("data-source"));
+    if (d && window.uPlot && !el.firstChild) { draw(el, d, "value", true); }
+  }
   var sparks = document.querySelectorAll(".spark");
-  for (var i = 0; i < sparks.length; i++) {
-    var d = read(sparks[i].getAttribute("data-source"));
-    if (d && window.uPlot) { draw(sparks[i], d, "value", true); }
+  if ("IntersectionObserver" in window) {
+    var observer = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {
+        if (entry.isIntersecting) { observer.unobserve(entry.target); drawSpark(entry.target); }
+      });
+    }, { rootMargin: "300px" });
+    for (var i = 0; i < sparks.length; i++) { observer.observe(sparks[i]); }
+  } else {
+    for (var j = 0; j < sparks.length; j++) { drawSpark(sparks[j]); }
   }
   window.deskChartsDrawn = performance.now();
   document.dispatchEvent(new CustomEvent("desk:charts"));
