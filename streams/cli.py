@@ -19,7 +19,8 @@ from transitwatch.detectors.watch import WatchConfig
 
 # Modules that add their own subcommands: each has ``add_commands(subparsers)`` and sets
 # ``handler`` (``args -> exit code``) on its parsers with ``set_defaults``.
-COMMAND_MODULES: tuple[str, ...] = ("transitwatch.streams.worker", "transitwatch.streams.demo", "transitwatch.streams.notify.cli")
+COMMAND_MODULES: tuple[str, ...] = ("transitwatch.streams.worker", "transitwatch.streams.demo", "transitwatch.streams.notify.cli",
+                                     "transitwatch.streams.desk.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

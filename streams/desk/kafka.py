@@ -1,0 +1,71 @@
+"""The service's alerts topic as a :class:`~transitwatch.streams.desk.cases.CaseSource`: every
+record on the topic, from its beginning to the end it had when ``load`` was called."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from transitwatch.streams.desk.cases import (
+    BadRecord,
+    CaseSourceError,
+    Loaded,
+    check_record,
+)
+
+
+class KafkaCaseSource:
+    """The alert records of the topic ``topic`` (the worker's ``alerts_topic``) on ``bootstrap``.
+
+    ``load`` runs its own event loop: call it outside one (the desk does, at start)."""
+
+    def __init__(self, bootstrap: str, topic: str, *, timeout: float = 60.0) -> None:
+        self.bootstrap, self.topic, self.timeout = bootstrap, topic, timeout
+        self.description = f"topic {topic} on {bootstrap}"
+
+    def load(self) -> Loaded:
+        try:
+            return asyncio.run(asyncio.wait_for(self._read(), self.timeout))
+        except TimeoutError as exc:
+            raise CaseSourceError(f"could not read {self.description} to its end within {self.timeout:.0f} s") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("aiokafka"):
+                raise CaseSourceError(f"cannot read {self.description}: {exc}") from exc
+            raise
+
+    async def _read(self) -> Loaded:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        records, bad = [], []
+        try:
+            metadata = await consumer._client.fetch_all_metadata()
+            found = metadata.partitions_for_topic(self.topic)
+            if not found:
+                raise CaseSourceError(f"{self.description}: the topic does not exist")
+            tps = [TopicPartition(self.topic, p) for p in sorted(found)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps)
+            while not all([await consumer.position(tp) >= end[tp] for tp in tps]):
+                batches = await consumer.getmany(timeout_ms=500)
+                for tp in sorted(batches):
+                    for message in batches[tp]:
+                        if message.offset >= end[tp]:
+                            continue  # written after the call: the next load reads it
+                        where = f"{tp.topic}[{tp.partition}]@{message.offset}"
+                        try:
+                            record = orjson.loads(message.value or b"")
+                        except orjson.JSONDecodeError as exc:
+                            bad.append(BadRecord(where, f"not JSON: {exc}"))
+                            continue
+                        reason = check_record(record)
+                        if reason:
+                            bad.append(BadRecord(where, reason))
+                        else:
+                            records.append(record)
+        finally:
+            await consumer.stop()
+        return Loaded(records, bad)
