@@ -481,7 +481,7 @@ detectors` without that detector, for every name of `transitwatch.detectors.base
 A positive *false cases it adds* is what the detector costs in false cases; *recall it adds* what
 it buys.
 
-**Real checks**: the Comext CN8 CHPL file through `examples/eurostat.toml` and
+**Real checks**: the Comext CN8 CHPL file through `transitwatch/data/eurostat.toml` and
 `benchmarks.diversion_check` (the lanes where Russia halved and the hub rose >= 1.5x, 2021 against
 2022-03 onwards: the share with a 2022 alert naming diversion; LT>KZ 847150's 2022 alerts), the
 first case on an Armenian lane from 2022, there and in Eurostat's monthly all-goods totals of the

@@ -197,7 +197,9 @@ def test_pip_install_dot_carries_every_package_and_data_file(tmp_path):
             rel = path.relative_to(ROOT).as_posix()
             if "__pycache__" in rel or path.is_dir():
                 continue
-            if path.suffix == ".py" or (rel.startswith("detectors/data/") and path.suffix in (".csv", ".json", ".toml")):
+            data = (rel.startswith("detectors/data/") and path.suffix in (".csv", ".json", ".toml")) or (
+                rel.startswith("transitwatch/data/") and rel.endswith((".jsonl.gz", ".toml")))
+            if path.suffix == ".py" or data or rel == "transitwatch/py.typed":
                 # The repository's top-level folders install under the one import name.
                 installed = rel if top == "transitwatch" else f"transitwatch/{rel}"
                 if installed not in names:
@@ -210,6 +212,21 @@ def test_pip_install_dot_carries_every_package_and_data_file(tmp_path):
         f"[tool.setuptools] packages: {missing}")
     entry = [n for n in names if n.endswith("entry_points.txt")]
     assert entry and "transitwatch = transitwatch.streams.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
+    # A library's wheel: the shipped sample (`transitwatch demo`, `replay --sample`), py.typed
+    # (PEP 561: the inline types count for a user's type checker) and the licence text.
+    for needed in ("transitwatch/data/eurostat_chpl_exports_2020_2022.jsonl.gz", "transitwatch/data/eurostat.toml",
+                   "transitwatch/py.typed"):
+        assert needed in names, needed
+    licence = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert licence, "the wheel carries no LICENSE"
+    text = zipfile.ZipFile(wheel).read(licence[0]).decode()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: Apache-2.0" in metadata
+    core = [line.split(":", 1)[1].strip() for line in metadata.splitlines()
+            if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    service = ("faust", "aiokafka", "mode-streaming", "prometheus", "aiohttp", "aiosmtplib", "calfkit", "scikit-learn")
+    assert core and not [r for r in core if r.lower().startswith(service)], core
 
 
 def test_the_image_exposes_the_ports_compose_and_prometheus_use():
