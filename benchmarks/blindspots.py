@@ -55,10 +55,24 @@ from typing import Any
 import orjson
 
 from benchmarks import diversion_check
-from benchmarks.cases import (CN8, CN8_CONFIG, TOTALS, TOTALS_CONFIG, CaseScore, TruthView, _write, cn8_records,
-                              lane_of, lane_values, read_jsonl, replay_alerts, score_cases, totals_records)
+from benchmarks.cases import (
+    CN8,
+    CN8_CONFIG,
+    TOTALS,
+    TOTALS_CONFIG,
+    CaseScore,
+    TruthView,
+    _write,
+    cn8_records,
+    lane_of,
+    lane_values,
+    read_jsonl,
+    replay_alerts,
+    score_cases,
+    totals_records,
+)
 from benchmarks.scenarios import evasion
-from benchmarks.scoring import GRACE_MONTHS, MAX_DELAY, Key, month_index, period_of
+from benchmarks.scoring import GRACE_MONTHS, MAX_DELAY, Key, month_index
 from transitwatch.detectors.watch import WatchConfig
 
 #: the detector a family's events should be named by: words of its name

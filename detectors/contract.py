@@ -25,7 +25,7 @@ import functools
 import math
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Union
 
 import orjson
 import pycountry
@@ -212,10 +212,10 @@ class _Line:
     currency: Annotated[_Currency, WithJsonSchema({"type": "string", "pattern": "^\\s*[A-Za-z]{3}\\s*$"})] = Field(
         "USD", union_mode=_L2R, description="ISO 4217 alphabetic currency code of value, any case."
     )
-    net_mass_kg: Annotated[Optional[_Amount], WithJsonSchema(_nullable(_AMOUNT_SCHEMA))] = Field(
+    net_mass_kg: Annotated[_Amount | None, WithJsonSchema(_nullable(_AMOUNT_SCHEMA))] = Field(
         None, union_mode=_L2R, description="Net mass in kilograms, >= 0 (optional)."
     )
-    quantity: Annotated[Optional[_Amount], WithJsonSchema(_nullable(_AMOUNT_SCHEMA))] = Field(
+    quantity: Annotated[_Amount | None, WithJsonSchema(_nullable(_AMOUNT_SCHEMA))] = Field(
         None, union_mode=_L2R, description="Quantity in the supplementary unit, >= 0 (optional)."
     )
 
@@ -279,10 +279,10 @@ class Declaration(_Line):
         union_mode=_L2R,
         description="Date of export clearance, ISO YYYY-MM-DD; an ISO datetime is accepted and its date kept.",
     )
-    unit: Optional[_Text] = Field(None, description="Supplementary unit of quantity, free text (optional).")
-    exporter: Optional[_Text] = Field(None, description="Exporter name or identifier (optional).")
-    consignee: Optional[_Text] = Field(None, description="Consignee name or identifier (optional).")
-    origin: Annotated[Optional[_Country], WithJsonSchema(_nullable(_COUNTRY_SCHEMA))] = _country_field(
+    unit: _Text | None = Field(None, description="Supplementary unit of quantity, free text (optional).")
+    exporter: _Text | None = Field(None, description="Exporter name or identifier (optional).")
+    consignee: _Text | None = Field(None, description="Consignee name or identifier (optional).")
+    origin: Annotated[_Country | None, WithJsonSchema(_nullable(_COUNTRY_SCHEMA))] = _country_field(
         "Country of origin of the goods (optional)", None
     )
 

@@ -35,7 +35,16 @@ from typing import Protocol
 
 import numpy as np
 
-from transitwatch.detectors.alerts import Alert, alert_id, ban_text, case_text, explain, hub_shift_text, new_consignees_text, period_of
+from transitwatch.detectors.alerts import (
+    Alert,
+    alert_id,
+    ban_text,
+    case_text,
+    explain,
+    hub_shift_text,
+    new_consignees_text,
+    period_of,
+)
 from transitwatch.detectors.base import DETECTORS, PARTY_MEMORY_MONTHS, Window, party_key
 from transitwatch.detectors.cases import Case, CaseEvent, CaseParams, open_case
 from transitwatch.detectors.contract import Declaration, Record

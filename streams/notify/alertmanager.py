@@ -17,7 +17,15 @@ from typing import Any
 
 from transitwatch.streams.notify import content as c
 from transitwatch.streams.notify.config import AlertmanagerReceiver
-from transitwatch.streams.notify.sinks import DeliveryError, Item, JsonPoster, Notification, Prepared, Redactor, Transmission
+from transitwatch.streams.notify.sinks import (
+    DeliveryError,
+    Item,
+    JsonPoster,
+    Notification,
+    Prepared,
+    Redactor,
+    Transmission,
+)
 
 ALERTNAME = "TransitwatchExportSurge"
 

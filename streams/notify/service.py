@@ -32,12 +32,18 @@ from typing import Any
 import orjson
 from aiokafka.abc import ConsumerRebalanceListener
 
+from transitwatch.detectors.errors import RejectError
 from transitwatch.streams.notify.alertmanager import AlertmanagerSink
 from transitwatch.streams.notify.config import AlertmanagerReceiver, EmailReceiver, NotifyConfig, SlackReceiver
-from transitwatch.detectors.errors import RejectError
 from transitwatch.streams.notify.deliverylog import FAILED, SENDING, UNKNOWN, DeliveryLog, version_key
 from transitwatch.streams.notify.intake import MAX_ALERT_BYTES, parse_alert, period_domain
-from transitwatch.streams.notify.kafkastate import COMPACTED, KafkaDeliveryLog, KafkaSilences, UndeliveredKeys, ensure_topics
+from transitwatch.streams.notify.kafkastate import (
+    COMPACTED,
+    KafkaDeliveryLog,
+    KafkaSilences,
+    UndeliveredKeys,
+    ensure_topics,
+)
 from transitwatch.streams.notify.mail import EmailSink
 from transitwatch.streams.notify.matchers import NotifyConfigError
 from transitwatch.streams.notify.metrics import NotifyMetrics

@@ -18,8 +18,8 @@ import subprocess
 import pytest
 import yaml
 
-from transitwatch.detectors.alerts import Alert
 from tests.deploy.tools import COMPOSE, DASHBOARDS, DEPLOY, ROOT, dashboard_queries, load_yaml, require
+from transitwatch.detectors.alerts import Alert
 
 GRAFANA = DEPLOY / "grafana"
 PANEL_TYPES = {"timeseries", "stat", "table", "bargauge", "gauge", "barchart", "piechart", "heatmap", "state-timeline"}

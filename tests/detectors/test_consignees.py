@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from benchmarks.scenarios import labelled
 from transitwatch.detectors.batch import detect, monthly_cells, records_frame
 from transitwatch.detectors.columnar import ColumnarReplay
-from transitwatch.detectors.frame import Block
 from transitwatch.detectors.consignees import ConsigneeParams, NewConsigneeDetector, party_z
 from transitwatch.detectors.contract import parse_mapping
 from transitwatch.detectors.engine import Engine
 from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.frame import Block
 from transitwatch.detectors.seasonal import SeasonalSurgeDetector
 from transitwatch.detectors.snapshot import EngineSnapshot
 from transitwatch.detectors.table import window_for

@@ -27,7 +27,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.tools import (
-    ROOT, dashboard_queries, exported_series, free_port, rule_expressions, strip_strings, used_metric_names,
+    ROOT,
+    dashboard_queries,
+    exported_series,
+    free_port,
+    rule_expressions,
+    strip_strings,
+    used_metric_names,
 )
 
 pytestmark = pytest.mark.integration

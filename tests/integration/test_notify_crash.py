@@ -44,7 +44,6 @@ import time
 import orjson
 import pytest
 
-from transitwatch.streams.cli import main
 from tests.integration.notify_kafka import (
     committed,
     http_status,
@@ -57,6 +56,7 @@ from tests.integration.notify_kafka import (
 )
 from tests.integration.notify_servers import SlackStandIn, SmtpServer, wait_for
 from tests.integration.test_notify_kafka import email_receiver, slack_receiver, write_config
+from transitwatch.streams.cli import main
 
 pytestmark = pytest.mark.integration
 
