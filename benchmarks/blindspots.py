@@ -431,8 +431,9 @@ def family_rows(seed: int, res: Mapping[str, Any]) -> list[list[str]]:
                      ("false alarms / 1000, Q4 lanes", lambda r: r["families"][fam]["decoys"]["false alarms / 1000"])]
         if fam == "diversion":
             for v in ("fall_only", "rise_only"):
+                lanes = res["together"]["declarations"][TOGETHER]["families"][fam][v]["lanes"]
                 figs += [(f"decoys {v}: false cases / 1000", lambda r, v=v: r["families"][fam][v]["false cases / 1000"]),
-                         (f"decoys {v}: lanes naming diversion (of {res['together']['declarations'][TOGETHER]['families'][fam][v]['lanes']})",
+                         (f"decoys {v}: lanes naming diversion (of {lanes})",
                           lambda r, v=v: r["families"][fam][v]["naming diversion"])]
         ctl = "controls" if fam != "reporter_level" else "controls (all months)"
         figs += [("false cases / 1000, control lanes", lambda r, c=ctl: r["families"][fam][c]["false cases / 1000"]),

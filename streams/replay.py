@@ -125,7 +125,7 @@ class ReplayResult:
         ...                            "hub_shift_reporters": 27, "hub_shift_ratio": 1.33})
         >>> ReplayResult(alerts=[a("2022-03", "DE", 15), a("2022-03", "FR", 15), a("2022-05", "DE", 24)]).hub_shifts()
         {'findings': 1, 'earliest': ["AM 999999 from 2022-03: 15 of 27 reporters' lanes up together (median x1.3); 2 months, widest 24 of 27"]}
-        """
+        """  # noqa: E501 - doctest output, one line as printed
         found: dict[tuple[str, str, str], list[Alert]] = {}
         for alert in self.alerts:
             if "hub_shift" in alert.detectors:

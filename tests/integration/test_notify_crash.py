@@ -122,7 +122,7 @@ def test_sigkill_at_random_points_never_delivers_twice_and_surfaces_what_it_cann
             proc = start_subprocess(config, settings, log)
             try:
                 wait_for(lambda: http_status(port, "/ready") == 200, timeout=60, what=f"/ready (log: {log})")
-                wait_for(lambda: len(slack.posts) + len(smtp.messages) > taken, timeout=30, interval=0.01,
+                wait_for(lambda taken=taken: len(slack.posts) + len(smtp.messages) > taken, timeout=30, interval=0.01,
                          what=f"a delivery in round {round_} (log: {log})")
                 if round_ > 0:
                     restarts.append(time.monotonic() - launched)

@@ -27,7 +27,8 @@ def generated(tmp_path_factory):
         body = f.read()
     bad = d / "with_bad.jsonl.gz"
     with gzip.open(bad, "wb") as f:
-        f.write(body + b'{"declaration_id": "x1", "date": "2022-13-01", "reporter": "DE", "partner": "KG", "hs_code": "854231", "value": 1}\nnot json\n')
+        f.write(body + b'{"declaration_id": "x1", "date": "2022-13-01", "reporter": "DE", "partner": "KG", '
+                b'"hs_code": "854231", "value": 1}\nnot json\n')
     return path, bad
 
 

@@ -252,7 +252,7 @@ def test_retries_back_off_then_give_up():
     h.clock.advance(30)
     (n,) = h.due(deliver=False)
     waits = []
-    for attempt in (1, 2):
+    for _attempt in (1, 2):
         assert h.router.failed(n, DeliveryError("HTTP 503")) is True
         wait = n.next_attempt_at - h.clock()
         waits.append(wait)
