@@ -25,7 +25,7 @@ import functools
 import math
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Union
 
 import orjson
 import pycountry
@@ -123,15 +123,19 @@ def _datetime_date(value: _dt.datetime) -> _dt.date:
 
 # --- field types: strict member first (pure Rust), lenient member second ---
 
-_Country = Union[
-    Literal[tuple(sorted(COUNTRY_CODES))],  # type: ignore[valid-type]
-    Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{2}$"), AfterValidator(_country)],
-]
+if TYPE_CHECKING:  # a Literal of the codes read at import is no static type: a checker sees str
+    _Country = str
+    _Currency = str
+else:
+    _Country = Union[
+        Literal[tuple(sorted(COUNTRY_CODES))],
+        Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{2}$"), AfterValidator(_country)],
+    ]
+    _Currency = Union[
+        Literal[tuple(sorted(CURRENCY_CODES))],
+        Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{3}$"), AfterValidator(_currency)],
+    ]
 _COUNTRY_SCHEMA = {"type": "string", "pattern": "^\\s*[A-Za-z]{2}\\s*$"}
-_Currency = Union[
-    Literal[tuple(sorted(CURRENCY_CODES))],  # type: ignore[valid-type]
-    Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{3}$"), AfterValidator(_currency)],
-]
 _Flow = Union[
     Literal["export", "import", "re-export", "re-import"],
     Annotated[
@@ -168,7 +172,7 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-_L2R = "left_to_right"
+_L2R: Final = "left_to_right"  # Final: a Literal for Field(union_mode=...)
 _COUNTRY_TEXT = "ISO 3166-1 alpha-2 code, any case; Eurostat's EL and UK are read as GR and GB"
 
 

@@ -80,7 +80,7 @@ def build_sinks(config: NotifyConfig, settings: Settings) -> tuple[dict[str, Sin
             password = secrets[r.auth_password_secret] if r.auth_password_secret else None
             sinks[r.name] = EmailSink(r, password, redactor=redactor)
         elif isinstance(r, AlertmanagerReceiver):
-            url = secrets[r.url_secret] if r.url_secret else r.url
+            url = secrets[r.url_secret] if r.url_secret else (r.url or "")  # the config holds one of the two
             if not url.startswith(("https://", "http://")):
                 raise NotifyConfigError(f"secret {r.url_secret!r} of receiver {r.name!r} is not an http(s) URL")
             sinks[r.name] = AlertmanagerSink(r, url, redactor=redactor)
