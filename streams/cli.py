@@ -18,7 +18,7 @@ from transitwatch import __version__
 from transitwatch.data import SAMPLE, SAMPLE_CONFIG
 from transitwatch.detectors.errors import ConfigError, StrictModeError
 from transitwatch.detectors.watch import WatchConfig
-from transitwatch.streams.extras import MissingExtraError, extra_of, require
+from transitwatch.streams.extras import MissingExtraError, extra_of, require, require_for_config
 
 # Modules that add their own subcommands: each has ``add_commands(subparsers)`` and sets
 # ``handler`` (``args -> exit code``) on its parsers with ``set_defaults``.
@@ -178,6 +178,11 @@ def _replay(args: argparse.Namespace) -> int:
         config = WatchConfig.from_toml(Path(args.config).read_text("utf-8")) if args.config else WatchConfig.default()
     except (OSError, ConfigError) as exc:
         console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
+        return 2
+    try:
+        require_for_config(config, "replay")
+    except MissingExtraError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red] ([isolation] in_alerting_path = true)")
         return 2
     if not _inputs_readable(console, args.inputs):
         return 2

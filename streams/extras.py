@@ -19,8 +19,12 @@ KeyError: "no extra 'core'; the extras are: service, notify, demo, ml"
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from transitwatch.detectors.errors import TransitwatchError
+
+if TYPE_CHECKING:
+    from transitwatch.detectors.watch import WatchConfig
 
 #: Extra -> the modules it brings that the code imports (each from a distribution the extra
 #: declares in pyproject.toml; tests/streams/test_extras.py holds the two lists together).
@@ -67,6 +71,14 @@ def require(extra: str, command: str | None = None) -> None:
     missing = missing_modules(extra)
     if missing:
         raise MissingExtraError(command or extra, extra, missing)
+
+
+def require_for_config(config: WatchConfig, command: str) -> None:
+    """Raise :class:`MissingExtraError` if ``config`` turns on something an extra brings: the
+    IsolationForest model in the alerting path needs ``ml`` (scikit-learn), and would otherwise
+    fail once its reference period is over, in the middle of a run."""
+    if config.params["isolation"].in_alerting_path:
+        require("ml", command)
 
 
 def extra_of(module: str | None, prefer: str | None = None) -> str | None:

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from transitwatch.detectors.errors import ConfigError
 from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.extras import require_for_config
 
 if TYPE_CHECKING:  # the service's modules load when a command runs (the 'service' extra)
     from transitwatch.streams.settings import Settings
@@ -98,6 +99,7 @@ def run_worker(args: argparse.Namespace) -> int:
     except (OSError, ConfigError, ValueError) as exc:
         console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         return 2
+    require_for_config(config, "worker")  # the command line reports a MissingExtraError
     try:
         asyncio.run(ensure_topics(settings))
     except Exception as exc:  # noqa: BLE001 - an unreachable broker is an operator error

@@ -174,3 +174,10 @@ def test_docstring_examples():
     for module in (transitwatch.streams.extras, transitwatch.data):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted and not result.failed, module.__name__
+
+
+def test_the_isolation_model_in_the_alerting_path_needs_the_ml_extra(tmp_path):
+    (tmp_path / "iso.toml").write_text("[isolation]\nin_alerting_path = true\n")
+    done = core_only("replay", "--sample", "--config", "iso.toml", "--quiet", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "transitwatch replay needs the 'ml' extra (missing: sklearn): pip install 'transitwatch[ml]'" in done.stderr
