@@ -17,11 +17,14 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/transitwatch
 WORKDIR /src
 # Only what the package needs (.dockerignore keeps the rest out of the context).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY transitwatch ./transitwatch
 COPY detectors ./detectors
 COPY streams ./streams
-RUN /opt/transitwatch/bin/pip install --no-compile . \
+# The worker's and the notifier's extras, every distribution at the version constraints.txt pins
+# (transitive ones too), so a rebuild installs what the last one did. constraints.txt is made by
+# pip-tools; its header has the command (run it again after changing a dependency).
+RUN /opt/transitwatch/bin/pip install --no-compile -c constraints.txt '.[service,notify]' \
  && /opt/transitwatch/bin/python -m compileall -q /opt/transitwatch/lib \
  && /opt/transitwatch/bin/transitwatch --help > /dev/null
 

@@ -17,9 +17,8 @@ and returns ``(key, month)`` alerts or a score frame with columns
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import pandas as pd

@@ -55,10 +55,24 @@ from typing import Any
 import orjson
 
 from benchmarks import diversion_check
-from benchmarks.cases import (CN8, CN8_CONFIG, TOTALS, TOTALS_CONFIG, CaseScore, TruthView, _write, cn8_records,
-                              lane_of, lane_values, read_jsonl, replay_alerts, score_cases, totals_records)
+from benchmarks.cases import (
+    CN8,
+    CN8_CONFIG,
+    TOTALS,
+    TOTALS_CONFIG,
+    CaseScore,
+    TruthView,
+    _write,
+    cn8_records,
+    lane_of,
+    lane_values,
+    read_jsonl,
+    replay_alerts,
+    score_cases,
+    totals_records,
+)
 from benchmarks.scenarios import evasion
-from benchmarks.scoring import GRACE_MONTHS, MAX_DELAY, Key, month_index, period_of
+from benchmarks.scoring import GRACE_MONTHS, MAX_DELAY, Key, month_index
 from transitwatch.detectors.watch import WatchConfig
 
 #: the detector a family's events should be named by: words of its name
@@ -417,8 +431,9 @@ def family_rows(seed: int, res: Mapping[str, Any]) -> list[list[str]]:
                      ("false alarms / 1000, Q4 lanes", lambda r: r["families"][fam]["decoys"]["false alarms / 1000"])]
         if fam == "diversion":
             for v in ("fall_only", "rise_only"):
+                lanes = res["together"]["declarations"][TOGETHER]["families"][fam][v]["lanes"]
                 figs += [(f"decoys {v}: false cases / 1000", lambda r, v=v: r["families"][fam][v]["false cases / 1000"]),
-                         (f"decoys {v}: lanes naming diversion (of {res['together']['declarations'][TOGETHER]['families'][fam][v]['lanes']})",
+                         (f"decoys {v}: lanes naming diversion (of {lanes})",
                           lambda r, v=v: r["families"][fam][v]["naming diversion"])]
         ctl = "controls" if fam != "reporter_level" else "controls (all months)"
         figs += [("false cases / 1000, control lanes", lambda r, c=ctl: r["families"][fam][c]["false cases / 1000"]),
@@ -481,7 +496,7 @@ detectors` without that detector, for every name of `transitwatch.detectors.base
 A positive *false cases it adds* is what the detector costs in false cases; *recall it adds* what
 it buys.
 
-**Real checks**: the Comext CN8 CHPL file through `examples/eurostat.toml` and
+**Real checks**: the Comext CN8 CHPL file through `transitwatch/data/eurostat.toml` and
 `benchmarks.diversion_check` (the lanes where Russia halved and the hub rose >= 1.5x, 2021 against
 2022-03 onwards: the share with a 2022 alert naming diversion; LT>KZ 847150's 2022 alerts), the
 first case on an Armenian lane from 2022, there and in Eurostat's monthly all-goods totals of the

@@ -460,7 +460,8 @@ TOTAL_HS6 = "999999"       # placeholder for Eurostat's product TOTAL, watched t
 EUR_CURRENCY = '[currency]\nbase = "EUR"\n[currency.rates]\nEUR = 1.0\nUSD = 1.081\n'
 TOTALS_CONFIG = (f'[watch]\nhs6 = ["{TOTAL_HS6}"]\nhs6_unlisted = ["{TOTAL_HS6}"]\nhistory_start = "2019-01"\n'
                  + EUR_CURRENCY)  # 999999 is no HS6 subheading: an aggregate, accepted explicitly
-CN8_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "eurostat.toml"
+ROOT = Path(__file__).resolve().parents[1]
+CN8_CONFIG = ROOT / "transitwatch" / "data" / "eurostat.toml"
 EUROSTAT_CODES = {"EL": "GR", "UK": "GB"}
 REFERENCE_YEAR = "2021"    # the pre-case level of the real checks: the mean month of 2021
 
@@ -494,7 +495,7 @@ def cn8_records(src: Path) -> list[dict]:
     """The CN8 CHPL file through ``examples/make_eurostat_sample.py`` (the shipped converter)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make_eurostat_sample", CN8_CONFIG.parent / "make_eurostat_sample.py")
+    spec = importlib.util.spec_from_file_location("make_eurostat_sample", ROOT / "examples" / "make_eurostat_sample.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.read_source(src)
@@ -797,7 +798,7 @@ def real_lines(real: dict[str, Any]) -> list[str]:
         f"{h} {s}/{n}" for h, (s, n) in totals["silent"].items()) + ".", "",
         "### (c) EU member states' CHPL exports, CN8 (Eurostat Comext)", "",
         f"Source: `data/real/{CN8}`, converted by `examples/make_eurostat_sample.py`; configuration "
-        "`examples/eurostat.toml` (EUR, `history_start = \"2020-01\"`).", ""]
+        "`transitwatch/data/eurostat.toml` (EUR, `history_start = \"2020-01\"`).", ""]
     lines += _table(["measure", "value"], [
         ["hub lanes", cn8["hub lanes"]],
         ["hub lanes at >= 3x and >= EUR 200k in Jan-Nov 2022 (vs Jan-Nov 2021)", cn8["surged"]],

@@ -107,10 +107,9 @@ def _shared(truth) -> dict:
 
 
 def print_run(run) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
-
-    from rich import box
 
     console = Console(width=240)
     table = Table(title=f"Detection quality, seed {run.args['seed']}, {len(run.truth.series)} hub series",

@@ -89,7 +89,7 @@ def run(path: str, config_text: str = "") -> dict:
         "first 2022 alert by hub": dict(sorted(first.items())),
         "alerts by month 2022": dict(sorted(collections.Counter(a.period for a in alerts if a.period >= "2022").items())),
         "2021 alerts by detector": dict(collections.Counter(a.detectors for a in hub_alerts_2021).most_common()),
-        "missed lanes": [" ".join(l) for l in surged.index if l not in alerted_2022],
+        "missed lanes": [" ".join(lane) for lane in surged.index if lane not in alerted_2022],
     }
 
 

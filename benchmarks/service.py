@@ -81,10 +81,10 @@ from benchmarks.service_kafka import (
     BenchmarkError,
     Deployment,
     WorkerProcess,
+    cpu_seconds,
     create_topics,
     disk_bytes,
     end_offsets,
-    cpu_seconds,
     free_port,
     publish_paced,
     read_topic,
@@ -521,10 +521,10 @@ def run_worker_keep(dep: Deployment, n: int) -> dict[str, Any]:
 # -- the run ------------------------------------------------------------------------------------
 
 def machine() -> dict[str, Any]:
-    from benchmarks.throughput import machine as base
-
     import aiokafka
     import faust
+
+    from benchmarks.throughput import machine as base
 
     m = base()
     try:

@@ -7,9 +7,9 @@ reads the topic from the start in its own consumer group and calls ``orjson.load
 message's value. ``BENCH_MODE=message`` iterates the stream one value at a time (the plainest
 agent); ``batch`` takes events in batches with ``stream.take_events(2000, within=0.25)``, as the
 worker's agents do; ``aiokafka`` is no Faust at all, a plain ``AIOKafkaConsumer`` calling
-``getmany`` (what Faust's own consumer runs underneath), for the cost of Faust itself. When ``BENCH_EXPECT`` messages have been decoded it writes
-``{"count", "seconds"}`` to ``BENCH_OUT``: the time from the first message to the last, on the
-monotonic clock, so start-up and group joining are not counted (in batches: from the first
+``getmany`` (what Faust's own consumer runs underneath), for the cost of Faust itself. When
+``BENCH_EXPECT`` messages have been decoded it writes ``{"count", "seconds"}`` to ``BENCH_OUT``: the
+time from the first message to the last, on the monotonic clock, so start-up and group joining are not counted (in batches: from the first
 batch's arrival, and ``count`` leaves that batch out), and the CPU seconds the process used
 meanwhile (``time.process_time``, all threads). Then it idles until stopped.
 """

@@ -248,7 +248,7 @@ def new_consignees_text(
     >>> print(new_consignees_text(reporter="Germany", count=1, months=2, observed_months=36, named=named[:1],
     ...                           expected=None, currency="USD"))
     One consignee of the last 2 months is new to this lane, not seen in the 36 months observed before: Alfa LLC (USD 1.20m, first on 2022-03-04).
-    """
+    """  # noqa: E501 - doctest output, one line as printed
     when = "of the month" if months == 1 else f"of the last {months} months"
     head = (f"One consignee {when} is new to this lane" if count == 1
             else f"{count} consignees {when} are new to this lane")
@@ -353,7 +353,7 @@ def explain(
     ...     destination_ratio=None, destinations="Russia or Belarus", band_high=119_500.0,
     ...     carried_by=("count", "corroboration")))
     Sweden's exports to Turkey (Türkiye) of HS 853400 (Printed circuits; CHPL tier 4.A) reached USD 49.8k in 2022-01, 15.6 times the expected USD 3.2k (from 7 declarations against about 0.8 expected). That alone is within the lane's usual range for a single month (up to USD 119.5k); what stands out is 7 declarations against about 0.8 expected. A change this large would arise by chance about once in 5,000 months (p = 2e-04). Detected as a surge against its seasonal baseline; a rise seen in the same month from one other reporter (Czechia).
-    """
+    """  # noqa: E501 - doctest output, one line as printed
     goods = chpl().get(key.hs6)
     label = f"HS {key.hs6}"
     if goods is not None:
@@ -467,7 +467,7 @@ def case_text(
     ...     peak_ratio=16.2, detectors=("seasonal_surge", "ramp"), fired=False, currency="EUR", band=9e6,
     ...     quiet=1, close_after=3).split(". ")[-1])
     No detector alerted this month and the lane is no longer materially above its pre-case level: the case closes after 3 such months in a row (1 so far).
-    """
+    """  # noqa: E501 - doctest output, one line as printed
     if event == "opened":
         seasonal = ""
         if expected is not None and money(expected, currency) != money(level, currency):

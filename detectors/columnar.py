@@ -33,12 +33,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from transitwatch.detectors.alerts import Alert, period_of
+from transitwatch.detectors.alerts import period_of
 from transitwatch.detectors.base import PARTY_MEMORY_MONTHS, party_key
+from transitwatch.detectors.contract import FLOWS
 from transitwatch.detectors.engine import Cell, EarlyCheck, Engine, MonthSnapshot, NewParty
 from transitwatch.detectors.errors import RejectError
 from transitwatch.detectors.frame import COUNTRIES, CURRENCIES, HS_CODES, Block
-from transitwatch.detectors.contract import FLOWS
 from transitwatch.detectors.table import SeriesKey
 from transitwatch.detectors.watch import WatchConfig
 

@@ -25,7 +25,7 @@ import functools
 import math
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Union
 
 import orjson
 import pycountry
@@ -123,15 +123,19 @@ def _datetime_date(value: _dt.datetime) -> _dt.date:
 
 # --- field types: strict member first (pure Rust), lenient member second ---
 
-_Country = Union[
-    Literal[tuple(sorted(COUNTRY_CODES))],  # type: ignore[valid-type]
-    Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{2}$"), AfterValidator(_country)],
-]
+if TYPE_CHECKING:  # a Literal of the codes read at import is no static type: a checker sees str
+    _Country = str
+    _Currency = str
+else:
+    _Country = Union[
+        Literal[tuple(sorted(COUNTRY_CODES))],
+        Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{2}$"), AfterValidator(_country)],
+    ]
+    _Currency = Union[
+        Literal[tuple(sorted(CURRENCY_CODES))],
+        Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{3}$"), AfterValidator(_currency)],
+    ]
 _COUNTRY_SCHEMA = {"type": "string", "pattern": "^\\s*[A-Za-z]{2}\\s*$"}
-_Currency = Union[
-    Literal[tuple(sorted(CURRENCY_CODES))],  # type: ignore[valid-type]
-    Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{3}$"), AfterValidator(_currency)],
-]
 _Flow = Union[
     Literal["export", "import", "re-export", "re-import"],
     Annotated[
@@ -168,7 +172,7 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-_L2R = "left_to_right"
+_L2R: Final = "left_to_right"  # Final: a Literal for Field(union_mode=...)
 _COUNTRY_TEXT = "ISO 3166-1 alpha-2 code, any case; Eurostat's EL and UK are read as GR and GB"
 
 
@@ -212,10 +216,10 @@ class _Line:
     currency: Annotated[_Currency, WithJsonSchema({"type": "string", "pattern": "^\\s*[A-Za-z]{3}\\s*$"})] = Field(
         "USD", union_mode=_L2R, description="ISO 4217 alphabetic currency code of value, any case."
     )
-    net_mass_kg: Annotated[Optional[_Amount], WithJsonSchema(_nullable(_AMOUNT_SCHEMA))] = Field(
+    net_mass_kg: Annotated[_Amount | None, WithJsonSchema(_nullable(_AMOUNT_SCHEMA))] = Field(
         None, union_mode=_L2R, description="Net mass in kilograms, >= 0 (optional)."
     )
-    quantity: Annotated[Optional[_Amount], WithJsonSchema(_nullable(_AMOUNT_SCHEMA))] = Field(
+    quantity: Annotated[_Amount | None, WithJsonSchema(_nullable(_AMOUNT_SCHEMA))] = Field(
         None, union_mode=_L2R, description="Quantity in the supplementary unit, >= 0 (optional)."
     )
 
@@ -279,10 +283,10 @@ class Declaration(_Line):
         union_mode=_L2R,
         description="Date of export clearance, ISO YYYY-MM-DD; an ISO datetime is accepted and its date kept.",
     )
-    unit: Optional[_Text] = Field(None, description="Supplementary unit of quantity, free text (optional).")
-    exporter: Optional[_Text] = Field(None, description="Exporter name or identifier (optional).")
-    consignee: Optional[_Text] = Field(None, description="Consignee name or identifier (optional).")
-    origin: Annotated[Optional[_Country], WithJsonSchema(_nullable(_COUNTRY_SCHEMA))] = _country_field(
+    unit: _Text | None = Field(None, description="Supplementary unit of quantity, free text (optional).")
+    exporter: _Text | None = Field(None, description="Exporter name or identifier (optional).")
+    consignee: _Text | None = Field(None, description="Consignee name or identifier (optional).")
+    origin: Annotated[_Country | None, WithJsonSchema(_nullable(_COUNTRY_SCHEMA))] = _country_field(
         "Country of origin of the goods (optional)", None
     )
 

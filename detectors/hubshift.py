@@ -10,7 +10,8 @@ to many reporters into one hub is not explained away by its breadth; it *raises*
 the hub's month over its expected value, all judged lanes together, must be ``min_total_ratio``
 times or more (so small lanes alone do not make a shift), and the group must have been calm the
 month before (the median of last month's values over their expected values under ``calm_ratio``:
-a shift is a step; a group whose lanes are long up, in cases, is not shifting again every month); each lane of a shifted group that rose ``rise_ratio`` times its expected value, by at least
+a shift is a step; a group whose lanes are long up, in cases, is not shifting again every month);
+each lane of a shifted group that rose ``rise_ratio`` times its expected value, by at least
 ``min_excess`` and with its own robust evidence at least ``up_z`` fires, provided so many lanes up at
 once is unlikely by chance (each is up ``null_share`` of the time: a binomial tail at most
 ``alpha``) and the rising lanes' excesses add up to ``min_total_excess``.

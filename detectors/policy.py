@@ -409,7 +409,8 @@ class AlertPolicy:
             own = np.where(mirror.judged, five, own)
         # agreement: lines that are not this lane's own months (so not a p-value for it), which
         # lift medium evidence to high, never further: the goods' Russia lane collapsing
-        # (diversion), most reporters' lanes into the hub up together (hub_shift), or a peer lane of the same hub and HS6 alerting alone with high confidence
+        # (diversion), most reporters' lanes into the hub up together (hub_shift), or a peer lane of
+        # the same hub and HS6 alerting alone with high confidence
         agree = fired[:, _COL["diversion"]] | fired[:, _COL["hub_shift"]]
         priority = np.zeros(window.n, dtype=bool)
         if lanes is not None:

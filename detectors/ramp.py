@@ -33,7 +33,6 @@ from transitwatch.detectors.errors import InvalidParameterError
 from transitwatch.detectors.params import check_positive, check_range
 from transitwatch.detectors.seasonal import SurgeScores
 
-
 SHIFT_BASELINE = 24  # months the recent window is ranked among
 SHIFT_LEVEL = 12  # months whose mean is the level the window is compared with
 SHIFT_MIN_KNOWN = 18  # known months the ranking needs

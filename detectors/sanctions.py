@@ -194,7 +194,7 @@ class SanctionsParams:
     Traceback (most recent call last):
     ...
     transitwatch.detectors.errors.InvalidParameterError: invalid parameter evidence_months=(6, 1): expected [first, last] months after the ban, 0 <= first <= last <= 36
-    """
+    """  # noqa: E501 - doctest output, one line as printed
 
     enabled: bool = True
     evidence_months: tuple[int, int] = (1, 6)

@@ -16,9 +16,9 @@ from transitwatch.detectors.cases import CaseParams
 from transitwatch.detectors.consignees import ConsigneeParams
 from transitwatch.detectors.contract import COUNTRY_ALIASES, COUNTRY_CODES
 from transitwatch.detectors.corroboration import CorroborationParams
-from transitwatch.detectors.hubshift import HubShiftParams
 from transitwatch.detectors.diversion import DiversionParams
 from transitwatch.detectors.errors import ConfigError, InvalidParameterError
+from transitwatch.detectors.hubshift import HubShiftParams
 from transitwatch.detectors.isolation import IsolationParams
 from transitwatch.detectors.limits import EARLIEST_DEFAULT, InputLimits
 from transitwatch.detectors.mirror import MirrorParams

@@ -8,7 +8,7 @@ same input always gives the same bytes.
 
 Usage::
 
-    python examples/make_eurostat_sample.py SOURCE.csv examples/eurostat_chpl_exports_2020_2022.jsonl.gz
+    python examples/make_eurostat_sample.py SOURCE.csv transitwatch/data/eurostat_chpl_exports_2020_2022.jsonl.gz
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import csv
 import sys
 from pathlib import Path
 
-VERSION = "# sanctions_calendar version 1 (2026-12-06): EU Reg. 833/2014 (RU) and 765/2006 (BY) export bans by package, and the CHPL; see detectors/data/SOURCES.md"
+VERSION = ("# sanctions_calendar version 1 (2026-12-06): EU Reg. 833/2014 (RU) and 765/2006 (BY) export bans by "
+           "package, and the CHPL; see detectors/data/SOURCES.md")
 LATEST = "2022-10-07"  # every code of the RUIMPEKS list is in the consolidated text of this date
 CONSOLIDATED = "https://eur-lex.europa.eu/legal-content/EN/TXT/?uri=CELEX:02014R0833-20221007"
 

@@ -24,8 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import transitwatch  # noqa: E402
+from transitwatch.data import SAMPLE, SAMPLE_CONFIG  # noqa: E402  (package data: any install has it)
 
-HERE = Path(__file__).resolve().parent
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--out", type=Path, default=Path("."), help="where the chart is written (default: here)")
 args, _ = parser.parse_known_args()
@@ -37,18 +37,18 @@ args, _ = parser.parse_known_args()
 # `columns={...}`; `hs_code` is read as text so no leading zero is lost.
 
 # %%
-with gzip.open(HERE / "eurostat_chpl_exports_2020_2022.jsonl.gz", "rt", encoding="utf-8") as f:
+with gzip.open(SAMPLE, "rt", encoding="utf-8") as f:
     records = pd.read_json(f, lines=True, dtype={"hs_code": str, "period": str})
 print(f"{len(records):,} records, {records.period.min()} to {records.period.max()}, "
       f"{records.reporter.nunique()} reporters, {records.partner.nunique()} partners")
 
 # %% [markdown]
 # ## Run the detectors
-# The sample's configuration (`examples/eurostat.toml`) watches these hubs in euros. Every alert
+# The sample's configuration (`transitwatch/data/eurostat.toml`) watches these hubs in euros. Every alert
 # record is one month of one lane's *case*; `attrs["summary"]` is what `transitwatch replay` prints.
 
 # %%
-alerts = transitwatch.detect(records, config=HERE / "eurostat.toml")
+alerts = transitwatch.detect(records, config=SAMPLE_CONFIG)
 summary = alerts.attrs["summary"]
 print(f"{len(alerts):,} alert records in {alerts.case_id.nunique()} cases; rejected rows: {summary['rejected']}")
 

@@ -14,8 +14,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from transitwatch import __version__
+from transitwatch.data import SAMPLE, SAMPLE_CONFIG
 from transitwatch.detectors.errors import ConfigError, StrictModeError
 from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.extras import MissingExtraError, extra_of, require, require_for_config
 
 # Modules that add their own subcommands: each has ``add_commands(subparsers)`` and sets
 # ``handler`` (``args -> exit code``) on its parsers with ``set_defaults``.
@@ -28,9 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="transitwatch",
         description="Flag surges of high-tech and dual-use exports to Russia's neighbours.",
     )
+    parser.add_argument("--version", action="version", version=f"transitwatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("replay", help="run the detectors over files (no broker needed)")
-    rp.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON Lines or CSV files, gzip or not")
+    rp.add_argument("inputs", nargs="*", metavar="INPUT", help="JSON Lines or CSV files, gzip or not")
+    rp.add_argument("--sample", action="store_true",
+                    help="replay the shipped Eurostat sample (with its configuration unless --config is given)")
     rp.add_argument("--alerts-out", metavar="FILE", help="write alerts as JSON Lines")
     rp.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report of the cases: filters, sorting, search, a chart per lane")
     rp.add_argument("--rejects-out", metavar="FILE", help="write rejected lines with line number and reason")
@@ -50,15 +56,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     pp.add_argument("--rate", type=float, metavar="N", help="at most N messages a second")
     pp.add_argument("--broker", metavar="URL", help="Kafka URL, e.g. kafka://127.0.0.1:9092 (default: settings)")
     pp.add_argument("--quiet", action="store_true", help="no progress bar")
+    pp.set_defaults(handler=_produce, extra="service")
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_commands(sub)
     args = parser.parse_args(argv)
-    handler = getattr(args, "handler", None)
-    if handler is not None:
-        return handler(args)
-    if args.command == "produce":
-        return _produce(args)
-    return _replay(args)
+    if args.command == "replay":
+        if args.sample:
+            args.inputs = [*args.inputs, str(SAMPLE)]
+            args.config = args.config or str(SAMPLE_CONFIG)
+        elif not args.inputs:
+            parser.error("replay: give INPUT files or --sample")
+        return _replay(args)
+    try:
+        return _run_command(args)
+    except MissingExtraError as exc:
+        Console(stderr=True, emoji=False, highlight=False, soft_wrap=True).print(f"[red]{escape(str(exc))}[/red]")
+        return 2
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Run a command's handler once the optional extra it declares is there (streams/extras.py)."""
+    extra = getattr(args, "extra", None)
+    if extra is not None:
+        require(extra, args.command)
+    try:
+        return args.handler(args)
+    except ModuleNotFoundError as exc:  # a module of an extra imported by a path ``extra=`` did not foresee
+        needed = extra_of(exc.name, prefer=extra)
+        if needed is None:
+            raise
+        raise MissingExtraError(args.command, needed, (exc.name or "?",)) from exc
 
 
 def _inputs_readable(console: Console, paths: Sequence[str]) -> bool:
@@ -152,6 +179,11 @@ def _replay(args: argparse.Namespace) -> int:
         config = WatchConfig.from_toml(Path(args.config).read_text("utf-8")) if args.config else WatchConfig.default()
     except (OSError, ConfigError) as exc:
         console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
+        return 2
+    try:
+        require_for_config(config, "replay")
+    except MissingExtraError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red] ([isolation] in_alerting_path = true)")
         return 2
     if not _inputs_readable(console, args.inputs):
         return 2

@@ -24,17 +24,18 @@ import time
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.markup import escape
 
-from transitwatch.streams.settings import Settings
+from transitwatch.data import SAMPLE, SAMPLE_CONFIG
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SAMPLE = EXAMPLES / "eurostat_chpl_exports_2020_2022.jsonl.gz"
-SAMPLE_CONFIG = EXAMPLES / "eurostat.toml"
+if TYPE_CHECKING:  # the service's modules load when the command runs (the 'demo' extra)
+    from transitwatch.streams.settings import Settings
+
+__all__ = ["SAMPLE", "SAMPLE_CONFIG", "add_commands", "run_demo", "start_light_broker"]
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 
 
@@ -45,7 +46,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     dp.add_argument("--rate", type=float, metavar="N", help="publish at most N messages a second")
     dp.add_argument("--alerts-out", metavar="FILE", help="also write the alerts as JSON Lines")
     dp.add_argument("--keep-running", action="store_true", help="do not stop when the input is processed")
-    dp.set_defaults(handler=run_demo)
+    dp.set_defaults(handler=run_demo, extra="demo")
 
 
 def _free_port() -> int:
@@ -84,6 +85,8 @@ def start_light_broker(port: int, log: Path) -> subprocess.Popen:
 
 def _scrape(port: int) -> dict[str, float]:
     """The worker's metrics; empty when it does not answer in time (busy: asked again later)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             text = r.read().decode()
@@ -105,6 +108,8 @@ def _ready(port: int) -> bool:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from transitwatch.streams.settings import Settings
+
     console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     out = Console(emoji=False, highlight=False)
     inputs = [Path(p) for p in args.inputs] or [SAMPLE]

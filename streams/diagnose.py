@@ -54,16 +54,16 @@ def verdict(
     ('invalid_json', '8 of 10 lines (80%) were rejected, more than the 50% allowed ([input] max_reject_share); most for invalid_json (8).')
     """
     total_rejected = sum(rejected.values())
-    reason = rejected.most_common(1)[0][0] if rejected else None
+    reason, most = rejected.most_common(1)[0] if rejected else (None, 0)
     if lines == 0:
         message = "The input holds no lines: nothing was checked."
     elif accepted == 0:
         message = (f"None of the {lines:,} line{'s' * (lines != 1)} was accepted; most were rejected for {reason} "
-                   f"({rejected[reason]:,}).")
+                   f"({most:,}).")
     elif total_rejected > max_share * lines:
         message = (
             f"{total_rejected:,} of {lines:,} lines ({total_rejected / lines:.0%}) were rejected, more than the "
-            f"{max_share:.0%} allowed ([input] max_reject_share); most for {reason} ({rejected[reason]:,})."
+            f"{max_share:.0%} allowed ([input] max_reject_share); most for {reason} ({most:,})."
         )
     else:
         return None

@@ -192,7 +192,7 @@ def check_inputs(paths: Iterable[str | os.PathLike[str]]) -> None:
     Traceback (most recent call last):
     ...
     transitwatch.streams.files.InputFileError: .../in.jsonl.gz is named .gz but is not gzip data (it does not start with the gzip bytes 1f 8b); if it holds plain text, remove .gz from its name.
-    """
+    """  # noqa: E501 - doctest output, one line as printed
     for path in paths:
         source = os.fspath(path)
         with _file_errors(source):
@@ -508,8 +508,9 @@ def iter_messages(
 
 
 def _physical_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | LongLine]]:
-    """Every line of a stream (blank ones too), numbered from 1, with its line ending. A line ends at ``\\r\\n``, ``\\n`` or a lone ``\\r``; one over ``limit`` bytes
-    (without its ending) is a :class:`LongLine`, and no more than ``limit`` plus a piece is held."""
+    """Every line of a stream (blank ones too), numbered from 1, with its line ending. A line ends
+    at ``\\r\\n``, ``\\n`` or a lone ``\\r``; one over ``limit`` bytes (without its ending) is a
+    :class:`LongLine`, and no more than ``limit`` plus a piece is held."""
     number, carry = 0, b""
     skipping: tuple[bytes, int] | None = None  # (head, bytes so far) of a long line being read past
     while True:

@@ -378,7 +378,7 @@ class Ingest:
 
     async def handle(self, messages: Sequence[InputMessage]) -> Routed:
         """One batch: route, send, wait for every acknowledgement, count, then commit."""
-        today = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc).date()
+        today = dt.datetime.fromtimestamp(self.clock(), dt.UTC).date()
         now = time.monotonic()
         for msg in messages:
             self._last_read[TopicPartition(msg.topic, msg.partition)] = now

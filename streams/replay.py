@@ -37,17 +37,23 @@ import numpy as np
 import orjson
 
 from transitwatch.detectors.alerts import Alert, period_of
+from transitwatch.detectors.arrow import plain_lines, split_data, split_lines
 from transitwatch.detectors.columnar import ColumnarReplay, FinalMonth
 from transitwatch.detectors.contract import Declaration, Record, parse_json_line
 from transitwatch.detectors.engine import MonthSnapshot
 from transitwatch.detectors.errors import RejectError, StrictModeError
-from transitwatch.detectors.arrow import plain_lines, split_data, split_lines
 from transitwatch.detectors.frame import Block, complete, month_end_ordinal, parse_objects
 from transitwatch.detectors.limits import InputLimits, TimeDomain, screen_lines
 from transitwatch.detectors.reference import country_name
 from transitwatch.detectors.watch import WatchConfig
 from transitwatch.streams.files import (
-    Line, LongLine, check_inputs, count_lines, detect_format, iter_jsonl_blocks, iter_records,
+    Line,
+    LongLine,
+    check_inputs,
+    count_lines,
+    detect_format,
+    iter_jsonl_blocks,
+    iter_records,
 )
 
 CHUNK_LINES = 8192
@@ -119,7 +125,7 @@ class ReplayResult:
         ...                            "hub_shift_reporters": 27, "hub_shift_ratio": 1.33})
         >>> ReplayResult(alerts=[a("2022-03", "DE", 15), a("2022-03", "FR", 15), a("2022-05", "DE", 24)]).hub_shifts()
         {'findings': 1, 'earliest': ["AM 999999 from 2022-03: 15 of 27 reporters' lanes up together (median x1.3); 2 months, widest 24 of 27"]}
-        """
+        """  # noqa: E501 - doctest output, one line as printed
         found: dict[tuple[str, str, str], list[Alert]] = {}
         for alert in self.alerts:
             if "hub_shift" in alert.detectors:

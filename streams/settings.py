@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     def _kafka_urls(cls, value: str) -> str:
         for url in value.split(";"):
             host, _, port = url.strip().removeprefix("kafka://").rpartition(":")
-            if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c in host.strip("[]") for c in "/@ ?#" + ":" * (host[:1] != "[")):
+            bad_host = any(c in host.strip("[]") for c in "/@ ?#" + ":" * (host[:1] != "["))
+            if not host or not port.isdigit() or not 0 < int(port) < 65536 or bad_host:
                 raise ValueError(f"{url.strip()!r} must look like kafka://host:port, e.g. kafka://127.0.0.1:9092")
         return value
 

@@ -100,7 +100,7 @@ def bounded(value: bytes, what: str, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     Traceback (most recent call last):
     ...
     transitwatch.streams.state.OversizeError: a test value is 10 bytes, over the 8-byte bound on what the worker writes to Kafka; it must be cut into parts (report this as a bug)
-    """
+    """  # noqa: E501 - doctest output, one line as printed
     if len(value) > limit:
         raise OversizeError(what, len(value), limit)
     return value

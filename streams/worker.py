@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -14,7 +14,10 @@ from rich.markup import escape
 
 from transitwatch.detectors.errors import ConfigError
 from transitwatch.detectors.watch import WatchConfig
-from transitwatch.streams.settings import Settings
+from transitwatch.streams.extras import require_for_config
+
+if TYPE_CHECKING:  # the service's modules load when a command runs (the 'service' extra)
+    from transitwatch.streams.settings import Settings
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -25,15 +28,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     wp.add_argument("--partitions", type=int, metavar="N", help="partitions of the topics the worker creates")
     wp.add_argument("--config", metavar="FILE", help="watch configuration (TOML)")
     wp.add_argument("--loglevel", default="warning", choices=("debug", "info", "warning", "error"))
-    wp.set_defaults(handler=run_worker)
+    wp.set_defaults(handler=run_worker, extra="service")
     ap = sub.add_parser("alerts", help="print the alerts on the alerts topic as JSON Lines")
     ap.add_argument("--broker", metavar="URL", help="Kafka URL (default: settings)")
     ap.add_argument("--follow", action="store_true", help="keep printing new alerts until interrupted")
-    ap.set_defaults(handler=run_alerts)
+    ap.set_defaults(handler=run_alerts, extra="service")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with the command's options on top."""
+    from transitwatch.streams.settings import Settings
+
     return Settings.from_options(
         broker=getattr(args, "broker", None),
         web_port=getattr(args, "web_port", None),
@@ -82,6 +87,7 @@ def run_worker(args: argparse.Namespace) -> int:
     import faust
 
     from transitwatch.streams.service import create_app
+    from transitwatch.streams.settings import Settings
 
     console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     try:
@@ -93,6 +99,7 @@ def run_worker(args: argparse.Namespace) -> int:
     except (OSError, ConfigError, ValueError) as exc:
         console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         return 2
+    require_for_config(config, "worker")  # the command line reports a MissingExtraError
     try:
         asyncio.run(ensure_topics(settings))
     except Exception as exc:  # noqa: BLE001 - an unreachable broker is an operator error
@@ -106,6 +113,8 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_alerts(args: argparse.Namespace) -> int:
+    from transitwatch.streams.settings import Settings
+
     console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     try:
         settings = settings_from(args)

@@ -50,9 +50,9 @@ import calendar
 import gzip
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import orjson
@@ -459,7 +459,7 @@ def _iter_records(scn: Scenario, cols: Columns, chunk: int = 100_000) -> Iterato
     last = int(cols.day.max()) if cols.day.size else 0
     dates = {d: str(np.datetime64(d, "D")) for d in range(first, last + 1)}
     yy = {d: s[2:4] for d, s in dates.items()}
-    rep, par, hs6 = scn.reporter, scn.partner, scn.hs6
+    rep, par = scn.reporter, scn.partner
     exp_pool = {c: scn.pools[c] for c in REPORTERS}
     con_pool = {c: scn.pools[c] for c in PARTNERS}
     codes = scn.cn8_codes

@@ -609,7 +609,7 @@ class _Builder:
         mass = np.round(np.bincount(inverse, weights=cols["mass"]), 3)
         cell, code = np.divmod(uniq, n_codes)
         series, month = np.divmod(cell, m)
-        reps, parts = list(REPORTERS), sorted(set(self.partner))
+        parts = sorted(set(self.partner))
         # Publication order: by period, then reporter, partner and code.
         p_idx = np.array([parts.index(p) for p in self.partner])[series]
         order = np.lexsort((code, p_idx, self.rep_idx[series], month))

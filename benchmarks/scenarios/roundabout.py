@@ -75,10 +75,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from transitwatch.detectors.errors import InvalidParameterError
-from transitwatch.detectors.reference import chpl
 from benchmarks.scenarios import labelled
 from transitwatch.detectors.alerts import period_of
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.reference import chpl
 from transitwatch.detectors.watch import WatchConfig
 
 # reporter: (currency of its declarations, weight)

@@ -39,7 +39,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="a dismissed lane stays suppressed N months after the month seen, unless it escalates (default 6)")
     p.add_argument("--export-feedback", metavar="FILE",
                    help="write all feedback as JSON Lines to FILE and exit (no server)")
-    p.set_defaults(handler=desk_command)
+    p.set_defaults(handler=desk_command, extra="desk")
 
 
 def feedback_path(alerts: str, feedback: str | None) -> Path:

@@ -17,7 +17,15 @@ from typing import Any
 
 from transitwatch.streams.notify import content as c
 from transitwatch.streams.notify.config import AlertmanagerReceiver
-from transitwatch.streams.notify.sinks import DeliveryError, Item, JsonPoster, Notification, Prepared, Redactor, Transmission
+from transitwatch.streams.notify.sinks import (
+    DeliveryError,
+    Item,
+    JsonPoster,
+    Notification,
+    Prepared,
+    Redactor,
+    Transmission,
+)
 
 ALERTNAME = "TransitwatchExportSurge"
 
@@ -82,11 +90,12 @@ def alertmanager_payload(n: Notification, now: float, resolve_after: float) -> l
         if url:
             entry["generatorURL"] = url
         out.append(entry)
-        before = item.previous.severity if item.previous is not None else None
-        if before and before != c.severity(item.alert):
+        previous = item.previous
+        before = previous.severity if previous is not None else None
+        if previous is not None and before and before != c.severity(item.alert):
             out.append({"labels": labels_of(item.alert, severity=before),
                         "annotations": {"summary": "superseded by the month-end alert"},
-                        "startsAt": _iso(item.previous.delivered_at), "endsAt": _iso(now)})
+                        "startsAt": _iso(previous.delivered_at), "endsAt": _iso(now)})
     return out
 
 

@@ -42,7 +42,8 @@ def chart_png(alert: Mapping[str, Any]) -> bytes:
     currency = str(alert.get("currency") or "")
     observed = _num(alert.get("observed_value")) or 0.0
     baseline = _num(alert.get("baseline_value"))
-    evidence = alert.get("evidence") if isinstance(alert.get("evidence"), Mapping) else {}
+    raw = alert.get("evidence")
+    evidence = raw if isinstance(raw, Mapping) else {}
     band_high = _num(evidence.get("band_high"))
     colour = SEVERITY_COLOUR.get(severity(alert), "#1c7ed6")
     labels = ["observed", "expected"]

@@ -29,7 +29,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="FILE.toml", help="routing and receivers (default: TRANSITWATCH_NOTIFY_CONFIG)")
     p.add_argument("--broker", metavar="URL", help=_BROKER_HELP)
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    p.set_defaults(handler=notify_command)
+    p.set_defaults(handler=notify_command, extra="notify")
 
     s = subparsers.add_parser("silence", help="mute alerts that match: add, list or expire silences")
     ss = s.add_subparsers(dest="silence_command", required=True)
@@ -43,15 +43,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     when.add_argument("--until", metavar="TIME", help="end, ISO 8601 (UTC unless it says), e.g. 2024-06-01T12:00")
     add.add_argument("--start", metavar="TIME", help="start, ISO 8601 (default: now)")
     add.add_argument("--broker", metavar="URL", help=_BROKER_HELP)
-    add.set_defaults(handler=silence_add)
+    add.set_defaults(handler=silence_add, extra="notify")
     ls = ss.add_parser("list", help="list active and pending silences")
     ls.add_argument("--all", action="store_true", help="also expired ones")
     ls.add_argument("--broker", metavar="URL", help=_BROKER_HELP)
-    ls.set_defaults(handler=silence_list)
+    ls.set_defaults(handler=silence_list, extra="notify")
     ex = ss.add_parser("expire", help="end silences now")
     ex.add_argument("ids", nargs="+", metavar="ID")
     ex.add_argument("--broker", metavar="URL", help=_BROKER_HELP)
-    ex.set_defaults(handler=silence_expire)
+    ex.set_defaults(handler=silence_expire, extra="notify")
 
     r = subparsers.add_parser("redeliver", help="send the alerts of the undelivered topic again")
     r.add_argument("--config", metavar="FILE.toml", help="routing and receivers (default: TRANSITWATCH_NOTIFY_CONFIG)")
@@ -64,7 +64,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="only this alert (repeatable); the others are put back")
     r.add_argument("--list", action="store_true", help="only list what is undelivered")
     r.add_argument("--broker", metavar="URL", help=_BROKER_HELP)
-    r.set_defaults(handler=redeliver_command)
+    r.set_defaults(handler=redeliver_command, extra="notify")
 
 
 def _console() -> Console:

@@ -18,9 +18,16 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
-from transitwatch.streams.notify.matchers import LABELS, Matcher, NotifyConfigError, alert_labels, matches_all, parse_duration
+from transitwatch.streams.notify.matchers import (
+    LABELS,
+    Matcher,
+    NotifyConfigError,
+    alert_labels,
+    matches_all,
+    parse_duration,
+)
 
 RECEIVER_TYPES = ("slack", "email", "alertmanager")
 #: Slack takes 50 blocks a message; an alert takes at most 5 and the header 3.
@@ -56,6 +63,11 @@ class _Table:
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise NotifyConfigError(f"{self.where}.{key}: expected {names}, got {value!r}")
         return value
+
+    @overload
+    def duration(self, key: str, default: float) -> float: ...
+    @overload
+    def duration(self, key: str, default: None) -> float | None: ...
 
     def duration(self, key: str, default: float | None) -> float | None:
         raw = self.get(key, str)

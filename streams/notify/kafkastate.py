@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import orjson
 
@@ -79,7 +80,7 @@ class TopicTail:
 
     def __init__(self, bootstrap: str, topic: str, apply: Callable[[bytes | None, bytes | None], None]) -> None:
         self.bootstrap, self.topic, self._apply = bootstrap, topic, apply
-        self._consumer = None
+        self._consumer: Any = None  # an AIOKafkaConsumer once started
         self._partitions: list = []
         self._task: asyncio.Task | None = None
 

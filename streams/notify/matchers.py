@@ -86,7 +86,8 @@ def alert_labels(alert: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
             return "true" if value else "false"
         return str(value)
 
-    out = {name: (text(alert.get(name)),) for name in LABELS if name not in ("detector", "detectors")}
+    out: dict[str, tuple[str, ...]] = {name: (text(alert.get(name)),) for name in LABELS
+                                       if name not in ("detector", "detectors")}
     detectors = tuple(str(d) for d in alert.get("detectors") or ())
     out["detector"] = detectors or ("",)
     out["detectors"] = (",".join(detectors),)

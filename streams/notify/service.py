@@ -32,12 +32,18 @@ from typing import Any
 import orjson
 from aiokafka.abc import ConsumerRebalanceListener
 
+from transitwatch.detectors.errors import RejectError
 from transitwatch.streams.notify.alertmanager import AlertmanagerSink
 from transitwatch.streams.notify.config import AlertmanagerReceiver, EmailReceiver, NotifyConfig, SlackReceiver
-from transitwatch.detectors.errors import RejectError
 from transitwatch.streams.notify.deliverylog import FAILED, SENDING, UNKNOWN, DeliveryLog, version_key
 from transitwatch.streams.notify.intake import MAX_ALERT_BYTES, parse_alert, period_domain
-from transitwatch.streams.notify.kafkastate import COMPACTED, KafkaDeliveryLog, KafkaSilences, UndeliveredKeys, ensure_topics
+from transitwatch.streams.notify.kafkastate import (
+    COMPACTED,
+    KafkaDeliveryLog,
+    KafkaSilences,
+    UndeliveredKeys,
+    ensure_topics,
+)
 from transitwatch.streams.notify.mail import EmailSink
 from transitwatch.streams.notify.matchers import NotifyConfigError
 from transitwatch.streams.notify.metrics import NotifyMetrics
@@ -74,7 +80,7 @@ def build_sinks(config: NotifyConfig, settings: Settings) -> tuple[dict[str, Sin
             password = secrets[r.auth_password_secret] if r.auth_password_secret else None
             sinks[r.name] = EmailSink(r, password, redactor=redactor)
         elif isinstance(r, AlertmanagerReceiver):
-            url = secrets[r.url_secret] if r.url_secret else r.url
+            url = secrets[r.url_secret] if r.url_secret else (r.url or "")  # the config holds one of the two
             if not url.startswith(("https://", "http://")):
                 raise NotifyConfigError(f"secret {r.url_secret!r} of receiver {r.name!r} is not an http(s) URL")
             sinks[r.name] = AlertmanagerSink(r, url, redactor=redactor)

@@ -23,12 +23,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from transitwatch.detectors.errors import TransitwatchError
 from transitwatch.streams.notify.config import Receiver
 from transitwatch.streams.notify.deliverylog import DeliveryRecord
+
+if TYPE_CHECKING:  # the notify extra's HTTP client loads when a sink first posts
+    import aiohttp
 
 
 class DeliveryError(TransitwatchError, RuntimeError):
@@ -260,7 +263,7 @@ class JsonPoster:
 
     def __init__(self, where: str, redact: Redactor) -> None:
         self.where, self._redact = where, redact
-        self._session = None
+        self._session: aiohttp.ClientSession | None = None
 
     @staticmethod
     def encode(body: Any) -> bytes:

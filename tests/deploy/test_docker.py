@@ -197,7 +197,9 @@ def test_pip_install_dot_carries_every_package_and_data_file(tmp_path):
             rel = path.relative_to(ROOT).as_posix()
             if "__pycache__" in rel or path.is_dir():
                 continue
-            if path.suffix == ".py" or (rel.startswith("detectors/data/") and path.suffix in (".csv", ".json", ".toml")):
+            data = (rel.startswith("detectors/data/") and path.suffix in (".csv", ".json", ".toml")) or (
+                rel.startswith("transitwatch/data/") and rel.endswith((".jsonl.gz", ".toml")))
+            if path.suffix == ".py" or data or rel == "transitwatch/py.typed":
                 # The repository's top-level folders install under the one import name.
                 installed = rel if top == "transitwatch" else f"transitwatch/{rel}"
                 if installed not in names:
@@ -210,9 +212,117 @@ def test_pip_install_dot_carries_every_package_and_data_file(tmp_path):
         f"[tool.setuptools] packages: {missing}")
     entry = [n for n in names if n.endswith("entry_points.txt")]
     assert entry and "transitwatch = transitwatch.streams.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
+    # A library's wheel: the shipped sample (`transitwatch demo`, `replay --sample`), py.typed
+    # (PEP 561: the inline types count for a user's type checker) and the licence text.
+    for needed in ("transitwatch/data/eurostat_chpl_exports_2020_2022.jsonl.gz", "transitwatch/data/eurostat.toml",
+                   "transitwatch/py.typed"):
+        assert needed in names, needed
+    licence = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert licence, "the wheel carries no LICENSE"
+    text = zipfile.ZipFile(wheel).read(licence[0]).decode()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: Apache-2.0" in metadata
+    core = [line.split(":", 1)[1].strip() for line in metadata.splitlines()
+            if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    service = ("faust", "aiokafka", "mode-streaming", "prometheus", "aiohttp", "aiosmtplib", "calfkit", "scikit-learn")
+    assert core and not [r for r in core if r.lower().startswith(service)], core
 
 
 def test_the_image_exposes_the_ports_compose_and_prometheus_use():
     exposed = " ".join(rest for word, rest in final_stage() if word == "EXPOSE").split()
     assert set(exposed) == {"6066", "6067"}
     assert Path(ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text().count("6066") >= 1
+
+
+# -- the constraints file -------------------------------------------------------------------------
+
+CONSTRAINTS = ROOT / "constraints.txt"
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins() -> dict[str, str]:
+    out = {}
+    for line in CONSTRAINTS.read_text("utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            assert not line.startswith("-"), f"constraints.txt: an option, not a pin: {line}"
+            name, _, version = line.partition("==")
+            assert version and not re.search(r"[<>=!~*,;\s]", version.strip()), f"not pinned exactly: {line}"
+            out[_canonical(name)] = version.strip()
+    return out
+
+
+def _image_extras() -> list[str]:
+    run = " ".join(rest for word, rest in instructions() if word == "RUN")
+    match = re.search(r"pip install [^&]*-c constraints\.txt '\.\[([\w,]+)\]'", run)
+    assert match, "the image does not install the package with -c constraints.txt"
+    return match.group(1).split(",")
+
+
+def image_requirements() -> list[str]:
+    """The requirements the image's `pip install '.[extras]'` starts from (pyproject.toml)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    todo, out, seen = list(_image_extras()), list(project["dependencies"]), set()
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for requirement in project["optional-dependencies"][extra]:
+            if _canonical(requirement.split("[")[0]) == "transitwatch":
+                todo += re.search(r"\[(.*)\]", requirement).group(1).split(",")
+            else:
+                out.append(requirement)
+    return out
+
+
+def installed_closure(requirements: list[str]) -> set[str]:
+    """Every distribution those requirements bring, transitively, on this Python (the image's
+    minor version and platform), read from the installed distributions' metadata."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    done: set[tuple[str, str]] = set()  # (distribution, extra) whose requirements were added
+    todo = [(Requirement(r), "") for r in requirements]
+    while todo:
+        req, extra = todo.pop()
+        if req.marker is not None and not req.marker.evaluate({"extra": extra}):
+            continue
+        for wanted in ["", *sorted(req.extras)]:
+            if (_canonical(req.name), wanted) in done:
+                continue
+            done.add((_canonical(req.name), wanted))
+            try:
+                requires = metadata.requires(req.name) or []
+            except metadata.PackageNotFoundError:
+                pytest.fail(f"{req.name} is not installed here: install '.[{','.join(_image_extras())}]' to check")
+            todo += [(Requirement(r), wanted) for r in requires]
+    return {name for name, _ in done}
+
+
+def test_the_image_installs_from_the_constraints_file_and_every_distribution_is_pinned():
+    pinned = pins()
+    assert set(_image_extras()) == {"service", "notify"}
+    needed = installed_closure(image_requirements())
+    assert {"faust-streaming", "aiokafka", "mode-streaming", "numpy", "yarl"} <= needed
+    missing = sorted(needed - set(pinned))
+    assert not missing, f"the image would install these unpinned; run the command in constraints.txt: {missing}"
+    stale = sorted(set(pinned) - needed)
+    assert not stale, f"constraints.txt pins what the image no longer installs: {stale}"
+
+
+def test_the_pins_satisfy_pyproject_s_requirements():
+    from packaging.requirements import Requirement
+
+    pinned = pins()
+    for requirement in image_requirements():
+        req = Requirement(requirement)
+        assert req.specifier.contains(pinned[_canonical(req.name)], prereleases=True), (
+            f"constraints.txt pins {req.name}=={pinned[_canonical(req.name)]}, outside {requirement}")

@@ -18,8 +18,8 @@ import subprocess
 import pytest
 import yaml
 
-from transitwatch.detectors.alerts import Alert
 from tests.deploy.tools import COMPOSE, DASHBOARDS, DEPLOY, ROOT, dashboard_queries, load_yaml, require
+from transitwatch.detectors.alerts import Alert
 
 GRAFANA = DEPLOY / "grafana"
 PANEL_TYPES = {"timeseries", "stat", "table", "bargauge", "gauge", "barchart", "piechart", "heatmap", "state-timeline"}
@@ -38,6 +38,45 @@ def datasources() -> dict[str, dict]:
 
 def boards() -> list[tuple[str, dict]]:
     return [(p.name, json.loads(p.read_text("utf-8"))) for p in DASHBOARDS]
+
+
+def provisioned(board: dict, ref: dict) -> dict:
+    """The provisioned data source a panel's ``{"type", "uid"}`` reaches in the compose stack.
+
+    Panels name their data source by a variable, ``${DS_PROMETHEUS}``: imported through the UI,
+    Grafana asks for it (``__inputs``) and writes the one chosen in its place; provisioned,
+    where ``__inputs`` is not read, the dashboard's data-source variable of that name resolves it,
+    its current value the provisioned uid.
+    """
+    sources = datasources()
+    match = re.fullmatch(r"\$\{(\w+)\}", ref["uid"])
+    assert match, f"{ref}: a data source by its fixed uid; use the dashboard's data-source variable"
+    name = match.group(1)
+    inputs = {i["name"]: i for i in board.get("__inputs", [])}
+    assert name in inputs, f"${{{name}}} is not in __inputs: the UI's import would not ask for it"
+    assert inputs[name]["type"] == "datasource" and inputs[name]["pluginId"] == ref["type"], inputs[name]
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert name in variables, f"${{{name}}} is no variable of the dashboard: a provisioned copy cannot resolve it"
+    var = variables[name]
+    assert var["type"] == "datasource" and var["query"] == ref["type"], var
+    uid = var["current"]["value"]
+    assert uid in sources and sources[uid]["type"] == ref["type"], f"${{{name}}} defaults to {uid}, not provisioned"
+    return sources[uid]
+
+
+@pytest.mark.parametrize("name", ["operators.json", "analysts.json"])
+def test_data_sources_are_inputs_for_the_ui_import_and_variables_for_provisioning(name):
+    board = dict(boards())[name]
+    refs = [p["datasource"] for p in board["panels"]] + [t["datasource"] for p in board["panels"] for t in p["targets"]]
+    refs += [v["datasource"] for v in board["templating"]["list"] if v["type"] == "query"]
+    assert refs and {provisioned(board, r)["type"] for r in refs} >= {"prometheus"}
+    used = {r["uid"][2:-1] for r in refs}
+    assert {i["name"] for i in board["__inputs"]} == used, "an input no panel uses, or one missing"
+    fixed = re.findall(r'"uid": "(transitwatch-[\w-]+)"', json.dumps([board["panels"], board["annotations"]]))
+    assert not fixed, f"fixed data source uids are left, which a UI import cannot map: {fixed}"
+    listed = [v["name"] for v in board["templating"]["list"]]
+    first = [v["type"] == "datasource" for v in board["templating"]["list"]]
+    assert first == sorted(first, reverse=True), f"data-source variables come before the queries using them: {listed}"
 
 
 def test_both_dashboards_are_there():
@@ -90,13 +129,12 @@ def _used_variables(text: str) -> set[str]:
 @pytest.mark.parametrize("name", ["operators.json", "analysts.json"])
 def test_every_panel_has_a_provisioned_data_source_and_queries(name):
     board = dict(boards())[name]
-    sources = datasources()
     defined = _variables(board) | BUILTIN_VARIABLES
     for p in board["panels"]:
         assert p["type"] in PANEL_TYPES, f"{p['title']}: unknown panel type {p['type']}"
         assert p.get("title") and p.get("description"), f"panel {p['id']} needs a title and a description"
         ds = p.get("datasource")
-        assert ds and ds["uid"] in sources and ds["type"] == sources[ds["uid"]]["type"], p["title"]
+        assert ds and provisioned(board, ds)["type"] == ds["type"], p["title"]
         targets = p.get("targets")
         assert targets, f"{p['title']}: no queries"
         refs = [t["refId"] for t in targets]
@@ -116,10 +154,11 @@ def test_every_panel_has_a_provisioned_data_source_and_queries(name):
 
 
 def test_variables_query_the_provisioned_prometheus():
-    sources = datasources()
     for _, board in boards():
         for v in board["templating"]["list"]:
-            assert v["type"] == "query" and v["datasource"]["uid"] in sources
+            if v["type"] == "datasource":
+                continue
+            assert v["type"] == "query" and provisioned(board, v["datasource"])["type"] == "prometheus"
             assert v["query"]["query"].startswith("label_values(")
 
 
@@ -142,7 +181,6 @@ def test_every_promql_query_parses(tmp_path):
 
 def test_the_json_queries_read_the_worker_alerts_page_and_real_alert_fields():
     fields = {f.name for f in dataclasses.fields(Alert)}
-    sources = datasources()
     seen = 0
     for _, board in boards():
         for p in board["panels"]:
@@ -150,7 +188,7 @@ def test_the_json_queries_read_the_worker_alerts_page_and_real_alert_fields():
                 if t["datasource"]["type"] != "yesoreyeram-infinity-datasource":
                     continue
                 seen += 1
-                assert sources[t["datasource"]["uid"]]["type"] == "yesoreyeram-infinity-datasource"
+                assert provisioned(board, t["datasource"])["type"] == "yesoreyeram-infinity-datasource"
                 assert t["url"] == "http://${worker}/alerts" and p.get("repeat") == "worker"
                 assert (t["type"], t["source"], t["format"], t["parser"]) == ("json", "url", "table", "backend")
                 texts = set()

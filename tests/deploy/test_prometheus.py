@@ -10,12 +10,21 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.deploy.tools import (
-    COMPOSE, DEPLOY, OPERATIONS, RULE_TESTS, RULES, alerting_rules, dashboard_queries, load_yaml,
-    recorded_names, recording_rules, require, rule_expressions,
+    COMPOSE,
+    DEPLOY,
+    OPERATIONS,
+    RULE_TESTS,
+    RULES,
+    alerting_rules,
+    dashboard_queries,
+    load_yaml,
+    recorded_names,
+    recording_rules,
+    require,
+    rule_expressions,
 )
 
 PROMETHEUS_DIR = DEPLOY / "prometheus"

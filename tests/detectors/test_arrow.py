@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 import transitwatch.streams.replay as replay_module
 from benchmarks.scenarios.declarations import generate
+from tests.detectors.test_columnar import _DECLARATION, _STATISTIC, _rows
 from transitwatch.detectors.arrow import split_data, split_lines
 from transitwatch.detectors.columnar import ColumnarReplay
 from transitwatch.detectors.contract import CURRENCY_CODES, parse_json_line
 from transitwatch.detectors.frame import Block, complete, parse_objects
 from transitwatch.detectors.watch import WatchConfig
 from transitwatch.streams.replay import read_blocks, replay
-from tests.detectors.test_columnar import _DECLARATION, _STATISTIC, _rows
 
 CONFIG = WatchConfig.default()
 NO_RATE = sorted(CURRENCY_CODES - set(CONFIG.rates))[0]

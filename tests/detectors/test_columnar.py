@@ -75,8 +75,8 @@ def test_monthly_statistics_with_revisions():
 
 
 def test_eurostat_sample():
-    config = "examples/eurostat.toml"
-    with gzip.open("examples/eurostat_chpl_exports_2020_2022.jsonl.gz", "rb") as f:
+    config = "transitwatch/data/eurostat.toml"
+    with gzip.open("transitwatch/data/eurostat_chpl_exports_2020_2022.jsonl.gz", "rb") as f:
         records = [parse_json_line(line) for line in f]
     global CONFIG
     saved, CONFIG = CONFIG, WatchConfig.from_toml(open(config).read())

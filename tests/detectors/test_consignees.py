@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from benchmarks.scenarios import labelled
 from transitwatch.detectors.batch import detect, monthly_cells, records_frame
 from transitwatch.detectors.columnar import ColumnarReplay
-from transitwatch.detectors.frame import Block
 from transitwatch.detectors.consignees import ConsigneeParams, NewConsigneeDetector, party_z
 from transitwatch.detectors.contract import parse_mapping
 from transitwatch.detectors.engine import Engine
 from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.frame import Block
 from transitwatch.detectors.seasonal import SeasonalSurgeDetector
 from transitwatch.detectors.snapshot import EngineSnapshot
 from transitwatch.detectors.table import window_for
@@ -71,7 +71,7 @@ def test_declarations_without_consignees_count_none_and_statistics_are_unknown()
     recs = [_declaration(i, start + i % 3, None) for i in range(6)]
     new, _ = _new_in_each_month(recs, [start, start + 1, start + 2])
     assert list(new.values()) == [0.0, 0.0, 0.0]
-    stats = [parse_mapping({"period": "2019-0%d" % m, "reporter": "DE", "partner": "KG", "hs_code": "85423190",
+    stats = [parse_mapping({"period": f"2019-0{m}", "reporter": "DE", "partner": "KG", "hs_code": "85423190",
                             "value": 1000.0}) for m in (1, 2)]
     new, _ = _new_in_each_month(stats, [start, start + 1])
     assert all(np.isnan(v) for v in new.values())

@@ -7,8 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transitwatch.detectors.base import HISTORY_MONTHS

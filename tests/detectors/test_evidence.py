@@ -15,9 +15,9 @@ from transitwatch.detectors.alerts import money
 from transitwatch.detectors.columnar import ColumnarReplay
 from transitwatch.detectors.contract import parse_mapping
 from transitwatch.detectors.engine import Engine
-from transitwatch.detectors.watch import WatchConfig
 from transitwatch.detectors.frame import Block
 from transitwatch.detectors.snapshot import EngineSnapshot, _digest, _pack, _unpack
+from transitwatch.detectors.watch import WatchConfig
 from transitwatch.streams.replay import _event_key
 
 JANUARY = 2022 * 12

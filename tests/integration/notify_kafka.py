@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from transitwatch.streams.settings import Settings
 from tests.integration.notify_servers import free_port
+from transitwatch.streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 _ids = itertools.count(1)

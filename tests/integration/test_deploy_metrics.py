@@ -27,7 +27,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.tools import (
-    ROOT, dashboard_queries, exported_series, free_port, rule_expressions, strip_strings, used_metric_names,
+    ROOT,
+    dashboard_queries,
+    exported_series,
+    free_port,
+    rule_expressions,
+    strip_strings,
+    used_metric_names,
 )
 
 pytestmark = pytest.mark.integration
@@ -184,9 +190,9 @@ def notifier(kafka, tmp_path_factory) -> Iterator[list]:
     smtp.start()
     config = tmp / "notify.toml"
     config.write_text(
-        '[global]\nsmtp_smarthost = "127.0.0.1:%d"\nsmtp_from = "transitwatch@localhost"\nsmtp_tls = "none"\n'
+        f'[global]\nsmtp_smarthost = "127.0.0.1:{smtp.port}"\nsmtp_from = "transitwatch@localhost"\nsmtp_tls = "none"\n'
         '[route]\nreceiver = "mail"\ngroup_wait = "1s"\n'
-        '[[receivers]]\nname = "mail"\ntype = "email"\nto = ["analysts@localhost"]\n' % smtp.port)
+        '[[receivers]]\nname = "mail"\ntype = "email"\nto = ["analysts@localhost"]\n')
     tag = uuid.uuid4().hex[:8]
     port = free_port()
     env = {**_base_env(tag, kafka), "TRANSITWATCH_NOTIFY_WEB_PORT": str(port),

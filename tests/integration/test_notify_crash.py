@@ -44,7 +44,6 @@ import time
 import orjson
 import pytest
 
-from transitwatch.streams.cli import main
 from tests.integration.notify_kafka import (
     committed,
     http_status,
@@ -57,6 +56,7 @@ from tests.integration.notify_kafka import (
 )
 from tests.integration.notify_servers import SlackStandIn, SmtpServer, wait_for
 from tests.integration.test_notify_kafka import email_receiver, slack_receiver, write_config
+from transitwatch.streams.cli import main
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +122,7 @@ def test_sigkill_at_random_points_never_delivers_twice_and_surfaces_what_it_cann
             proc = start_subprocess(config, settings, log)
             try:
                 wait_for(lambda: http_status(port, "/ready") == 200, timeout=60, what=f"/ready (log: {log})")
-                wait_for(lambda: len(slack.posts) + len(smtp.messages) > taken, timeout=30, interval=0.01,
+                wait_for(lambda taken=taken: len(slack.posts) + len(smtp.messages) > taken, timeout=30, interval=0.01,
                          what=f"a delivery in round {round_} (log: {log})")
                 if round_ > 0:
                     restarts.append(time.monotonic() - launched)

@@ -13,9 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from transitwatch.streams.cli import main
-from transitwatch.streams.notify.config import load_config
-from transitwatch.streams.notify.service import Notifier
 from tests.integration.notify_kafka import (
     NotifierThread,
     committed,
@@ -29,6 +26,9 @@ from tests.integration.notify_kafka import (
     topics,
 )
 from tests.integration.notify_servers import SlackStandIn, SmtpServer, free_port, wait_for
+from transitwatch.streams.cli import main
+from transitwatch.streams.notify.config import load_config
+from transitwatch.streams.notify.service import Notifier
 
 pytestmark = pytest.mark.integration
 

@@ -20,9 +20,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.integration.test_worker import Deployment, _final, _no_duplicates, _read_all, sample  # noqa: F401
 from transitwatch.detectors.engine import route_reason
 from transitwatch.detectors.watch import WatchConfig
-from tests.integration.test_worker import Deployment, _final, _no_duplicates, _read_all, sample  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transitwatch.detectors.contract import COUNTRY_ALIASES, COUNTRY_CODES, CURRENCY_CODES, Declaration, MonthlyStat
-from transitwatch.detectors.contract import parse_json_line, parse_mapping, rebuild
+from transitwatch.detectors.contract import (
+    COUNTRY_ALIASES,
+    COUNTRY_CODES,
+    CURRENCY_CODES,
+    Declaration,
+    MonthlyStat,
+    parse_json_line,
+    parse_mapping,
+    rebuild,
+)
 from transitwatch.detectors.errors import RejectError
 
 COUNTRIES = sorted(COUNTRY_CODES | set(COUNTRY_ALIASES))

@@ -27,7 +27,8 @@ def generated(tmp_path_factory):
         body = f.read()
     bad = d / "with_bad.jsonl.gz"
     with gzip.open(bad, "wb") as f:
-        f.write(body + b'{"declaration_id": "x1", "date": "2022-13-01", "reporter": "DE", "partner": "KG", "hs_code": "854231", "value": 1}\nnot json\n')
+        f.write(body + b'{"declaration_id": "x1", "date": "2022-13-01", "reporter": "DE", "partner": "KG", '
+                b'"hs_code": "854231", "value": 1}\nnot json\n')
     return path, bad
 
 
@@ -73,11 +74,33 @@ def test_bad_config_is_an_error_at_start(tmp_path, generated, capsys):
 
 def test_eurostat_sample_alerts_on_2022_hub_lanes(tmp_path):
     alerts = tmp_path / "a.jsonl"
-    assert main(["replay", "examples/eurostat_chpl_exports_2020_2022.jsonl.gz", "--config",
-                 "examples/eurostat.toml", "--alerts-out", str(alerts), "--quiet"]) == 0
+    assert main(["replay", "transitwatch/data/eurostat_chpl_exports_2020_2022.jsonl.gz", "--config",
+                 "transitwatch/data/eurostat.toml", "--alerts-out", str(alerts), "--quiet"]) == 0
     rows = [orjson.loads(line) for line in alerts.read_bytes().splitlines()]
     by_year = {}
     for r in rows:
         by_year[r["period"][:4]] = by_year.get(r["period"][:4], 0) + 1
     assert by_year["2022"] > 3 * by_year.get("2021", 0)
     assert {r["partner"] for r in rows} <= {"AM", "GE", "KG", "KZ", "UZ"}
+
+
+def test_sample_names_the_shipped_sample_and_its_config(tmp_path):
+    by_path, by_flag = tmp_path / "path.jsonl", tmp_path / "flag.jsonl"
+    assert main(["replay", "transitwatch/data/eurostat_chpl_exports_2020_2022.jsonl.gz", "--config",
+                 "transitwatch/data/eurostat.toml", "--alerts-out", str(by_path), "--quiet"]) == 0
+    assert main(["replay", "--sample", "--alerts-out", str(by_flag), "--quiet"]) == 0
+    assert by_flag.read_bytes() == by_path.read_bytes() and by_flag.stat().st_size > 0
+
+
+def test_replay_needs_an_input_or_the_sample(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["replay", "--quiet"])
+    assert exit_.value.code == 2 and "INPUT files or --sample" in capsys.readouterr().err
+
+
+def test_version_is_the_package_s(capsys):
+    from transitwatch import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"transitwatch {__version__}"

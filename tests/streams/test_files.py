@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 from transitwatch.detectors.contract import Declaration, MonthlyStat
 from transitwatch.detectors.errors import RejectError
 from transitwatch.detectors.limits import InputLimits
-from transitwatch.streams.files import Line, LongLine, check_inputs, count_lines, detect_format, iter_lines, iter_messages
+from transitwatch.streams.files import (
+    Line,
+    LongLine,
+    check_inputs,
+    count_lines,
+    detect_format,
+    iter_lines,
+    iter_messages,
+)
 
 DECL = {
     "declaration_id": "DE-1",

@@ -19,8 +19,8 @@ from transitwatch.streams.cli import main
 from transitwatch.streams.report import RECORD_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "examples" / "eurostat_chpl_exports_2020_2022.jsonl.gz"
-CONFIG = ROOT / "examples" / "eurostat.toml"
+SAMPLE = ROOT / "transitwatch" / "data" / "eurostat_chpl_exports_2020_2022.jsonl.gz"
+CONFIG = ROOT / "transitwatch" / "data" / "eurostat.toml"
 MAX_BYTES = 2_000_000  # issue 17: the report weighs at most 2 MB on the shipped sample
 DATA_RE = re.compile(r"<script type='application/json' id='report-data'>(.*?)</script>", re.DOTALL)
 

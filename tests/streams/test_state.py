@@ -204,7 +204,7 @@ def test_calendar_arithmetic_is_the_datetime_calendar(date):
     day = date.toordinal()
     assert day_of(date.year, date.month, date.day) == day
     assert month_of_day(day) == date.year * 12 + date.month - 1
-    assert day_seconds(day) == (dt.datetime.combine(date, dt.time(), dt.timezone.utc).timestamp())
+    assert day_seconds(day) == (dt.datetime.combine(date, dt.time(), dt.UTC).timestamp())
 
 
 @pytest.mark.parametrize("period", ["0000-01", "9999-12"])

@@ -26,8 +26,8 @@ from transitwatch.detectors.watch import WatchConfig
 from transitwatch.streams.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "examples" / "eurostat_chpl_exports_2020_2022.jsonl.gz"
-CONFIG = ROOT / "examples" / "eurostat.toml"
+SAMPLE = ROOT / "transitwatch" / "data" / "eurostat_chpl_exports_2020_2022.jsonl.gz"
+CONFIG = ROOT / "transitwatch" / "data" / "eurostat.toml"
 TODAY = dt.date(2026, 12, 1)
 
 

@@ -20,8 +20,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-SAMPLE = ROOT / "examples" / "eurostat_chpl_exports_2020_2022.jsonl.gz"
-SAMPLE_CONFIG = ROOT / "examples" / "eurostat.toml"
+SAMPLE = ROOT / "transitwatch" / "data" / "eurostat_chpl_exports_2020_2022.jsonl.gz"
+SAMPLE_CONFIG = ROOT / "transitwatch" / "data" / "eurostat.toml"
 AXE = Path(__file__).with_name("vendor") / "axe-core" / "axe.min.js"
 
 

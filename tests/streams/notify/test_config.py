@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.streams.notify.notify_helpers import build_config, email, make_alert, slack
 from transitwatch.streams.notify.config import NotifyConfig, load_config
 from transitwatch.streams.notify.matchers import (
     Matcher,
@@ -16,7 +17,6 @@ from transitwatch.streams.notify.matchers import (
     format_duration,
     parse_duration,
 )
-from tests.streams.notify.notify_helpers import build_config, email, make_alert, slack
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "notify.toml"
 

@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 
+from tests.streams.notify.notify_helpers import make_alert
 from transitwatch.streams.notify.alertmanager import alertmanager_payload
 from transitwatch.streams.notify.chart import chart_png
 from transitwatch.streams.notify.config import SLACK_MAX_ALERTS, AlertmanagerReceiver, EmailReceiver, SlackReceiver
@@ -13,7 +14,6 @@ from transitwatch.streams.notify.deliverylog import DeliveryRecord
 from transitwatch.streams.notify.mail import _cid, email_message
 from transitwatch.streams.notify.sinks import Item, Notification
 from transitwatch.streams.notify.slack import slack_payload
-from tests.streams.notify.notify_helpers import make_alert
 
 SLACK = SlackReceiver(name="desk", webhook_secret="slack_desk")
 MAIL = EmailReceiver(name="mail", to=("desk@example.org", "duty@example.org"), sender="tw@example.org",

@@ -13,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.streams.notify.notify_helpers import FakeClock, build_config, email, make_alert
+from tests.streams.notify.notify_helpers import slack as slack_cfg
 from transitwatch.detectors.errors import RejectError
 from transitwatch.detectors.limits import TimeDomain
 from transitwatch.streams.notify import alertmanager, mail, slack
@@ -26,7 +28,6 @@ from transitwatch.streams.notify.service import Notifier
 from transitwatch.streams.notify.silences import Silences
 from transitwatch.streams.notify.sinks import InMemorySink, Item, Notification, Source
 from transitwatch.streams.settings import Settings
-from tests.streams.notify.notify_helpers import FakeClock, build_config, email, make_alert, slack as slack_cfg
 
 DOMAIN = TimeDomain(1990 * 12, 2027 * 12 + 11)
 CONFIG = build_config({"receiver": "desk", "group_wait": "0s",

@@ -7,12 +7,12 @@ import random
 
 import pytest
 
+from tests.streams.notify.notify_helpers import FakeClock, build_config, email, make_alert, slack
 from transitwatch.streams.notify.deliverylog import DeliveryLog
 from transitwatch.streams.notify.metrics import NotifyMetrics
 from transitwatch.streams.notify.router import RetryPolicy, Router
 from transitwatch.streams.notify.silences import Silence, Silences
 from transitwatch.streams.notify.sinks import DeliveryError, Source
-from tests.streams.notify.notify_helpers import FakeClock, build_config, email, make_alert, slack
 
 ROUTE = {"receiver": "desk", "group_by": ["partner", "period"], "group_wait": "30s", "group_interval": "5m",
          "repeat_interval": "1h"}
@@ -252,7 +252,7 @@ def test_retries_back_off_then_give_up():
     h.clock.advance(30)
     (n,) = h.due(deliver=False)
     waits = []
-    for attempt in (1, 2):
+    for _attempt in (1, 2):
         assert h.router.failed(n, DeliveryError("HTTP 503")) is True
         wait = n.next_attempt_at - h.clock()
         waits.append(wait)
