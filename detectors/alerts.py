@@ -141,7 +141,10 @@ def mirror_text(*, exporter: str, hub: str, exports: float, imports: float, rati
     >>> print(mirror_text(exporter="Germany", hub="Kyrgyzstan", exports=600e3, imports=120e3, ratio=0.19,
     ...     usual=0.93, periods=24, max_lag=1, period="2022-06", exports_period="2022-05", quarter=False,
     ...     cif_fob=1.05, currency="EUR"))
-    Kyrgyzstan reported imports of this code from Germany of EUR 120.0k in 2022-06, against Germany's reported exports to Kyrgyzstan of EUR 600.0k in 2022-05: a mirror ratio (imports over exports x1.05 for CIF/FOB) of 0.19, against a usual 0.93 over 24 months. Goods that left Germany are missing from Kyrgyzstan's books (the ratio broke at every alignment of the exports up to one month before).
+    Kyrgyzstan reported imports of this code from Germany of EUR 120.0k in 2022-06, against Germany's reported
+    exports to Kyrgyzstan of EUR 600.0k in 2022-05: a mirror ratio (imports over exports x1.05 for CIF/FOB) of
+    0.19, against a usual 0.93 over 24 months. Goods that left Germany are missing from Kyrgyzstan's books (the
+    ratio broke at every alignment of the exports up to one month before).
     """
     when = f"in the quarter to {period}" if quarter else f"in {period}"
     when_x = f"in the quarter to {exports_period}" if quarter else f"in {exports_period}"

@@ -38,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument("--sample", action="store_true",
                     help="replay the shipped Eurostat sample (with its configuration unless --config is given)")
     rp.add_argument("--alerts-out", metavar="FILE", help="write alerts as JSON Lines")
-    rp.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report of the cases: filters, sorting, search, a chart per lane")
+    rp.add_argument("--report", metavar="FILE.html",
+                    help="write a self-contained HTML report of the cases: filters, sorting, search, a chart per lane")
     rp.add_argument("--rejects-out", metavar="FILE", help="write rejected lines with line number and reason")
     rp.add_argument("--config", metavar="FILE", help="watch configuration (TOML); defaults are shipped")
     rp.add_argument("--strict", action="store_true", help="stop with an error at the first rejected line")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+
 from transitwatch.detectors.errors import TransitwatchError
 
 VERDICTS: tuple[str, ...] = ("confirmed", "dismissed", "known")

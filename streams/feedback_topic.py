@@ -17,6 +17,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import orjson
+
 from transitwatch.streams.feedback import Feedback, FeedbackError, FeedbackStoreError
 
 log = logging.getLogger(__name__)

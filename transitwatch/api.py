@@ -170,22 +170,30 @@ def feed_table(
 
     accepted = 0
     for offset in range(0, table.num_rows, BATCH_ROWS):
-        part = table.slice(offset, BATCH_ROWS)
-        rows: list[dict[str, Any]] = []
-
-        def slow(i: int) -> Any:
-            if not rows:
-                rows.extend(part.to_pylist())
-            return parse_mapping({k: v for k, v in rows[i].items() if v is not None})
-
-        block, rejected = complete(*split_table(part), slow, domain=domain)
+        part = _Rows(table.slice(offset, BATCH_ROWS))
+        block, rejected = complete(*split_table(part.table), part.parse, domain=domain)
         for i, error in rejected:
-            if not rows:
-                rows.extend(part.to_pylist())
-            reject(Line(FRAME_SOURCE, offset + i + 1, _raw(rows[i])), error)
+            reject(Line(FRAME_SOURCE, offset + i + 1, _raw(part.row(i))), error)
         run.feed(block, source=0, lines=offset + block.index + 1)
         accepted += len(block)
     return accepted
+
+
+class _Rows:
+    """A batch, with its rows as dicts built only if the slow path or a reject needs them."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self._rows: list[dict[str, Any]] | None = None
+
+    def row(self, i: int) -> dict[str, Any]:
+        if self._rows is None:
+            self._rows = self.table.to_pylist()
+        return self._rows[i]
+
+    def parse(self, i: int) -> Any:
+        """Row ``i`` through the contract (raises its :class:`RejectError`); nulls are absent fields."""
+        return parse_mapping({k: v for k, v in self.row(i).items() if v is not None})
 
 
 def _raw(row: Mapping[str, Any]) -> bytes:

@@ -13,6 +13,7 @@ import jinja2
 import orjson
 from aiohttp import web
 from markupsafe import Markup
+
 from transitwatch.streams.desk.export import to_csv, to_xlsx
 from transitwatch.streams.desk.model import Desk, country_name
 from transitwatch.streams.desk.table import COLUMNS, GROUPS, ListQuery, apply

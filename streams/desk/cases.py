@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+
 from transitwatch.detectors.errors import TransitwatchError
 
 # The fields a record needs to be placed in a case; the rest are shown when present.

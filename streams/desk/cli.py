@@ -84,6 +84,7 @@ def _is_loopback(host: str) -> bool:
 def desk_command(args: argparse.Namespace) -> int:
     from aiohttp import web
     from pydantic import ValidationError
+
     from transitwatch.streams.desk.app import make_app
     from transitwatch.streams.desk.cases import CaseSourceError
     from transitwatch.streams.desk.model import Desk

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+
 from transitwatch.streams.desk.cases import (
     BadRecord,
     CaseSourceError,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pycountry
+
 from transitwatch.streams.desk.cases import (
     BadRecord,
     Case,

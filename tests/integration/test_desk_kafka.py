@@ -9,12 +9,12 @@ import uuid
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+
+from tests.streams.desk.desk_helpers import record
 from transitwatch.streams.desk.cases import CaseSourceError, build_cases
 from transitwatch.streams.desk.kafka import KafkaCaseSource
 from transitwatch.streams.feedback import Feedback
 from transitwatch.streams.feedback_topic import KafkaFeedbackStore
-
-from tests.streams.desk.desk_helpers import record
 
 pytestmark = pytest.mark.integration
 

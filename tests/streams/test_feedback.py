@@ -9,6 +9,7 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 import transitwatch.streams.feedback as feedback_module
 from transitwatch.streams.feedback import (
     Feedback,

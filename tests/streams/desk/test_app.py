@@ -14,12 +14,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.streams.desk.desk_helpers import record
 from transitwatch.streams.desk.app import make_app
 from transitwatch.streams.desk.cases import JsonLinesCaseSource
 from transitwatch.streams.desk.model import Desk
 from transitwatch.streams.feedback import SqliteFeedbackStore
-
-from tests.streams.desk.desk_helpers import record
 
 
 def records() -> list[dict[str, Any]]:

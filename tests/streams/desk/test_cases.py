@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import orjson
 import pytest
+
+from tests.streams.desk.desk_helpers import record
 from transitwatch.streams.desk.cases import (
     CaseSourceError,
     JsonLinesCaseSource,
     build_cases,
 )
-
-from tests.streams.desk.desk_helpers import record
 
 
 def test_cases_group_by_id_in_month_order_and_the_latest_record_speaks():

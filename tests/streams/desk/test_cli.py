@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+
 from transitwatch.streams.cli import main
 from transitwatch.streams.desk.cli import feedback_path
 from transitwatch.streams.feedback import Feedback, SqliteFeedbackStore

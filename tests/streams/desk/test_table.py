@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from transitwatch.streams.desk.table import ListQuery, apply
 
 
