@@ -17,7 +17,6 @@ from rich.table import Table
 from transitwatch import __version__
 from transitwatch.data import SAMPLE, SAMPLE_CONFIG
 from transitwatch.detectors.errors import ConfigError, StrictModeError
-from transitwatch.detectors.watch import WatchConfig
 from transitwatch.streams.extras import MissingExtraError, extra_of, require, require_for_config
 
 # Modules that add their own subcommands: each has ``add_commands(subparsers)`` and sets
@@ -177,6 +176,8 @@ def _replay(args: argparse.Namespace) -> int:
     console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     out = Console(emoji=False, highlight=False)
     try:
+        from transitwatch.detectors.watch import WatchConfig  # the detectors load only for a command that runs them
+
         config = WatchConfig.from_toml(Path(args.config).read_text("utf-8")) if args.config else WatchConfig.default()
     except (OSError, ConfigError) as exc:
         console.print(f"[red]configuration error:[/red] {escape(str(exc))}")

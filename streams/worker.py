@@ -8,15 +8,14 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
 from transitwatch.detectors.errors import ConfigError
-from transitwatch.detectors.watch import WatchConfig
 from transitwatch.streams.extras import require_for_config
 
 if TYPE_CHECKING:  # the service's modules load when a command runs (the 'service' extra)
+    from transitwatch.detectors.watch import WatchConfig
     from transitwatch.streams.settings import Settings
 
 
@@ -49,6 +48,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def load_config(settings: Settings) -> WatchConfig:
+    from transitwatch.detectors.watch import WatchConfig  # loaded when a command runs, not for --help
+
     if settings.watch_config is None:
         return WatchConfig.default()
     return WatchConfig.from_toml(Path(settings.watch_config).read_text("utf-8"))
@@ -85,6 +86,7 @@ async def ensure_topics(settings: Settings) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     import faust
+    from pydantic import ValidationError
 
     from transitwatch.streams.service import create_app
     from transitwatch.streams.settings import Settings
@@ -113,6 +115,8 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_alerts(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from transitwatch.streams.settings import Settings
 
     console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)

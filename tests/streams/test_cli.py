@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -104,3 +106,15 @@ def test_version_is_the_package_s(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"transitwatch {__version__}"
+
+
+def test_help_loads_no_detector_or_numeric_library():
+    """``transitwatch --help`` builds the parsers only: the detectors, numpy, scipy, pandas and
+    pyarrow load when a command runs (issue 18: the help used to take seconds)."""
+    code = ("import sys; from transitwatch.streams.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in ('numpy', 'scipy', 'pandas', 'pyarrow', 'sklearn', 'faust',"
+            " 'transitwatch.detectors.watch') if m in sys.modules)\n"
+            "print('HEAVY', ','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "HEAVY", out
