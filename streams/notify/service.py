@@ -37,7 +37,14 @@ from transitwatch.streams.notify.config import AlertmanagerReceiver, EmailReceiv
 from transitwatch.detectors.errors import RejectError
 from transitwatch.streams.notify.deliverylog import FAILED, SENDING, UNKNOWN, DeliveryLog, version_key
 from transitwatch.streams.notify.intake import MAX_ALERT_BYTES, parse_alert, period_domain
-from transitwatch.streams.notify.kafkastate import COMPACTED, KafkaDeliveryLog, KafkaSilences, UndeliveredKeys, ensure_topics
+from transitwatch.streams.notify.kafkastate import (
+    COMPACTED,
+    KafkaDeliveryLog,
+    KafkaSilences,
+    TopicTail,
+    UndeliveredKeys,
+    ensure_topics,
+)
 from transitwatch.streams.notify.mail import EmailSink
 from transitwatch.streams.notify.matchers import NotifyConfigError
 from transitwatch.streams.notify.metrics import NotifyMetrics
@@ -45,6 +52,7 @@ from transitwatch.streams.notify.offsets import OffsetTracker
 from transitwatch.streams.notify.router import RetryPolicy, Router
 from transitwatch.streams.notify.sinks import DeliveryError, Notification, Redactor, Sink, Source
 from transitwatch.streams.notify.slack import SlackSink
+from transitwatch.streams.notify.suppression import HISTORY_MONTHS, LaneFeedback, LaneHistory, Suppression
 from transitwatch.streams.settings import Settings
 
 log = logging.getLogger("transitwatch.notify")
@@ -288,6 +296,12 @@ class Notifier:
         self.ready = False
         self.router: Router | None = None
         self._consumer = None
+        self.suppression = Suppression(
+            LaneFeedback(self.metrics), LaneHistory(months=max(HISTORY_MONTHS, config.suppress_months + 1)),
+            suppress_months=config.suppress_months, metrics=self.metrics)
+        # The lanes' history from the alerts topic, read from its beginning once the consumer group
+        # has partitions (so the topic exists), then followed: it survives restarts and rebalances.
+        self._history: TopicTail | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -296,19 +310,26 @@ class Notifier:
         s = self.settings
         bootstrap = s.bootstrap_servers
         await ensure_topics(bootstrap, {s.deliveries_topic: COMPACTED, s.silences_topic: COMPACTED,
-                                        s.undelivered_topic: COMPACTED}, s.notify_replication)
+                                        s.undelivered_topic: COMPACTED, s.feedback_topic: COMPACTED},
+                            s.notify_replication)
         web = await self._serve()
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5)
         await producer.start()
         delivery_log = KafkaDeliveryLog(bootstrap, s.deliveries_topic, producer)
         silences = KafkaSilences(bootstrap, s.silences_topic)
         undelivered = UndeliveredKeys(bootstrap, s.undelivered_topic, delivery_log)
+        feedback = self.suppression.feedback
+        feedback_tail = TopicTail(bootstrap, s.feedback_topic,
+                                  lambda _key, value: feedback.apply(value, where=f"feedback topic {s.feedback_topic}"))
         dispatcher = None
         try:
             await delivery_log.tail.start()
             await undelivered.tail.start()
             await silences.tail.start()
-            log.info("delivery log: %d record(s); silences: %d", len(delivery_log), len(silences.view.all()))
+            await feedback_tail.start()
+            log.info("delivery log: %d record(s); silences: %d; feedback on %d lane(s) from %s (a dismissal holds "
+                     "%d months)", len(delivery_log), len(silences.view.all()), len(feedback), s.feedback_topic,
+                     self.config.suppress_months)
             intents = delivery_log.intents()
             if intents:
                 log.warning("%d alert(s) were being sent when the notifier last stopped (an intent without an "
@@ -317,6 +338,7 @@ class Notifier:
             router = self.router = Router(
                 self.config, delivery_log, silences.view, metrics=self.metrics, clock=self.clock,
                 retry=retry_policy(s), on_done=self.tracker.done, domain=s.notify_message_domain,
+                suppression=self.suppression,
             )
             dispatcher = Dispatcher(router, self.sinks, delivery_log, producer, s.undelivered_topic,
                                     redactor=self.redactor)
@@ -327,7 +349,8 @@ class Notifier:
                 auto_offset_reset="earliest", max_poll_records=500, session_timeout_ms=session_ms,
                 heartbeat_interval_ms=max(100, session_ms // 3), group_instance_id=s.notify_group_instance_id,
             )
-            consumer.subscribe([s.alerts_topic], listener=_Rebalance(self, delivery_log, silences, undelivered))
+            consumer.subscribe([s.alerts_topic],
+                               listener=_Rebalance(self, delivery_log, silences, undelivered, feedback_tail))
             try:
                 await consumer.start()  # joins the group: waits for the partitions
             except InvalidSessionTimeoutError:
@@ -361,11 +384,31 @@ class Notifier:
             self.ready = False
             if dispatcher is not None:
                 await dispatcher.stop()
+            if self._history is not None:
+                await self._history.stop()
+            await feedback_tail.stop()
             await silences.tail.stop()
             await undelivered.tail.stop()
             await delivery_log.tail.stop()
             await producer.stop()
             await web.cleanup()
+
+    async def follow_lanes(self) -> None:
+        """Read the alerts topic into the lanes' history (all of it the first time, then what is
+        new); a message that is not an alert is left to the consumer group, which dead-letters it."""
+        if self._history is None:
+            def observe(_key: bytes | None, value: bytes | None) -> None:
+                try:
+                    alert = parse_alert(value, period_domain(self.clock()))
+                except RejectError:
+                    return
+                self.suppression.observe(alert)
+
+            self._history = TopicTail(self.settings.bootstrap_servers, self.settings.alerts_topic, observe)
+            await self._history.start()
+            log.info("lane history: %d lane(s) from %s", len(self.suppression.history), self.settings.alerts_topic)
+        else:
+            await self._history.catch_up()
 
     async def _ingest(self, m, router: Router, producer) -> None:
         source = Source(m.topic, m.partition, m.offset)
@@ -442,9 +485,9 @@ class _Rebalance(ConsumerRebalanceListener):
     """Commits before partitions go; catches up on the state topics before new ones come."""
 
     def __init__(self, notifier: Notifier, delivery_log: KafkaDeliveryLog, silences: KafkaSilences,
-                 undelivered: UndeliveredKeys) -> None:
+                 undelivered: UndeliveredKeys, feedback: TopicTail) -> None:
         self.notifier, self.delivery_log, self.silences = notifier, delivery_log, silences
-        self.undelivered = undelivered
+        self.undelivered, self.feedback = undelivered, feedback
 
     async def on_partitions_revoked(self, revoked) -> None:
         await self.notifier._commit()
@@ -457,4 +500,7 @@ class _Rebalance(ConsumerRebalanceListener):
         await self.delivery_log.tail.catch_up()
         await self.undelivered.tail.catch_up()
         await self.silences.tail.catch_up()
+        await self.feedback.catch_up()
+        if assigned:
+            await self.notifier.follow_lanes()
 
