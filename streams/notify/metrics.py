@@ -67,6 +67,8 @@ class NotifyMetrics:
             "transitwatch_notify_feedback_invalid",
             "Messages on the feedback topic that are not feedback (logged and ignored)", registry=r,
         )
+        self.feedback_lanes = Gauge("transitwatch_notify_feedback_lanes",
+                                    "Lanes with analysts' feedback, by their latest verdict", ["verdict"], registry=r)
         self.consumed = Counter("transitwatch_notify_alerts_consumed", "Alert messages read from the alerts topic",
                                 registry=r)
         self.invalid = Counter(
@@ -88,6 +90,8 @@ class NotifyMetrics:
             self.unknown_outcomes.labels(receiver_type=kind)
             self.latency.labels(receiver_type=kind)
         self.suppressed.labels(verdict="dismissed")
+        for verdict in ("confirmed", "dismissed", "known"):
+            self.feedback_lanes.labels(verdict=verdict)
         for event in ("updated", "closed"):
             self.case_updates.labels(event=event)
         for reason in REJECT_REASONS:

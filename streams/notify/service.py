@@ -302,6 +302,7 @@ class Notifier:
         # The lanes' history from the alerts topic, read from its beginning once the consumer group
         # has partitions (so the topic exists), then followed: it survives restarts and rebalances.
         self._history: TopicTail | None = None
+        self._history_lock = asyncio.Lock()
 
     async def run(self, stop: asyncio.Event) -> None:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -367,6 +368,8 @@ class Notifier:
                     wake = router.next_wakeup()
                     wait = 0.2 if wake is None else min(0.2, max(0.0, wake - self.clock()))
                     batches = await consumer.getmany(timeout_ms=int(wait * 1000), max_records=500)
+                    if batches and self._history is None:
+                        await self.follow_lanes()  # the lanes' history before their first record is judged
                     for messages in batches.values():
                         for m in messages:
                             await self._ingest(m, router, producer)
@@ -396,6 +399,10 @@ class Notifier:
     async def follow_lanes(self) -> None:
         """Read the alerts topic into the lanes' history (all of it the first time, then what is
         new); a message that is not an alert is left to the consumer group, which dead-letters it."""
+        async with self._history_lock:
+            await self._follow_lanes()
+
+    async def _follow_lanes(self) -> None:
         if self._history is None:
             def observe(_key: bytes | None, value: bytes | None) -> None:
                 try:
@@ -404,8 +411,13 @@ class Notifier:
                     return
                 self.suppression.observe(alert)
 
-            self._history = TopicTail(self.settings.bootstrap_servers, self.settings.alerts_topic, observe)
-            await self._history.start()
+            tail = TopicTail(self.settings.bootstrap_servers, self.settings.alerts_topic, observe)
+            try:
+                await tail.start()
+            except BaseException:
+                await tail.stop()
+                raise
+            self._history = tail
             log.info("lane history: %d lane(s) from %s", len(self.suppression.history), self.settings.alerts_topic)
         else:
             await self._history.catch_up()

@@ -123,6 +123,9 @@ class LaneFeedback:
         current = self._latest.get(item.series_id)
         if current is None or item.created_at >= current.created_at:
             self._latest[item.series_id] = item
+            if current is not None:
+                self.metrics.feedback_lanes.labels(verdict=current.verdict).dec()
+            self.metrics.feedback_lanes.labels(verdict=item.verdict).inc()
 
     def get(self, lane: str) -> Feedback | None:
         return self._latest.get(lane)

@@ -232,3 +232,13 @@ def test_a_reopened_case_on_a_dismissed_lane_is_sent():
     alert = record("2022-06", event="reopened", severity="low")
     desk.add(alert)
     assert desk.sent() == [alert["alert_id"]]
+
+
+def test_lanes_with_feedback_are_a_gauge_by_latest_verdict():
+    desk = Desk()
+    desk.feedback.apply(feedback(created_at="2026-01-01T00:00:00+00:00"))
+    desk.feedback.apply(feedback(verdict="confirmed", created_at="2026-01-02T00:00:00+00:00"))
+    desk.feedback.apply(feedback(series_id="FR>KG export 847130"))
+    value = {v: desk.metrics.registry.get_sample_value("transitwatch_notify_feedback_lanes", {"verdict": v})
+             for v in ("confirmed", "dismissed", "known")}
+    assert value == {"confirmed": 1.0, "dismissed": 1.0, "known": 0.0}
