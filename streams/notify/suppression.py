@@ -47,8 +47,8 @@ class LaneHistory:
     >>> for period, severity, event in [("2022-01", "low", "opened"), ("2022-02", "high", "escalated"),
     ...                                 ("2022-02", "medium", "updated"), ("2022-03", "high", "updated")]:
     ...     h.observe({"series_id": "lane", "period": period, "severity": severity, "case_event": event})
-    >>> h.records("lane")
-    [{'period': '2022-02', 'severity': 'high', 'case_event': 'escalated'}, {'period': '2022-03', 'severity': 'high', 'case_event': 'updated'}]
+    >>> [(r["period"], r["severity"], r["case_event"]) for r in h.records("lane")]
+    [('2022-02', 'high', 'escalated'), ('2022-03', 'high', 'updated')]
     """
 
     def __init__(self, *, months: int = HISTORY_MONTHS, max_lanes: int = MAX_LANES) -> None:

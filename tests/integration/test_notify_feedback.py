@@ -9,12 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.notify_kafka import (
+    NotifierThread,
+    _produce,
+    http_status,
+    make_alert,
+    metric,
+    produce,
+    settings_for,
+)
+from tests.integration.notify_servers import SlackStandIn, wait_for
 from transitwatch.streams.feedback import Feedback
 from transitwatch.streams.feedback_topic import KafkaFeedbackStore
 from transitwatch.streams.notify.config import load_config
 from transitwatch.streams.notify.service import Notifier
-from tests.integration.notify_kafka import NotifierThread, _produce, http_status, make_alert, metric, produce, settings_for
-from tests.integration.notify_servers import SlackStandIn, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -8,6 +8,7 @@ import random
 import orjson
 import pytest
 
+from tests.streams.notify.notify_helpers import FakeClock, build_config, make_alert, slack
 from transitwatch.streams.desk.cli import FEEDBACK_TOPIC
 from transitwatch.streams.notify.config import NotifyConfig
 from transitwatch.streams.notify.deliverylog import DeliveryLog
@@ -18,7 +19,6 @@ from transitwatch.streams.notify.silences import Silences
 from transitwatch.streams.notify.sinks import Source
 from transitwatch.streams.notify.suppression import LaneFeedback, LaneHistory, Suppression
 from transitwatch.streams.settings import Settings
-from tests.streams.notify.notify_helpers import FakeClock, build_config, make_alert, slack
 
 LANE = "DE>AM export 854232"
 ROUTE = {"receiver": "desk", "group_by": ["..."], "group_wait": "30s", "group_interval": "5m", "repeat_interval": "1h"}
