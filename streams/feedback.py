@@ -139,6 +139,36 @@ def is_suppressed(feedback: Feedback | None, period: str, since: Iterable[Mappin
     return True
 
 
+def record_suppressed(feedback: Feedback | None, *, case_id: str, period: str,
+                      lane: Iterable[Mapping[str, Any]], suppress_months: int) -> bool:
+    """Whether a record (of case ``case_id``, month ``period``) is suppressed by its lane's latest
+    ``feedback``, given the lane's records ``lane`` (any months; those after the feedback's month
+    up to ``period`` count as evidence). The desk's list and the notifier both ask this.
+
+    A record of an older month than the one dismissed, of another case, is the lane's history,
+    not what the dismissal was about: never suppressed.
+
+    Examples
+    --------
+    >>> f = Feedback(case_id="twc-1", series_id="lane", verdict="dismissed", reason="", analyst="a",
+    ...              period="2022-05", severity="medium", created_at="2026-01-01T00:00:00+00:00")
+    >>> lane = [{"period": "2022-06", "severity": "medium", "case_event": "updated"},
+    ...         {"period": "2022-07", "severity": "high", "case_event": "escalated"}]
+    >>> record_suppressed(f, case_id="twc-1", period="2022-06", lane=lane, suppress_months=6)
+    True
+    >>> record_suppressed(f, case_id="twc-1", period="2022-07", lane=lane, suppress_months=6)
+    False
+    >>> record_suppressed(f, case_id="twc-0", period="2022-03", lane=[], suppress_months=6)
+    False
+    """
+    if feedback is None:
+        return False
+    if period < feedback.period and case_id != feedback.case_id:
+        return False
+    since = [r for r in lane if feedback.period < str(r["period"]) <= period]
+    return is_suppressed(feedback, period, since, suppress_months=suppress_months)
+
+
 def latest(items: Iterable[Feedback], key: str) -> dict[str, Feedback]:
     """The latest feedback per ``key`` (``case_id`` or ``series_id``), in the order given."""
     out: dict[str, Feedback] = {}

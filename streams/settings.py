@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     undelivered_topic: str = Field("transitwatch.alerts.undelivered", description="alerts whose last attempt failed")
     deliveries_topic: str = Field("transitwatch.notify.deliveries", description="the delivery log (compacted)")
     silences_topic: str = Field("transitwatch.notify.silences", description="silences (compacted)")
+    feedback_topic: str = Field("transitwatch.feedback",
+                                description="analysts' feedback from the desk (compacted), read by the notifier")
     notify_replication: int = Field(1, ge=1, description="replication factor of the topics the notifier creates")
     notify_web_host: str = "127.0.0.1"
     notify_web_port: int = Field(6067, ge=0, le=65535, description="the notifier's /metrics, /healthz, /ready")

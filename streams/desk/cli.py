@@ -28,8 +28,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--feedback", metavar="FILE.sqlite",
                    help="keep feedback in this SQLite file (default: next to the alerts file, FILE.feedback.sqlite; "
                         "with --broker, the feedback topic)")
-    p.add_argument("--feedback-topic", metavar="NAME", default=FEEDBACK_TOPIC,
-                   help=f"with --broker: the compacted topic of feedback (default {FEEDBACK_TOPIC})")
+    p.add_argument("--feedback-topic", metavar="NAME",
+                   help=f"with --broker: the compacted topic of feedback, which the notifier reads too (default: "
+                        f"TRANSITWATCH_FEEDBACK_TOPIC, else {FEEDBACK_TOPIC})")
     p.add_argument("--input", action="append", metavar="FILE",
                    help="the replay's input (repeatable): case pages then draw every month of the lanes, not only "
                         "the months of alert records")
@@ -57,7 +58,8 @@ def _store(args: argparse.Namespace):
     from transitwatch.streams.settings import Settings
 
     settings = Settings.from_options(broker=args.broker)
-    return KafkaFeedbackStore(settings.bootstrap_servers, args.feedback_topic), f"topic {args.feedback_topic}"
+    topic = args.feedback_topic or settings.feedback_topic
+    return KafkaFeedbackStore(settings.bootstrap_servers, topic), f"topic {topic}"
 
 
 def _source(args: argparse.Namespace):

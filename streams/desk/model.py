@@ -23,9 +23,9 @@ from transitwatch.streams.feedback import (
     Feedback,
     FeedbackError,
     FeedbackStore,
-    is_suppressed,
     latest,
     now_utc,
+    record_suppressed,
 )
 
 DESTINATIONS: tuple[str, ...] = ("RU", "BY")
@@ -175,13 +175,8 @@ class Desk:
             self.version += 1
 
     def _suppressed(self, case: Case, feedback: Feedback | None) -> bool:
-        if feedback is None:
-            return False
-        period = str(case.latest["period"])
-        if period < feedback.period and case.case_id != feedback.case_id:
-            return False  # an older case of the lane: history, not what the dismissal was about
-        since = [r for r in self.lanes.get(case.series_id, ()) if feedback.period < str(r["period"]) <= period]
-        return is_suppressed(feedback, period, since, suppress_months=self.suppress_months)
+        return record_suppressed(feedback, case_id=case.case_id, period=str(case.latest["period"]),
+                                 lane=self.lanes.get(case.series_id, ()), suppress_months=self.suppress_months)
 
     def rows(self) -> list[dict[str, Any]]:
         with self._lock:

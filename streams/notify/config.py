@@ -32,6 +32,8 @@ from transitwatch.streams.notify.matchers import (
 RECEIVER_TYPES = ("slack", "email", "alertmanager")
 #: Slack takes 50 blocks a message; an alert takes at most 5 and the header 3.
 SLACK_MAX_ALERTS = 9
+#: Ten years: the notifier keeps this many months (and one more) of every dismissed lane's history.
+MAX_SUPPRESS_MONTHS = 120
 _SECRET_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -191,6 +193,9 @@ class NotifyConfig:
     route: Route
     receivers: Mapping[str, Receiver]
     alert_url: str | None = None
+    #: A dismissed lane sends nothing for this many months after the month the analyst saw,
+    #: unless it escalates (``[feedback] suppress_months``; the desk's ``--suppress-months``).
+    suppress_months: int = 6
 
     @classmethod
     def from_toml(cls, text: str, *, base: Path | None = None) -> NotifyConfig:
@@ -202,7 +207,12 @@ class NotifyConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, base: Path | None = None) -> NotifyConfig:
-        top = _Table(data, "notify configuration", ("global", "route", "receivers"))
+        top = _Table(data, "notify configuration", ("global", "route", "receivers", "feedback"))
+        feedback = _Table(top.get("feedback", dict, {}), "feedback", ("suppress_months",))
+        suppress_months = feedback.get("suppress_months", int, 6)
+        if not 0 <= suppress_months <= MAX_SUPPRESS_MONTHS:
+            raise NotifyConfigError(f"feedback.suppress_months: expected an integer from 0 to {MAX_SUPPRESS_MONTHS}, "
+                                    f"got {suppress_months!r}")
         glob = _Table(top.get("global", dict, {}), "global", (
             "alert_url", "smtp_smarthost", "smtp_from", "smtp_auth_username", "smtp_auth_password_secret",
             "smtp_tls", "smtp_ca_file", "smtp_insecure_skip_verify",
@@ -222,7 +232,7 @@ class NotifyConfig:
         if "route" not in top.data:
             raise NotifyConfigError("route: the [route] table (with the default receiver) is missing")
         route = _route(top.get("route", dict), "route", "0", None, receivers)
-        return cls(route=route, receivers=receivers, alert_url=alert_url)
+        return cls(route=route, receivers=receivers, alert_url=alert_url, suppress_months=suppress_months)
 
     def routes_for(self, alert: Mapping[str, Any]) -> list[Route]:
         """The routes that take an alert record (each names its receiver)."""

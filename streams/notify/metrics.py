@@ -58,6 +58,17 @@ class NotifyMetrics:
             "Alerts whose send was recorded as intended but never as done (the notifier stopped in between): "
             "not sent again, put on the undelivered topic for an operator", ["receiver_type"], registry=r,
         )
+        self.suppressed = Counter(
+            "transitwatch_notify_suppressed",
+            "Alerts not sent because analysts' feedback suppresses their lane (counted once per alert version), "
+            "by verdict", ["verdict"], registry=r,
+        )
+        self.feedback_invalid = Counter(
+            "transitwatch_notify_feedback_invalid",
+            "Messages on the feedback topic that are not feedback (logged and ignored)", registry=r,
+        )
+        self.feedback_lanes = Gauge("transitwatch_notify_feedback_lanes",
+                                    "Lanes with analysts' feedback, by their latest verdict", ["verdict"], registry=r)
         self.consumed = Counter("transitwatch_notify_alerts_consumed", "Alert messages read from the alerts topic",
                                 registry=r)
         self.invalid = Counter(
@@ -78,6 +89,9 @@ class NotifyMetrics:
             self.undelivered.labels(receiver_type=kind)
             self.unknown_outcomes.labels(receiver_type=kind)
             self.latency.labels(receiver_type=kind)
+        self.suppressed.labels(verdict="dismissed")
+        for verdict in ("confirmed", "dismissed", "known"):
+            self.feedback_lanes.labels(verdict=verdict)
         for event in ("updated", "closed"):
             self.case_updates.labels(event=event)
         for reason in REJECT_REASONS:

@@ -1,4 +1,4 @@
-"""The router: fan-out, grouping, de-duplication, updates, silences and retries.
+"""The router: fan-out, grouping, de-duplication, updates, silences, analysts' feedback and retries.
 
 It holds no I/O and reads time only from the injected ``clock``, so tests drive it with a
 fake clock and an in-memory delivery log. The service feeds it alerts (:meth:`Router.add`),
@@ -14,6 +14,10 @@ first alert waits ``group_wait``; once the group has notified, new alerts wait u
 group after ``repeat_interval``, the router closes it instead (transitwatch alerts never
 resolve and an alert is never delivered twice): the group's next alert opens a new group,
 waits ``group_wait`` again and starts a new email thread.
+
+With a :class:`~transitwatch.streams.notify.suppression.Suppression`, a record whose lane the
+analysts dismissed goes to no receiver, as if silenced; it is checked when it arrives and again
+when its group is sent, so a dismissal given during ``group_wait`` still holds it back.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from transitwatch.streams.notify.matchers import LABELS, alert_labels, label_val
 from transitwatch.streams.notify.metrics import NotifyMetrics
 from transitwatch.streams.notify.silences import Silences
 from transitwatch.streams.notify.sinks import DeliveryError, Item, Notification, Source, message_id
+from transitwatch.streams.notify.suppression import Suppression
 
 #: Case updates a notifier reads and does not send: a case notifies when it opens, escalates or reopens.
 QUIET_CASE_EVENTS = ("updated", "closed")
@@ -119,8 +124,11 @@ class Router:
         on_done: Callable[[Source], None] | None = None,
         domain: str = "transitwatch.local",
         redelivery: bool = False,
+        suppression: Suppression | None = None,
     ) -> None:
         self.config, self.log, self.silences = config, log, silences
+        # The analysts' feedback (the notifier; ``redeliver`` sends what an operator chose).
+        self.suppression = suppression
         self.metrics = metrics if metrics is not None else NotifyMetrics()
         self.clock, self.retry = clock, retry
         self.rng = rng if rng is not None else random.Random()
@@ -144,6 +152,8 @@ class Router:
             receiver: str | None = None) -> None:
         """Take one alert record; ``receiver`` bypasses routing (redelivery to that receiver)."""
         now = self.clock()
+        if self.suppression is not None:
+            self.suppression.observe(alert)  # every record is the lane's evidence, also those not sent
         event = alert.get("case_event")
         if receiver is None and event in QUIET_CASE_EVENTS:
             # a case notifies when it opens, escalates or reopens; its monthly updates stay on the topic
@@ -151,7 +161,7 @@ class Router:
             self._finish(source, 0)
             return
         labels = alert_labels(alert)
-        if self._mute(alert, labels, now):
+        if self._mute(alert, labels, now) or (receiver is None and self._suppressed(alert)):
             self._finish(source, 0)
             return
         if receiver is not None:
@@ -194,6 +204,9 @@ class Router:
             self._muted.add(version)
             self.metrics.silenced.inc()
         return True
+
+    def _suppressed(self, alert: Mapping[str, Any]) -> bool:
+        return self.suppression is not None and self.suppression.suppresses(alert)
 
     def _covered(self, receiver: str, alert_id: str, early: bool) -> bool:
         delivered = self.log.get(receiver, alert_id)
@@ -284,7 +297,8 @@ class Router:
         for alert_id, item in group.items.items():
             key = (name, alert_id)
             delivered = self.log.get(*key)
-            if self._covered(*key, item.early) or self._mute(item.alert, item.labels, now):
+            if (self._covered(*key, item.early) or self._mute(item.alert, item.labels, now)
+                    or (group.route.path != "direct" and self._suppressed(item.alert))):
                 del self._in_group[key]
                 self._release(item.source)
             elif not item.early and any(f.early for f in self._in_flight.get(key, ())):

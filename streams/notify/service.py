@@ -41,6 +41,7 @@ from transitwatch.streams.notify.kafkastate import (
     COMPACTED,
     KafkaDeliveryLog,
     KafkaSilences,
+    TopicTail,
     UndeliveredKeys,
     ensure_topics,
 )
@@ -51,6 +52,7 @@ from transitwatch.streams.notify.offsets import OffsetTracker
 from transitwatch.streams.notify.router import RetryPolicy, Router
 from transitwatch.streams.notify.sinks import DeliveryError, Notification, Redactor, Sink, Source
 from transitwatch.streams.notify.slack import SlackSink
+from transitwatch.streams.notify.suppression import HISTORY_MONTHS, LaneFeedback, LaneHistory, Suppression
 from transitwatch.streams.settings import Settings
 
 log = logging.getLogger("transitwatch.notify")
@@ -294,6 +296,13 @@ class Notifier:
         self.ready = False
         self.router: Router | None = None
         self._consumer = None
+        self.suppression = Suppression(
+            LaneFeedback(self.metrics), LaneHistory(months=max(HISTORY_MONTHS, config.suppress_months + 1)),
+            suppress_months=config.suppress_months, metrics=self.metrics)
+        # The lanes' history from the alerts topic, read from its beginning once the consumer group
+        # has partitions (so the topic exists), then followed: it survives restarts and rebalances.
+        self._history: TopicTail | None = None
+        self._history_lock = asyncio.Lock()
 
     async def run(self, stop: asyncio.Event) -> None:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -302,19 +311,26 @@ class Notifier:
         s = self.settings
         bootstrap = s.bootstrap_servers
         await ensure_topics(bootstrap, {s.deliveries_topic: COMPACTED, s.silences_topic: COMPACTED,
-                                        s.undelivered_topic: COMPACTED}, s.notify_replication)
+                                        s.undelivered_topic: COMPACTED, s.feedback_topic: COMPACTED},
+                            s.notify_replication)
         web = await self._serve()
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5)
         await producer.start()
         delivery_log = KafkaDeliveryLog(bootstrap, s.deliveries_topic, producer)
         silences = KafkaSilences(bootstrap, s.silences_topic)
         undelivered = UndeliveredKeys(bootstrap, s.undelivered_topic, delivery_log)
+        feedback = self.suppression.feedback
+        feedback_tail = TopicTail(bootstrap, s.feedback_topic,
+                                  lambda _key, value: feedback.apply(value, where=f"feedback topic {s.feedback_topic}"))
         dispatcher = None
         try:
             await delivery_log.tail.start()
             await undelivered.tail.start()
             await silences.tail.start()
-            log.info("delivery log: %d record(s); silences: %d", len(delivery_log), len(silences.view.all()))
+            await feedback_tail.start()
+            log.info("delivery log: %d record(s); silences: %d; feedback on %d lane(s) from %s (a dismissal holds "
+                     "%d months)", len(delivery_log), len(silences.view.all()), len(feedback), s.feedback_topic,
+                     self.config.suppress_months)
             intents = delivery_log.intents()
             if intents:
                 log.warning("%d alert(s) were being sent when the notifier last stopped (an intent without an "
@@ -323,6 +339,7 @@ class Notifier:
             router = self.router = Router(
                 self.config, delivery_log, silences.view, metrics=self.metrics, clock=self.clock,
                 retry=retry_policy(s), on_done=self.tracker.done, domain=s.notify_message_domain,
+                suppression=self.suppression,
             )
             dispatcher = Dispatcher(router, self.sinks, delivery_log, producer, s.undelivered_topic,
                                     redactor=self.redactor)
@@ -333,7 +350,8 @@ class Notifier:
                 auto_offset_reset="earliest", max_poll_records=500, session_timeout_ms=session_ms,
                 heartbeat_interval_ms=max(100, session_ms // 3), group_instance_id=s.notify_group_instance_id,
             )
-            consumer.subscribe([s.alerts_topic], listener=_Rebalance(self, delivery_log, silences, undelivered))
+            consumer.subscribe([s.alerts_topic],
+                               listener=_Rebalance(self, delivery_log, silences, undelivered, feedback_tail))
             try:
                 await consumer.start()  # joins the group: waits for the partitions
             except InvalidSessionTimeoutError:
@@ -350,6 +368,8 @@ class Notifier:
                     wake = router.next_wakeup()
                     wait = 0.2 if wake is None else min(0.2, max(0.0, wake - self.clock()))
                     batches = await consumer.getmany(timeout_ms=int(wait * 1000), max_records=500)
+                    if batches and self._history is None:
+                        await self.follow_lanes()  # the lanes' history before their first record is judged
                     for messages in batches.values():
                         for m in messages:
                             await self._ingest(m, router, producer)
@@ -367,11 +387,40 @@ class Notifier:
             self.ready = False
             if dispatcher is not None:
                 await dispatcher.stop()
+            if self._history is not None:
+                await self._history.stop()
+            await feedback_tail.stop()
             await silences.tail.stop()
             await undelivered.tail.stop()
             await delivery_log.tail.stop()
             await producer.stop()
             await web.cleanup()
+
+    async def follow_lanes(self) -> None:
+        """Read the alerts topic into the lanes' history (all of it the first time, then what is
+        new); a message that is not an alert is left to the consumer group, which dead-letters it."""
+        async with self._history_lock:
+            await self._follow_lanes()
+
+    async def _follow_lanes(self) -> None:
+        if self._history is None:
+            def observe(_key: bytes | None, value: bytes | None) -> None:
+                try:
+                    alert = parse_alert(value, period_domain(self.clock()))
+                except RejectError:
+                    return
+                self.suppression.observe(alert)
+
+            tail = TopicTail(self.settings.bootstrap_servers, self.settings.alerts_topic, observe)
+            try:
+                await tail.start()
+            except BaseException:
+                await tail.stop()
+                raise
+            self._history = tail
+            log.info("lane history: %d lane(s) from %s", len(self.suppression.history), self.settings.alerts_topic)
+        else:
+            await self._history.catch_up()
 
     async def _ingest(self, m, router: Router, producer) -> None:
         source = Source(m.topic, m.partition, m.offset)
@@ -448,9 +497,9 @@ class _Rebalance(ConsumerRebalanceListener):
     """Commits before partitions go; catches up on the state topics before new ones come."""
 
     def __init__(self, notifier: Notifier, delivery_log: KafkaDeliveryLog, silences: KafkaSilences,
-                 undelivered: UndeliveredKeys) -> None:
+                 undelivered: UndeliveredKeys, feedback: TopicTail) -> None:
         self.notifier, self.delivery_log, self.silences = notifier, delivery_log, silences
-        self.undelivered = undelivered
+        self.undelivered, self.feedback = undelivered, feedback
 
     async def on_partitions_revoked(self, revoked) -> None:
         await self.notifier._commit()
@@ -463,4 +512,7 @@ class _Rebalance(ConsumerRebalanceListener):
         await self.delivery_log.tail.catch_up()
         await self.undelivered.tail.catch_up()
         await self.silences.tail.catch_up()
+        await self.feedback.catch_up()
+        if assigned:
+            await self.notifier.follow_lanes()
 
