@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import sys
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from detectors.errors import ConfigError, StrictModeError
+from detectors.layouts import FORMATS
 from detectors.watch import WatchConfig
 
 # Modules that add their own subcommands: each has ``add_commands(subparsers)`` and sets
@@ -34,6 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument("--report", metavar="FILE.html", help="write an HTML report with one chart per alerted lane")
     rp.add_argument("--rejects-out", metavar="FILE", help="write rejected lines with line number and reason")
     rp.add_argument("--config", metavar="FILE", help="watch configuration (TOML); defaults are shipped")
+    rp.add_argument(
+        "--format", choices=FORMATS, default=None,
+        help="how to read the inputs: auto (default: the container from the name or first bytes, the layout from "
+        "the header), jsonl, csv, parquet (transitwatch's columns, or [input.columns] of --config), or a layout: "
+        "comext (Eurostat Comext bulk), comext-extract, comtrade (UN Comtrade API v1), comtrade-legacy; overrides "
+        "[input] format",
+    )
     rp.add_argument("--strict", action="store_true", help="stop with an error at the first rejected line")
     rp.add_argument(
         "--final-month",
@@ -152,6 +161,8 @@ def _replay(args: argparse.Namespace) -> int:
     except (OSError, ConfigError) as exc:
         console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         return 2
+    if args.format is not None:
+        config = dataclasses.replace(config, reader=dataclasses.replace(config.reader, format=args.format))
     if not _inputs_readable(console, args.inputs):
         return 2
     outputs = [("--alerts-out", args.alerts_out), ("--report", args.report), ("--rejects-out", args.rejects_out)]

@@ -38,17 +38,20 @@ import orjson
 
 from detectors.alerts import Alert, period_of
 from detectors.columnar import ColumnarReplay, FinalMonth
-from detectors.contract import Declaration, Record, parse_json_line
+from detectors.contract import Declaration, Record, parse_json_line, parse_mapping
 from detectors.engine import MonthSnapshot
 from detectors.errors import RejectError, StrictModeError
-from detectors.arrow import plain_lines, split_data, split_lines
+from detectors.arrow import plain_lines, split_data, split_lines, split_table
+from detectors.layouts import LAYOUTS, Layout, MissingColumnsError, ReaderParams, add_up, detect_layout, prepare, \
+    resolve, set_aside_aggregates
 from detectors.frame import Block, complete, month_end_ordinal, parse_objects
 from detectors.limits import InputLimits, TimeDomain, screen_lines
 from detectors.reference import country_name
 from detectors.watch import WatchConfig
 from streams.files import (
-    Line, LongLine, check_inputs, count_lines, detect_format, iter_jsonl_blocks, iter_records,
+    InputFileError, Line, LongLine, check_inputs, count_lines, iter_jsonl_blocks, iter_records,
 )
+from streams.tables import CsvDialect, TableChunk, container, iter_tables, merge
 
 CHUNK_LINES = 8192
 # After this many chunks in a row that Arrow could not read, a file is decoded with orjson only
@@ -58,6 +61,7 @@ ARROW_TRIES = 3
 # and 8 MiB (about 32,000 declaration lines) was about 7 % faster than 2 MiB, for a few MiB more.
 CHUNK_BYTES = 8 << 20
 _LIMITS = InputLimits()
+_READER = ReaderParams()
 _RAW_BYTES = 8000  # of a rejected line kept for the rejects file (which shows 2,000 characters)
 
 
@@ -82,6 +86,8 @@ class ReplayResult:
     final_month: str = ""  # what was decided about the last month, and why (``decide_final_month``)
     snapshots: list[MonthSnapshot] = field(default_factory=list)
     keys: list[Any] = field(default_factory=list)
+    added_up: int = 0  # statistics rows added into another row of their lane and month (Comtrade, Comext)
+    layouts: dict[str, str] = field(default_factory=dict)  # input -> how it was read
 
     def summary(self, inputs: Sequence[str]) -> dict[str, Any]:
         severities = Counter(a.severity for a in self.alerts)
@@ -96,6 +102,8 @@ class ReplayResult:
             "lines read": self.lines,
             "records accepted": self.accepted,
             "rejected": dict(sorted(self.rejected.items())) or 0,
+            **({"read as": self.layouts} if any(v != "jsonl" for v in self.layouts.values()) else {}),
+            **({"rows added up": self.added_up} if self.added_up else {}),
             **{k: v for k, v in sorted(self.engine_counts.items())},
             "series": self.series,
             "months": months,
@@ -252,17 +260,25 @@ def read_blocks(
     chunk_bytes: int = CHUNK_BYTES,
     limits: InputLimits = _LIMITS,
     domain: TimeDomain | None = None,
+    reader: ReaderParams = _READER,
+    result: ReplayResult | None = None,
 ) -> int:
     """Feed every accepted record of every input to ``run``, a chunk at a time;
     rejected lines go to ``reject`` in file order. Returns the accepted count.
 
-    A chunk is ``chunk`` CSV rows, or about ``chunk_bytes`` of JSON Lines (whole lines).
-    ``limits`` bound what is read (a line too long or too deep is a reject); ``domain``,
-    if given, rejects records of other months before anything computes their event day."""
+    A chunk is about ``chunk_bytes`` of JSON Lines or CSV (whole lines), or a Parquet batch;
+    CSV and Parquet are read column-wise (:mod:`streams.tables`) in the layout ``reader``
+    names or the header shows (:mod:`detectors.layouts`). ``limits`` bound what is read (a
+    line too long or too deep is a reject); ``domain``, if given, rejects records of other
+    months before anything computes their event day. ``result``, if given, gets the
+    layout each input was read with and the statistics rows added up."""
     accepted = 0
     for index, path in enumerate(inputs):
         source = os.fspath(path)
-        if detect_format(path) == "jsonl":
+        kind = container(path, reader)
+        if kind == "jsonl":
+            if result is not None:
+                result.layouts[source] = "jsonl"
             failures = 0
             for first, data, ends in iter_jsonl_blocks(path, chunk_bytes, limits):
                 if isinstance(data, LongLine):
@@ -275,19 +291,119 @@ def read_blocks(
                 accepted += n
                 failures = 0 if by_arrow else failures + 1
         else:
-            records: list[Record] = []
-            numbers: list[int] = []
-            for number, content, parsed in iter_records(path, format="csv", limits=limits, domain=domain):
-                if isinstance(parsed, RejectError):
-                    reject(Line(source, number, content), parsed)
-                else:
-                    records.append(parsed)
-                    numbers.append(number)
-                if len(records) + 1 >= chunk:
-                    accepted += _feed_records(run, index, records, numbers, progress)
-                    records, numbers = [], []
-            accepted += _feed_records(run, index, records, numbers, progress)
+            accepted += _read_table_file(run, index, path, kind, reject, progress, reader=reader, limits=limits,
+                                         domain=domain, chunk_bytes=chunk_bytes, result=result)
     return accepted
+
+
+def _read_table_file(
+    run: ColumnarReplay,
+    index: int,
+    path: str | os.PathLike[str],
+    kind: str,
+    reject: Callable[[Line, RejectError], None],
+    progress: Callable[[int], None] | None,
+    *,
+    reader: ReaderParams,
+    limits: InputLimits,
+    domain: TimeDomain | None,
+    chunk_bytes: int,
+    result: ReplayResult | None,
+) -> int:
+    """A CSV or Parquet file through its layout and the contract, a table at a time (whole,
+    for a layout whose rows add up). Returns the rows accepted."""
+    source = os.fspath(path)
+    dialect: list[CsvDialect] = []
+    chunks = iter_tables(path, reader, limits=limits, chunk_bytes=chunk_bytes, dialect=dialect)
+    first = next(chunks, None)
+    if first is None:
+        return 0
+    name = reader.format if reader.format in LAYOUTS else detect_layout(first.table.column_names)
+    layout = resolve(LAYOUTS[name], reader)
+    decimal = dialect[0].decimal if dialect else "."
+    if result is not None:
+        shown = name if name != "transitwatch" else kind
+        if dialect:
+            shown += f" (delimiter {dialect[0].delimiter!r}, decimal {dialect[0].decimal!r})"
+        result.layouts[source] = shown
+    pieces: Any = [first]
+    if layout.adds_up:
+        pieces = [merge([first, *chunks])]
+    else:
+        pieces = _chain(first, chunks)
+    accepted = 0
+    for piece in pieces:
+        try:
+            n, merged = _feed_table(run, index, source, piece, layout, decimal, reject, progress, domain)
+        except MissingColumnsError as exc:
+            raise InputFileError(f"{source}: {exc.message}") from None
+        accepted += n
+        if result is not None:
+            result.added_up += merged
+    return accepted
+
+
+def _chain(first: TableChunk, rest: Iterator[TableChunk]) -> Iterator[TableChunk]:
+    yield first
+    yield from rest
+
+
+def _feed_table(
+    run: ColumnarReplay,
+    index: int,
+    source: str,
+    chunk: TableChunk,
+    layout: Layout,
+    decimal: str,
+    reject: Callable[[Line, RejectError], None],
+    progress: Callable[[int], None] | None,
+    domain: TimeDomain | None,
+) -> tuple[int, int]:
+    """One table: the layout's columns, the aggregates set aside, the fast rows checked column-wise
+    and the others by :func:`~detectors.contract.parse_mapping`; rejects in file order. Returns
+    (rows accepted, rows added into others)."""
+    import pyarrow as pa
+
+    with _no_gc():
+        n = chunk.table.num_rows
+        prepared = prepare(chunk.table, layout, decimal=decimal)
+        rejects = dict(prepared.rejects)
+        rows = prepared.rows
+        columns = prepared.columns
+        if layout.adds_up and len(rows):
+            picked = {k: c.take(pa.array(rows)) for k, c in columns.items()}
+            keys = [picked[f].to_numpy(zero_copy_only=False) if f in picked else np.zeros(len(rows))
+                    for f in ("period", "reporter", "partner", "flow")]
+            codes = picked["hs_code"].to_pylist() if "hs_code" in picked else [None] * len(rows)
+            codes = [c if isinstance(c, str) else None for c in codes]
+            total = prepared.total[rows] if prepared.total is not None else None
+            more = set_aside_aggregates(keys, codes, total)
+            for j, error in more.items():
+                rejects[int(rows[j])] = error
+            if more:
+                rows = np.delete(rows, list(more))
+        if len(rows) != n:
+            columns = {k: c.take(pa.array(rows)) for k, c in columns.items()}
+
+        def parse(i: int) -> Record:
+            return parse_mapping({k: c[i].as_py() for k, c in columns.items()})
+
+        block, slow = split_table(columns, len(rows))
+        block, rejected = complete(block, slow, parse, domain=domain)
+        for i, error in rejected:
+            rejects[int(rows[i])] = error
+        lines = chunk.numbers[rows[block.index]]
+        found = [(int(chunk.numbers[p]), chunk.content(p), e) for p, e in rejects.items()] + chunk.rejects
+        found.sort(key=lambda item: item[0])
+        for number, content, error in found:
+            reject(Line(source, number, content), error)
+        merged = 0
+        if layout.adds_up:
+            block, lines, merged = add_up(block, lines)
+        run.feed(block, source=index, lines=lines)
+        if progress is not None:
+            progress(n + len(chunk.rejects))
+        return len(block) + merged, merged
 
 
 def _feed_records(run: ColumnarReplay, index: int, records: list[Record], numbers: list[int],
@@ -465,7 +581,8 @@ def replay(
     with ExitStack() as stack:
         stream = stack.enter_context(open(rejects_out, "wb")) if rejects_out else None
         reject = _Rejects(stream, strict, result.rejected)
-        accepted = read_blocks(inputs, run, reject, progress, limits=limits, domain=domain)
+        accepted = read_blocks(inputs, run, reject, progress, limits=limits, domain=domain,
+                               reader=config.reader if config is not None else _READER, result=result)
         result.lines = accepted + sum(result.rejected.values())
         outcome = run.run(final_month=final_month, today=today, to_date=to_date)
         for index, number, record, error in outcome.rejects:  # no exchange rate, in event order
@@ -543,6 +660,8 @@ def input_size(inputs: Sequence[str | os.PathLike[str]]) -> int | None:
     """Total lines of the inputs for a progress bar, ``None`` if unknown (gzip)."""
     total = 0
     for path in inputs:
+        if container(path, _READER) == "parquet":
+            return None
         n = count_lines(path)
         if n is None:
             return None
