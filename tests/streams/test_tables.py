@@ -1,0 +1,174 @@
+"""CSV and Parquet read column-wise (streams/tables.py) through the replay's input path."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from detectors.layouts import ReaderParams
+from detectors.limits import InputLimits
+from streams.files import InputFileError, iter_records
+from streams.replay import ReplayResult, read_blocks
+from streams.tables import iter_tables
+
+HEADER = "period,reporter,partner,hs_code,value,net_mass_kg\n"
+
+
+class _Run:
+    """Stands in for ColumnarReplay: keeps what is fed, by line number."""
+
+    def __init__(self) -> None:
+        self.records: dict[int, dict] = {}
+
+    def feed(self, block, *, source, lines):
+        for i, line in enumerate(lines.tolist()):
+            assert line not in self.records
+            self.records[line] = block.to_dict(i)
+
+
+def read(path, reader=ReaderParams(), limits=InputLimits(), chunk_bytes=1 << 20):
+    """(accepted records by line, rejects by line as reason keys, result) through the replay's path."""
+    run, rejects, result = _Run(), {}, ReplayResult(alerts=[])
+
+    def reject(line, error):
+        assert line.number not in rejects
+        rejects[line.number] = error.key
+
+    accepted = read_blocks([path], run, reject, reader=reader, limits=limits, chunk_bytes=chunk_bytes, result=result)
+    assert accepted == len(run.records) + result.added_up
+    return run.records, rejects, result
+
+
+def read_row_by_row(path, limits=InputLimits()):
+    records, rejects = {}, {}
+    for number, _, parsed in iter_records(path, format="csv", limits=limits):
+        if isinstance(parsed, Exception):
+            rejects[number] = parsed.key
+        else:
+            records[number] = parsed.to_dict()
+    return records, rejects
+
+
+# --- the column-wise path reads what the row-by-row path reads ---------------------------------
+
+_CELL = st.sampled_from(["2024-01", "2024-13", "DE", "de", "EL", "XX", "KZ", "854231", "8542.31", "12a456",
+                         "5", "1e3", "-3", "", " ", "1,5", '"a,b"', '""', "caf\u00e9"])
+_LINE = st.one_of(
+    st.lists(_CELL, min_size=6, max_size=6).map(",".join),
+    st.lists(_CELL, min_size=1, max_size=8).map(",".join),  # another number of cells
+    st.sampled_from(["", " ", ",,,,,", '2024-01,DE,KZ,854231,"5', "2024-01,DE,KZ,854231,5,7"]),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_LINE, max_size=40), st.sampled_from(["\n", "\r\n"]), st.integers(16, 400))
+def test_the_arrow_path_reads_every_line_as_the_row_reader_does(tmp_path_factory, lines, end, chunk):
+    path = tmp_path_factory.mktemp("csv") / "in.csv"
+    path.write_bytes((HEADER.replace("\n", end) + end.join(lines) + (end if lines else "")).encode())
+    records, rejects, _ = read(path, chunk_bytes=chunk)
+    assert (records, rejects) == read_row_by_row(path)
+
+
+def test_a_clean_file_is_read_by_arrow_in_chunks(tmp_path):
+    rows = "".join(f"20{y}-{m:02d},DE,KZ,854231,{1000 + m},{m}\n" for y in range(10, 30) for m in range(1, 13))
+    path = tmp_path / "in.csv"
+    path.write_text(HEADER + rows)
+    records, rejects, _ = read(path, chunk_bytes=512)
+    assert rejects == {} and len(records) == 240 and min(records) == 2 and max(records) == 241
+    assert records, rejects == read_row_by_row(path)
+
+
+def test_a_bad_row_late_in_a_file_is_found_where_it_is(tmp_path):
+    rows = [f"2024-{m:02d},DE,KZ,854231,{m},\n" for m in range(1, 13)] * 20
+    rows[200] = '2024-01,DE,KZ,854231,"5,\n'  # a stray quote
+    path = tmp_path / "in.csv"
+    path.write_text(HEADER + "".join(rows))
+    records, rejects, _ = read(path, chunk_bytes=256)
+    assert rejects == {202: "unclosed_quote"} and len(records) == 239
+
+
+# --- delimiters, decimal commas, encodings -----------------------------------------------------
+
+
+def test_a_european_spreadsheet_csv_is_read(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("period;reporter;partner;hs_code;value\n2024-01;DE;KZ;854231;1.234,50\n2024-02;DE;KZ;854231;7,25\n")
+    records, rejects, result = read(path)
+    assert rejects == {} and [r["value"] for r in records.values()] == [1234.5, 7.25]
+    assert "delimiter ';', decimal ','" in result.layouts[str(path)]
+
+
+def test_the_delimiter_and_decimal_can_be_set(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("period|reporter|partner|hs_code|value\n2024-01|DE|KZ|854231|12,5\n")
+    records, _, _ = read(path, ReaderParams(delimiter="|", decimal=","))
+    assert [r["value"] for r in records.values()] == [12.5]
+    _, rejects, _ = read(path, ReaderParams(delimiter="|", decimal="."))
+    assert rejects == {2: "invalid_field:value"}
+
+
+def test_a_file_in_another_encoding_is_read_when_named(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes("period;reporter;partner;hs_code;value;exporter\n2024-01;DE;KZ;854231;5;M\u00fcller\n"
+                     .encode("cp1252"))
+    assert read(path)[1] == {2: "encoding"}  # UTF-8 by default: the row says so
+    records, rejects, _ = read(path, ReaderParams(encoding="cp1252"))
+    assert rejects == {} and len(records) == 1
+
+
+# --- Parquet -------------------------------------------------------------------------------------
+
+
+def test_parquet_is_read_with_its_types(tmp_path):
+    path = tmp_path / "in.parquet"
+    pq.write_table(pa.table({
+        "period": ["2024-01", "2024-02", "2024-03"], "reporter": ["DE", "el", "DE"], "partner": ["KZ"] * 3,
+        "hs_code": pa.array([854231, 854231, 12], pa.int64()), "value": [1.5, 2.0, -1.0],
+    }), path)
+    records, rejects, result = read(path)
+    assert [r["reporter"] for r in records.values()] == ["DE", "GR"]
+    assert rejects == {3: "invalid_field:hs_code"} and result.layouts[str(path)] == "parquet"
+
+
+def test_a_damaged_parquet_file_is_an_input_error(tmp_path):
+    path = tmp_path / "in.parquet"
+    path.write_bytes(b"PAR1 not really")
+    with pytest.raises(InputFileError, match="Parquet"):
+        list(iter_tables(path, ReaderParams()))
+
+
+# --- layouts that add up ---------------------------------------------------------------------------
+
+
+def test_comtrade_rows_of_one_lane_and_month_add_up_and_hs4_totals_are_set_aside(tmp_path):
+    path = tmp_path / "ct.csv"
+    path.write_text(
+        "period,reporterISO,partnerISO,flowCode,cmdCode,primaryValue,netWgt,motCode,customsCode,partner2Code\n"
+        "202201,ARM,RUS,X,8703,30,,0,C00,0\n"       # HS4 total over the HS6 rows
+        "202201,ARM,RUS,X,870323,10,1,3200,C00,0\n"  # by road
+        "202201,ARM,RUS,X,870323,20,2,9300,C00,0\n"  # self-propelled
+        "202201,ARM,KAZ,X,870323,5,1,0,C00,0\n"      # a total ...
+        "202201,ARM,KAZ,X,870323,4,1,3200,C00,0\n"   # ... and one of its breakdowns
+        "202201,ARM,KAZ,X,8704,9,,0,C00,0\n"         # an HS4 row with no HS6 rows
+        "2022,ARM,RUS,X,870323,9,,0,C00,0\n"         # a year
+    )
+    records, rejects, result = read(path)
+    assert [(r["partner"], r["value"], r["net_mass_kg"]) for r in records.values()] == [("RU", 30.0, 3.0),
+                                                                                     ("KZ", 5.0, 1.0)]
+    assert rejects == {2: "aggregate_code:hs_code", 6: "breakdown_of_total", 7: "aggregate_only:hs_code",
+                       8: "not_monthly:period"}
+    assert result.added_up == 1 and sorted(records) == [3, 5]
+    assert Counter(rejects.values())  # every row is accounted for
+    assert len(records) + result.added_up + len(rejects) == 7
+
+
+def test_a_layout_without_its_columns_stops_the_run(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text(HEADER + "2024-01,DE,KZ,854231,5,\n")
+    with pytest.raises(InputFileError, match="PRODUCT_NC"):
+        read(path, ReaderParams(format="comext"))
