@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     pp = sub.add_parser("produce", help="publish input files to the service's Kafka topics")
     pp.add_argument("inputs", nargs="+", metavar="FILE", help="JSON Lines or CSV files, gzip or not")
     pp.add_argument("--rate", type=float, metavar="N", help="at most N messages a second")
+    pp.add_argument("--config", metavar="FILE", help="watch configuration (TOML): its [input] says how files are read")
+    pp.add_argument("--format", choices=FORMATS, default=None,
+                    help="how to read the inputs, as for replay (default: [input] format, auto)")
     pp.add_argument("--broker", metavar="URL", help="Kafka URL, e.g. kafka://127.0.0.1:9092 (default: settings)")
     pp.add_argument("--quiet", action="store_true", help="no progress bar")
     for module in COMMAND_MODULES:
@@ -117,6 +120,7 @@ def _produce(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
+    from streams.files import InputFileError
     from streams.produce import produce
     from streams.settings import Settings
 
@@ -132,13 +136,22 @@ def _produce(args: argparse.Namespace) -> int:
     if args.rate is not None and not args.rate > 0:
         console.print("[red]--rate must be a number > 0[/red]")
         return 2
+    try:
+        config = WatchConfig.from_toml(Path(args.config).read_text("utf-8")) if args.config else WatchConfig.default()
+    except (OSError, ConfigError) as exc:
+        console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
+        return 2
+    reader = config.reader if args.format is None else dataclasses.replace(config.reader, format=args.format)
     if not _inputs_readable(console, args.inputs):
         return 2
     with _progress(console, "publishing", args.quiet) as bar:
         task = bar.add_task("lines", total=input_size(args.inputs))
         try:
-            result = asyncio.run(produce(args.inputs, settings, rate=args.rate,
+            result = asyncio.run(produce(args.inputs, settings, rate=args.rate, limits=config.input, reader=reader,
                                          progress=lambda n: bar.advance(task, n)))
+        except InputFileError as exc:
+            console.print(f"[red]cannot read input:[/red] {escape(str(exc))}")
+            return 2
         except Exception as exc:  # noqa: BLE001 - a broker that cannot be reached is an operator error
             if type(exc).__module__.startswith("aiokafka"):
                 console.print(f"[red]cannot publish to {escape(settings.broker)}:[/red] {escape(str(exc))}")

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field, replace
 import orjson
 
 from detectors.limits import InputLimits
+from detectors.layouts import ReaderParams
 from streams.files import check_inputs, iter_messages
+from streams.tables import container, iter_table_messages
 from streams.settings import Settings
 
 #: The largest line sent as it is: under Kafka's default ``message.max.bytes`` (1 MiB) with room
@@ -141,8 +143,13 @@ async def produce(
     progress: Callable[[int], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     limits: InputLimits = InputLimits(),
+    reader: ReaderParams = ReaderParams(),
 ) -> ProduceResult:
     """Publish every line of ``paths``; returns the counts per topic.
+
+    JSON Lines pass as they are; CSV and Parquet rows are read as ``replay`` reads them
+    (``reader``: the format, layout, delimiter, decimal mark, encoding and column mapping of
+    ``[input]``, :func:`streams.tables.iter_table_messages`).
 
     Raises :class:`~streams.files.InputFileError` (an ``OSError``) before connecting
     when an input cannot be read."""
@@ -159,7 +166,9 @@ async def produce(
         pending = []
         for path in paths:
             source = os.fspath(path).encode()
-            for number, message, error in iter_messages(path, limits):
+            lines = (iter_messages(path, limits) if container(path, reader) == "jsonl"
+                     else iter_table_messages(path, reader, limits))
+            for number, message, error in lines:
                 if limiter is not None:
                     wait = limiter.delay()
                     if wait > 0:

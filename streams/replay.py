@@ -38,20 +38,17 @@ import orjson
 
 from detectors.alerts import Alert, period_of
 from detectors.columnar import ColumnarReplay, FinalMonth
-from detectors.contract import Declaration, Record, parse_json_line, parse_mapping
+from detectors.contract import Declaration, Record, parse_json_line
 from detectors.engine import MonthSnapshot
 from detectors.errors import RejectError, StrictModeError
-from detectors.arrow import plain_lines, split_data, split_lines, split_table
-from detectors.layouts import LAYOUTS, Layout, MissingColumnsError, ReaderParams, add_up, detect_layout, prepare, \
-    resolve, set_aside_aggregates
+from detectors.arrow import plain_lines, split_data, split_lines
+from detectors.layouts import ReaderParams
 from detectors.frame import Block, complete, month_end_ordinal, parse_objects
 from detectors.limits import InputLimits, TimeDomain, screen_lines
 from detectors.reference import country_name
 from detectors.watch import WatchConfig
-from streams.files import (
-    InputFileError, Line, LongLine, check_inputs, count_lines, iter_jsonl_blocks, iter_records,
-)
-from streams.tables import CsvDialect, TableChunk, container, iter_tables, merge
+from streams.files import Line, LongLine, check_inputs, count_lines, iter_jsonl_blocks, iter_records
+from streams.tables import container, read_table_blocks
 
 CHUNK_LINES = 8192
 # After this many chunks in a row that Arrow could not read, a file is decoded with orjson only
@@ -310,100 +307,22 @@ def _read_table_file(
     chunk_bytes: int,
     result: ReplayResult | None,
 ) -> int:
-    """A CSV or Parquet file through its layout and the contract, a table at a time (whole,
-    for a layout whose rows add up). Returns the rows accepted."""
+    """A CSV or Parquet file through its layout and the contract (:func:`streams.tables.read_table_blocks`).
+    Returns the rows accepted."""
     source = os.fspath(path)
-    dialect: list[CsvDialect] = []
-    chunks = iter_tables(path, reader, limits=limits, chunk_bytes=chunk_bytes, dialect=dialect)
-    first = next(chunks, None)
-    if first is None:
-        return 0
-    name = reader.format if reader.format in LAYOUTS else detect_layout(first.table.column_names)
-    layout = resolve(LAYOUTS[name], reader)
-    decimal = dialect[0].decimal if dialect else "."
-    if result is not None:
-        shown = name if name != "transitwatch" else kind
-        if dialect:
-            shown += f" (delimiter {dialect[0].delimiter!r}, decimal {dialect[0].decimal!r})"
-        result.layouts[source] = shown
-    pieces: Any = [first]
-    if layout.adds_up:
-        pieces = [merge([first, *chunks])]
-    else:
-        pieces = _chain(first, chunks)
     accepted = 0
-    for piece in pieces:
-        try:
-            n, merged = _feed_table(run, index, source, piece, layout, decimal, reject, progress, domain)
-        except MissingColumnsError as exc:
-            raise InputFileError(f"{source}: {exc.message}") from None
-        accepted += n
-        if result is not None:
-            result.added_up += merged
-    return accepted
-
-
-def _chain(first: TableChunk, rest: Iterator[TableChunk]) -> Iterator[TableChunk]:
-    yield first
-    yield from rest
-
-
-def _feed_table(
-    run: ColumnarReplay,
-    index: int,
-    source: str,
-    chunk: TableChunk,
-    layout: Layout,
-    decimal: str,
-    reject: Callable[[Line, RejectError], None],
-    progress: Callable[[int], None] | None,
-    domain: TimeDomain | None,
-) -> tuple[int, int]:
-    """One table: the layout's columns, the aggregates set aside, the fast rows checked column-wise
-    and the others by :func:`~detectors.contract.parse_mapping`; rejects in file order. Returns
-    (rows accepted, rows added into others)."""
-    import pyarrow as pa
-
     with _no_gc():
-        n = chunk.table.num_rows
-        prepared = prepare(chunk.table, layout, decimal=decimal)
-        rejects = dict(prepared.rejects)
-        rows = prepared.rows
-        columns = prepared.columns
-        if layout.adds_up and len(rows):
-            picked = {k: c.take(pa.array(rows)) for k, c in columns.items()}
-            keys = [picked[f].to_numpy(zero_copy_only=False) if f in picked else np.zeros(len(rows))
-                    for f in ("period", "reporter", "partner", "flow")]
-            codes = picked["hs_code"].to_pylist() if "hs_code" in picked else [None] * len(rows)
-            codes = [c if isinstance(c, str) else None for c in codes]
-            total = prepared.total[rows] if prepared.total is not None else None
-            more = set_aside_aggregates(keys, codes, total)
-            for j, error in more.items():
-                rejects[int(rows[j])] = error
-            if more:
-                rows = np.delete(rows, list(more))
-        if len(rows) != n:
-            columns = {k: c.take(pa.array(rows)) for k, c in columns.items()}
-
-        def parse(i: int) -> Record:
-            return parse_mapping({k: c[i].as_py() for k, c in columns.items()})
-
-        block, slow = split_table(columns, len(rows))
-        block, rejected = complete(block, slow, parse, domain=domain)
-        for i, error in rejected:
-            rejects[int(rows[i])] = error
-        lines = chunk.numbers[rows[block.index]]
-        found = [(int(chunk.numbers[p]), chunk.content(p), e) for p, e in rejects.items()] + chunk.rejects
-        found.sort(key=lambda item: item[0])
-        for number, content, error in found:
-            reject(Line(source, number, content), error)
-        merged = 0
-        if layout.adds_up:
-            block, lines, merged = add_up(block, lines)
-        run.feed(block, source=index, lines=lines)
-        if progress is not None:
-            progress(n + len(chunk.rejects))
-        return len(block) + merged, merged
+        for piece in read_table_blocks(path, reader, limits=limits, domain=domain, chunk_bytes=chunk_bytes):
+            for number, content, error in piece.rejects:
+                reject(Line(source, number, content), error)
+            run.feed(piece.block, source=index, lines=piece.lines)
+            if progress is not None:
+                progress(piece.rows)
+            accepted += len(piece.block) + piece.added
+            if result is not None:
+                result.added_up += piece.added
+                result.layouts[source] = piece.layout
+    return accepted
 
 
 def _feed_records(run: ColumnarReplay, index: int, records: list[Record], numbers: list[int],

@@ -33,12 +33,18 @@ from typing import Any, BinaryIO
 import numpy as np
 import orjson
 
+from detectors.arrow import split_table
+from detectors.contract import Record, parse_mapping
 from detectors.errors import RejectError
-from detectors.layouts import ReaderParams, sample_rows, sniff_decimal, sniff_delimiter
-from detectors.limits import InputLimits
+from detectors.frame import Block, complete
+from detectors.layouts import (
+    LAYOUTS, Layout, MissingColumnsError, ReaderParams, add_up, detect_layout, prepare, resolve, sample_rows,
+    set_aside_aggregates, sniff_decimal, sniff_delimiter,
+)
+from detectors.limits import InputLimits, TimeDomain
 from streams.files import InputFileError, _file_errors, _reading, csv_cells, detect_format
 
-__all__ = ["CsvDialect", "TableChunk", "container", "iter_tables"]
+__all__ = ["CsvDialect", "TableBlock", "TableChunk", "container", "iter_table_messages", "iter_tables", "read_table_blocks"]
 
 CHUNK_BYTES = 8 << 20
 ROWS = 65_536  # rows per table when reading row by row, or a Parquet batch
@@ -400,3 +406,164 @@ def merge(chunks: Sequence[TableChunk]) -> TableChunk:
 
     return TableChunk(table, np.concatenate([c.numbers for c in chunks]), content,
                       [r for c in chunks for r in c.rejects])
+
+
+# --- through the layout and the contract -----------------------------------------------------
+
+
+@dataclass
+class TableBlock:
+    """What a piece of a CSV or Parquet file gave: the accepted records (``block``, numbered
+    ``lines``), the rejects in file order (line number, content, reason), the rows read
+    (``rows``: accepted, added up and rejected), the rows added into another (``added``),
+    and how the file was read (``layout``, for the summary)."""
+
+    block: Block
+    lines: np.ndarray
+    rejects: list[tuple[int, bytes | str | list[str], RejectError]]
+    rows: int
+    added: int
+    layout: str
+
+
+def read_table_blocks(
+    path: str | os.PathLike[str],
+    reader: ReaderParams,
+    *,
+    limits: InputLimits = _LIMITS,
+    domain: TimeDomain | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[TableBlock]:
+    """A CSV or Parquet file through its layout (:mod:`detectors.layouts`: ``reader``'s format,
+    or the one the header shows) and the contract, a table at a time, or whole for a layout
+    whose rows add up. The replay feeds the blocks to the detectors; ``produce`` publishes them.
+
+    Raises
+    ------
+    InputFileError
+        The file cannot be read, or lacks a column its layout needs.
+    """
+    source = os.fspath(path)
+    dialect: list[CsvDialect] = []
+    chunks = iter_tables(path, reader, limits=limits, chunk_bytes=chunk_bytes, dialect=dialect)
+    first = next(chunks, None)
+    if first is None:
+        return
+    name = reader.format if reader.format in LAYOUTS else detect_layout(first.table.column_names)
+    layout = resolve(LAYOUTS[name], reader)
+    decimal = dialect[0].decimal if dialect else "."
+    shown = name if name != "transitwatch" else container(path, reader)
+    if dialect:
+        shown += f" (delimiter {dialect[0].delimiter!r}, decimal {dialect[0].decimal!r})"
+    pieces: Iterator[TableChunk] | list[TableChunk]
+    pieces = [merge([first, *chunks])] if layout.adds_up else _chain(first, chunks)
+    for piece in pieces:
+        try:
+            yield _through(piece, layout, decimal, domain, shown)
+        except MissingColumnsError as exc:
+            raise InputFileError(f"{source}: {exc.message}") from None
+
+
+def _chain(first: TableChunk, rest: Iterator[TableChunk]) -> Iterator[TableChunk]:
+    yield first
+    yield from rest
+
+
+def _through(chunk: TableChunk, layout: Layout, decimal: str, domain: TimeDomain | None, shown: str) -> TableBlock:
+    """One table: the layout's columns, the aggregates set aside, the fast rows checked column-wise
+    and the others by :func:`~detectors.contract.parse_mapping`."""
+    pa, _, _ = _arrow()
+    n = chunk.table.num_rows
+    prepared = prepare(chunk.table, layout, decimal=decimal)
+    rejects = dict(prepared.rejects)
+    rows = prepared.rows
+    columns = prepared.columns
+    if layout.adds_up and len(rows):
+        picked = {k: c.take(pa.array(rows)) for k, c in columns.items()}
+        keys = [picked[f].to_numpy(zero_copy_only=False) if f in picked else np.zeros(len(rows))
+                for f in ("period", "reporter", "partner", "flow")]
+        codes = [c if isinstance(c, str) else None
+                 for c in (picked["hs_code"].to_pylist() if "hs_code" in picked else [None] * len(rows))]
+        total = prepared.total[rows] if prepared.total is not None else None
+        more = set_aside_aggregates(keys, codes, total)
+        for j, error in more.items():
+            rejects[int(rows[j])] = error
+        if more:
+            rows = np.delete(rows, list(more))
+    if len(rows) != n:
+        columns = {k: c.take(pa.array(rows)) for k, c in columns.items()}
+
+    def parse(i: int) -> Record:
+        return parse_mapping({k: c[i].as_py() for k, c in columns.items()})
+
+    block, slow = split_table(columns, len(rows))
+    block, rejected = complete(block, slow, parse, domain=domain)
+    for i, error in rejected:
+        rejects[int(rows[i])] = error
+    lines = chunk.numbers[rows[block.index]]
+    found = [(int(chunk.numbers[p]), chunk.content(p), e) for p, e in rejects.items()] + chunk.rejects
+    found.sort(key=lambda item: item[0])
+    added = 0
+    if layout.adds_up:
+        block, lines, added = add_up(block, lines)
+    return TableBlock(block, lines, found, n + len(chunk.rejects), added, shown)
+
+
+def iter_table_messages(
+    path: str | os.PathLike[str], reader: ReaderParams, limits: InputLimits = _LIMITS,
+) -> Iterator[tuple[int, bytes, RejectError | None]]:
+    """Every row of a CSV or Parquet file as a JSON message for Kafka, in file order: ``(line
+    number, message, None)``, or ``(line number, the row's text, reject)`` for a row that cannot
+    be one.
+
+    The row is the layout's contract columns (Comext and Comtrade codes read, decimal commas
+    turned to points), not validated: the consumer validates, as it does JSON Lines. A row a
+    layout sets aside (a confidential code, an aggregate) and a line the CSV reader cannot read
+    come with their reject. A layout whose rows add up is summed first, so its rows are
+    validated here and published as records (``to_dict``).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "in.csv"
+    >>> _ = p.write_text("period;reporter;partner;hs_code;value;note\\n2024-01;DE;KZ;854231;1,5;x\\n")
+    >>> [(n, m) for n, m, _ in iter_table_messages(p, ReaderParams())]
+    [(2, b'{"period":"2024-01","reporter":"DE","partner":"KZ","hs_code":"854231","value":"1.5"}')]
+    """
+    from streams.files import Line
+
+    source = os.fspath(path)
+
+    def text(number: int, content: Any) -> bytes:
+        return Line(source, number, content).raw.encode("utf-8", "replace")
+
+    dialect: list[CsvDialect] = []
+    chunks = iter_tables(path, reader, limits=limits, dialect=dialect)
+    first = next(chunks, None)
+    if first is None:
+        return
+    name = reader.format if reader.format in LAYOUTS else detect_layout(first.table.column_names)
+    layout = resolve(LAYOUTS[name], reader)
+    if layout.adds_up:
+        for piece in read_table_blocks(path, reader, limits=limits):
+            records = [(int(piece.lines[i]), orjson.dumps(piece.block.to_dict(i)), None)
+                       for i in range(len(piece.block))]
+            errors = [(number, text(number, content), error) for number, content, error in piece.rejects]
+            yield from sorted(records + errors, key=lambda item: item[0])
+        return
+    decimal = dialect[0].decimal if dialect else "."
+    for chunk in _chain(first, chunks):
+        try:
+            prepared = prepare(chunk.table, layout, decimal=decimal)
+        except MissingColumnsError as exc:
+            raise InputFileError(f"{source}: {exc.message}") from None
+        out: list[tuple[int, bytes, RejectError | None]] = [
+            (number, text(number, content), error) for number, content, error in chunk.rejects]
+        out += [(int(chunk.numbers[p]), text(int(chunk.numbers[p]), chunk.content(p)), e)
+                for p, e in prepared.rejects.items()]
+        rows = {name: column.to_pylist() for name, column in prepared.columns.items()}
+        for p in prepared.rows.tolist():
+            row = {k: v[p] for k, v in rows.items() if v[p] is not None and not (isinstance(v[p], str) and not v[p].strip())}
+            out.append((int(chunk.numbers[p]), orjson.dumps(row, default=str), None))
+        out.sort(key=lambda item: item[0])
+        yield from out

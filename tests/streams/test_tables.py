@@ -172,3 +172,28 @@ def test_a_layout_without_its_columns_stops_the_run(tmp_path):
     path.write_text(HEADER + "2024-01,DE,KZ,854231,5,\n")
     with pytest.raises(InputFileError, match="PRODUCT_NC"):
         read(path, ReaderParams(format="comext"))
+
+
+# --- produce reads tables as replay does -----------------------------------------------------------
+
+
+def test_produce_publishes_the_rows_of_a_spreadsheet_csv_as_the_contract_names_them(tmp_path):
+    from streams.tables import iter_table_messages
+
+    path = tmp_path / "in.csv"
+    path.write_text("period;reporter;partner;hs_code;value\n2024-01;DE;KZ;854231;1.234,5\n2024-02;DE;KZ\n")
+    out = list(iter_table_messages(path, ReaderParams()))
+    assert out[0][:2] == (2, b'{"period":"2024-01","reporter":"DE","partner":"KZ","hs_code":"854231","value":"1234.5"}')
+    assert out[1][0] == 3 and out[1][2].reason == "invalid_csv_row"
+
+
+def test_produce_sums_a_comtrade_file_before_publishing(tmp_path):
+    import orjson
+
+    from streams.tables import iter_table_messages
+
+    path = tmp_path / "ct.csv"
+    path.write_text("period,reporterISO,partnerISO,flowCode,cmdCode,primaryValue,motCode\n"
+                    "202201,ARM,RUS,X,870323,10,3200\n202201,ARM,RUS,X,870323,20,9300\n202201,ARM,RUS,X,8703,30,0\n")
+    out = list(iter_table_messages(path, ReaderParams()))
+    assert [(n, e.reason if e else orjson.loads(m)["value"]) for n, m, e in out] == [(2, 30.0), (4, "aggregate_code")]
