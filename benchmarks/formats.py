@@ -125,15 +125,15 @@ def render(result: dict[str, Any], command: str) -> str:
             f"{', '.join(f'{t:.2f}' for t in result['times'][fmt])} | {result['median'][fmt]:.2f} | "
             f"{result['records'] / result['median'][fmt]:,.0f} | {ratio:.2f}x | {target} |")
     return "\n".join([
-        f"Measured {dt.date.today().isoformat()} on {platform.machine()} ({os.cpu_count()} CPUs, shared with other "
-        f"work), Python {platform.python_version()}:",
+        (f"Measured {dt.date.today().isoformat()} on {platform.machine()} ({os.cpu_count()} CPUs, shared with other "
+         f"work), Python {platform.python_version()}:"),
         "",
         "```",
         command,
         "```",
         "",
-        f"{result['records']:,} declarations (seed {result['seed']}), each format read {result['repeat']} times, "
-        f"alternating; target: CSV and Parquet at >= {TARGET}x the speed of JSON Lines.",
+        (f"{result['records']:,} declarations (seed {result['seed']}), each format read {result['repeat']} times, "
+         f"alternating; target: CSV and Parquet at >= {TARGET}x the speed of JSON Lines."),
         "",
         *rows,
         "",

@@ -29,10 +29,10 @@ from detectors.contract import FLOWS
 from detectors.frame import (
     _CURRENCY,
     _DATES,
+    _FIELD_SET,
     _FLOW,
     _MAX_EXACT_INT,
     _PERIODS,
-    _FIELD_SET,
     COUNTRIES,
     CURRENCIES,
     FIELDS,

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field, replace
 
 import orjson
 
-from detectors.limits import InputLimits
 from detectors.layouts import ReaderParams
+from detectors.limits import InputLimits
 from streams.files import check_inputs, iter_messages
-from streams.tables import container, iter_table_messages
 from streams.settings import Settings
+from streams.tables import container, iter_table_messages
 
 #: The largest line sent as it is: under Kafka's default ``message.max.bytes`` (1 MiB) with room
 #: for the key and headers. A longer one goes to the dead-letter topic (its first bytes) as
@@ -135,6 +135,10 @@ class ProduceResult:
         return sum(self.sent.values())
 
 
+_LIMITS = InputLimits()
+_READER = ReaderParams()
+
+
 async def produce(
     paths: Sequence[str | os.PathLike[str]],
     settings: Settings,
@@ -142,8 +146,8 @@ async def produce(
     rate: float | None = None,
     progress: Callable[[int], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    limits: InputLimits = InputLimits(),
-    reader: ReaderParams = ReaderParams(),
+    limits: InputLimits = _LIMITS,
+    reader: ReaderParams = _READER,
 ) -> ProduceResult:
     """Publish every line of ``paths``; returns the counts per topic.
 

@@ -37,13 +37,13 @@ import numpy as np
 import orjson
 
 from detectors.alerts import Alert, period_of
+from detectors.arrow import plain_lines, split_data, split_lines
 from detectors.columnar import ColumnarReplay, FinalMonth
 from detectors.contract import Declaration, Record, parse_json_line
 from detectors.engine import MonthSnapshot
 from detectors.errors import RejectError, StrictModeError
-from detectors.arrow import plain_lines, split_data, split_lines
-from detectors.layouts import ReaderParams
 from detectors.frame import Block, complete, month_end_ordinal, parse_objects
+from detectors.layouts import ReaderParams
 from detectors.limits import InputLimits, TimeDomain, screen_lines
 from detectors.reference import country_name
 from detectors.watch import WatchConfig

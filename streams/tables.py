@@ -38,11 +38,27 @@ from detectors.contract import Record, parse_mapping
 from detectors.errors import RejectError
 from detectors.frame import Block, complete
 from detectors.layouts import (
-    LAYOUTS, Layout, MissingColumnsError, ReaderParams, add_up, detect_layout, prepare, resolve, sample_rows,
-    set_aside_aggregates, sniff_decimal, sniff_delimiter,
+    LAYOUTS,
+    Layout,
+    MissingColumnsError,
+    ReaderParams,
+    add_up,
+    detect_layout,
+    prepare,
+    resolve,
+    sample_rows,
+    set_aside_aggregates,
+    sniff_decimal,
+    sniff_delimiter,
 )
 from detectors.limits import InputLimits, TimeDomain
-from streams.files import InputFileError, _file_errors, _reading, csv_cells, detect_format
+from streams.files import (
+    InputFileError,
+    _file_errors,
+    _reading,
+    csv_cells,
+    detect_format,
+)
 
 __all__ = ["CsvDialect", "TableBlock", "TableChunk", "container", "iter_table_messages", "iter_tables", "read_table_blocks"]
 
@@ -330,7 +346,6 @@ def _plain_table(data: bytes, names: list[str], delimiter: str, limits: InputLim
 
 def _not_blank(table: Any) -> np.ndarray | None:
     """Rows that have a non-blank cell (None: all of them); a row of empty cells is skipped."""
-    pa, _, _ = _arrow()
     import pyarrow.compute as pc
 
     blank = None

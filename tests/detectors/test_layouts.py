@@ -13,11 +13,19 @@ from detectors.contract import parse_mapping
 from detectors.errors import ConfigError, InvalidParameterError
 from detectors.frame import Block
 from detectors.layouts import (
-    LAYOUTS, MissingColumnsError, ReaderParams, _decimal_comma, add_up, detect_layout, prepare, resolve,
-    set_aside_aggregates, sniff_decimal, sniff_delimiter,
+    LAYOUTS,
+    MissingColumnsError,
+    ReaderParams,
+    _decimal_comma,
+    add_up,
+    detect_layout,
+    prepare,
+    resolve,
+    set_aside_aggregates,
+    sniff_decimal,
+    sniff_delimiter,
 )
 from detectors.watch import WatchConfig
-
 
 # --- [input] reading keys ---------------------------------------------------------------------
 

@@ -17,8 +17,11 @@ def _replay(tmp_path, capsys, *argv: str) -> tuple[int, list[dict], list[dict], 
     alerts, rejects = tmp_path / "alerts.jsonl", tmp_path / "rejects.jsonl"
     code = main(["replay", *argv, "--alerts-out", str(alerts), "--rejects-out", str(rejects), "--quiet"])
     out = capsys.readouterr()
-    read = lambda p: [orjson.loads(line) for line in p.read_bytes().splitlines()] if p.exists() else []  # noqa: E731
-    return code, read(alerts), read(rejects), out.out + out.err
+    return code, _lines(alerts), _lines(rejects), out.out + out.err
+
+
+def _lines(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
 
 
 @pytest.mark.parametrize(

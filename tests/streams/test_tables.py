@@ -31,7 +31,10 @@ class _Run:
             self.records[line] = block.to_dict(i)
 
 
-def read(path, reader=ReaderParams(), limits=InputLimits(), chunk_bytes=1 << 20):
+DEFAULT, LIMITS = ReaderParams(), InputLimits()
+
+
+def read(path, reader=DEFAULT, limits=LIMITS, chunk_bytes=1 << 20):
     """(accepted records by line, rejects by line as reason keys, result) through the replay's path."""
     run, rejects, result = _Run(), {}, ReplayResult(alerts=[])
 
@@ -44,7 +47,7 @@ def read(path, reader=ReaderParams(), limits=InputLimits(), chunk_bytes=1 << 20)
     return run.records, rejects, result
 
 
-def read_row_by_row(path, limits=InputLimits()):
+def read_row_by_row(path, limits=LIMITS):
     records, rejects = {}, {}
     for number, _, parsed in iter_records(path, format="csv", limits=limits):
         if isinstance(parsed, Exception):
