@@ -187,3 +187,21 @@ def test_adding_up_keeps_every_value_and_one_record_per_identity(rows):
             assert np.isnan(block.net_mass_kg[i])
         else:
             assert block.net_mass_kg[i] == pytest.approx(sum(masses))
+
+
+@given(st.dictionaries(st.sampled_from(["value", "reporter", "period", "amount", "hs", "partner"]),
+                       st.one_of(st.sampled_from(["A", "B", "", " "]), st.integers(0, 3))))
+def test_a_column_mapping_is_accepted_only_when_it_is_right(mapping):
+    from detectors.layouts import CONTRACT_FIELDS
+
+    try:
+        params = ReaderParams(columns=mapping)
+    except InvalidParameterError as exc:
+        assert exc.name.startswith("input.columns.") and exc.name.split(".")[-1] in mapping
+        bad = exc.name.split(".")[-1]
+        assert (bad not in CONTRACT_FIELDS or not isinstance(mapping[bad], str) or not mapping[bad].strip()
+                or list(mapping.values()).count(mapping[bad]) > 1)
+    else:
+        assert set(params.columns) <= set(CONTRACT_FIELDS)
+        assert all(isinstance(v, str) and v.strip() for v in params.columns.values())
+        assert len(set(params.columns.values())) == len(params.columns)

@@ -200,3 +200,14 @@ def test_produce_sums_a_comtrade_file_before_publishing(tmp_path):
                     "202201,ARM,RUS,X,870323,10,3200\n202201,ARM,RUS,X,870323,20,9300\n202201,ARM,RUS,X,8703,30,0\n")
     out = list(iter_table_messages(path, ReaderParams()))
     assert [(n, e.reason if e else orjson.loads(m)["value"]) for n, m, e in out] == [(2, 30.0), (4, "aggregate_code")]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=600), st.sampled_from([",", ";"]))
+def test_any_bytes_are_records_or_rejects_never_a_crash(tmp_path_factory, body, delimiter):
+    path = tmp_path_factory.mktemp("csv") / "in.csv"
+    path.write_bytes(HEADER.replace(",", delimiter).encode() + body)
+    records, rejects, _ = read(path, chunk_bytes=64)
+    lines = (HEADER.encode() + body).replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
+    assert not set(records) & set(rejects)
+    assert all(2 <= n <= lines for n in [*records, *rejects])
