@@ -211,3 +211,18 @@ def test_any_bytes_are_records_or_rejects_never_a_crash(tmp_path_factory, body, 
     lines = (HEADER.encode() + body).replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
     assert not set(records) & set(rejects)
     assert all(2 <= n <= lines for n in [*records, *rejects])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_LINE, max_size=30))
+def test_produce_publishes_transitwatch_csv_as_before(tmp_path_factory, lines):
+    from streams.files import iter_messages
+    from streams.tables import iter_table_messages
+
+    path = tmp_path_factory.mktemp("csv") / "in.csv"
+    path.write_bytes((HEADER + "\n".join(lines) + ("\n" if lines else "")).encode())
+
+    def shown(items):
+        return [(n, m, e.key if e else None) for n, m, e in items]
+
+    assert shown(iter_table_messages(path, ReaderParams())) == shown(iter_messages(path))
