@@ -359,6 +359,7 @@ LAYOUTS: dict[str, Layout] = {
                  "hs_code": _product, "flow": _flow_codes({"1": "import", "2": "export"}, "FLOW"),
                  "period": _yyyymm},
         currency="EUR", adds_up=True, missing=MISSING,
+        breakdowns=(("STAT_REGIME", "4"),),  # 1 normal, 2 inward, 3 outward processing; 4 their total
     ),
     "comext-extract": Layout(
         "comext-extract",

@@ -226,3 +226,17 @@ def test_produce_publishes_transitwatch_csv_as_before(tmp_path_factory, lines):
         return [(n, m, e.key if e else None) for n, m, e in items]
 
     assert shown(iter_table_messages(path, ReaderParams())) == shown(iter_messages(path))
+
+
+def test_comext_uses_the_total_of_the_statistical_regimes(tmp_path):
+    path = tmp_path / "full202201.csv"
+    path.write_text("DECLARANT_ISO,PARTNER_ISO,PRODUCT_NC,FLOW,STAT_REGIME,PERIOD,VALUE_IN_EUROS,QUANTITY_IN_KG\n"
+                    "DE,KG,85423190,2,1,202201,70,1\n"
+                    "DE,KG,85423190,2,2,202201,30,1\n"
+                    "DE,KG,85423190,2,4,202201,100,2\n"
+                    "EL,AM,85423190,2,1,202201,5,:\n"
+                    "EL,AM,85423190,2,3,202201,6,1\n")
+    records, rejects, result = read(path)
+    assert [(r["reporter"], r["partner"], r["value"], r["currency"]) for r in records.values()] == [
+        ("DE", "KG", 100.0, "EUR"), ("GR", "AM", 11.0, "EUR")]
+    assert rejects == {2: "breakdown_of_total", 3: "breakdown_of_total"} and result.added_up == 1
