@@ -532,7 +532,9 @@ def prepare(table: Any, layout: Layout, *, decimal: str = ".") -> Prepared:
             if found is not None:
                 text = pc.utf8_trim_whitespace(pc.cast(table.column(found), pa.string()))
                 total &= pc.fill_null(pc.is_in(text, pa.array([value, ""])), True).to_numpy(zero_copy_only=False)
-    rows = np.array(sorted(set(range(n)) - errors.keys()), dtype=np.int64) if errors else np.arange(n)
+    keep = np.ones(n, bool)
+    keep[list(errors)] = False
+    rows = np.flatnonzero(keep)
     return Prepared(columns, rows, errors, total)
 
 
@@ -596,37 +598,52 @@ def set_aside_aggregates(keys: Sequence[np.ndarray], codes: Sequence[str | None]
     >>> sorted((i, e.reason) for i, e in found.items())
     [(0, 'aggregate_code'), (2, 'aggregate_only')]
     """
+    import pandas as pd
+
     n = len(codes)
-    lane = [tuple(str(k[i]) for k in keys) for i in range(n)]
-    finer: dict[tuple[Any, ...], set[int]] = {}
-    for i, code in enumerate(codes):
-        if code and code.isdigit():
-            for cut in (2, 4, 6):
-                if len(code) > cut:
-                    finer.setdefault((*lane[i], code[:cut]), set()).add(len(code))
+    if n == 0:
+        return {}
+    lane = pd.DataFrame({str(j): pd.Series(np.asarray(k), dtype=object).astype(str) for j, k in enumerate(keys)})
+    lane_id = (lane.groupby(list(lane.columns), sort=False).ngroup() if len(lane.columns)
+               else pd.Series(np.zeros(n, np.int64))).astype(str).to_numpy(dtype=object) + "|"
+    code = pd.Series(codes, dtype=object)
+    digits = code.str.fullmatch(r"[0-9]+").fillna(False).to_numpy(dtype=bool)
+    size = code.str.len().fillna(0).to_numpy(dtype=np.int64)
+    text = code.fillna("").to_numpy(dtype=object)
+    key = lane_id + text  # the lane-month and its code
+
+    def under(cut: int, least: int) -> np.ndarray:
+        """Rows of ``cut`` digits with finer rows of at least ``least`` digits under them in the lane-month."""
+        finer = digits & (size > cut) & (size >= least)
+        prefixes = set((lane_id[finer] + code[finer].str[:cut].to_numpy(dtype=object)).tolist())
+        return digits & (size == cut) & pd.Series(key).isin(prefixes).to_numpy(dtype=bool)
+
     out: dict[int, RejectError] = {}
-    for i, code in enumerate(codes):
-        if not code or not code.isdigit():
-            continue
-        below = finer.get((*lane[i], code))
-        if len(code) < 6:
-            if below and any(size >= 6 for size in below):
-                out[i] = RejectError("aggregate_code", f"hs_code {code!r} is an HS{len(code)} total; the file's "
-                                     "finer rows of the same lane and month are used (never both).", field="hs_code")
-            else:
-                out[i] = RejectError("aggregate_only", f"hs_code {code!r} is an HS{len(code)} total and the file "
-                                     "has no HS6 rows under it for this lane and month; transitwatch watches "
-                                     "HS6 subheadings: download the HS6 (or CN8) rows.", field="hs_code")
-        elif len(code) == 6 and below:
-            out[i] = RejectError("aggregate_code", f"hs_code {code!r} is the total of the file's finer (CN8) rows "
-                                 "of the same lane and month, which are used (never both).", field="hs_code")
+    covered = np.zeros(n, bool)
+    for cut in range(1, 6):
+        covered |= under(cut, 6)
+    for i in np.flatnonzero(digits & (size < 6)).tolist():
+        c = text[i]
+        if covered[i]:
+            out[i] = RejectError("aggregate_code", f"hs_code {c!r} is an HS{len(c)} total; the file's "
+                                 "finer rows of the same lane and month are used (never both).", field="hs_code")
+        else:
+            out[i] = RejectError("aggregate_only", f"hs_code {c!r} is an HS{len(c)} total and the file "
+                                 "has no HS6 rows under it for this lane and month; transitwatch watches "
+                                 "HS6 subheadings: download the HS6 (or CN8) rows.", field="hs_code")
+    for i in np.flatnonzero(under(6, 7)).tolist():
+        out[i] = RejectError("aggregate_code", f"hs_code {text[i]!r} is the total of the file's finer (CN8) rows "
+                             "of the same lane and month, which are used (never both).", field="hs_code")
     if total is not None and not total.all():
-        with_total = {(*lane[i], codes[i]) for i in np.flatnonzero(total).tolist() if i not in out}
-        for i in np.flatnonzero(~total).tolist():
-            if i not in out and (*lane[i], codes[i]) in with_total:
+        kept = total.copy()
+        kept[list(out)] = False
+        with_total = set(key[kept].tolist())
+        breakdown = ~total & pd.Series(key).isin(with_total).to_numpy(dtype=bool)
+        for i in np.flatnonzero(breakdown).tolist():
+            if i not in out:
                 out[i] = RejectError("breakdown_of_total", "a breakdown row (by transport mode, customs "
-                                     "procedure or second partner) of a lane, month and code whose total row "
-                                     "is in the file: the total is used.")
+                                     "procedure, statistical regime or second partner) of a lane, month and code "
+                                     "whose total row is in the file: the total is used.")
     return out
 
 
