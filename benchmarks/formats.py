@@ -12,7 +12,7 @@ The records are declarations from :mod:`benchmarks.scenarios.declarations` (``--
 ``--seed``), written once as JSON Lines (``orjson``, one object per line), as CSV (pandas,
 transitwatch's column names, cells quoted only where needed) and as Parquet (pyarrow,
 snappy; text columns as strings, amounts as doubles). Each file is then read through the
-replay's input path, :func:`streams.replay.read_blocks` (the container and layout found as
+replay's input path, :func:`transitwatch.streams.replay.read_blocks` (the container and layout found as
 ``transitwatch replay`` finds them, every row validated by the contract into the columnar
 blocks the detectors take), into a sink that only counts; the detectors do not run, so the
 timing is the reading alone. The formats alternate, ``--repeat`` rounds, and the medians
@@ -77,7 +77,7 @@ def write_files(workdir: Path, lines: int, seed: int) -> dict[str, Path]:
 
 def read_once(path: Path) -> tuple[float, int, int]:
     """Seconds to read ``path`` through the replay's input path; (seconds, accepted, rejected)."""
-    from streams.replay import read_blocks
+    from transitwatch.streams.replay import read_blocks
 
     rejected = [0]
 

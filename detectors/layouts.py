@@ -2,12 +2,12 @@
 
 A *layout* names the columns of a table (Eurostat Comext bulk files, UN Comtrade
 exports, transitwatch's own columns, or any table with a column mapping in ``[input]``)
-and how their values become the contract's (:mod:`detectors.contract`): Eurostat's
+and how their values become the contract's (:mod:`transitwatch.detectors.contract`): Eurostat's
 country codes, Comtrade's ISO3 codes, flow codes, ``YYYYMM`` periods, decimal commas.
 It works on whole Arrow columns of strings at once (a few hundred distinct values per
 column, each looked at once), never row by row, and returns the contract's columns
-for :func:`detectors.arrow.split_table` and the rows it sets aside, each with a
-:class:`~detectors.errors.RejectError` whose reason says why (a confidential product
+for :func:`transitwatch.detectors.arrow.split_table` and the rows it sets aside, each with a
+:class:`~transitwatch.detectors.errors.RejectError` whose reason says why (a confidential product
 code, an aggregate partner, a period that is a year): nothing is dropped silently.
 
 Statistics tables are not declarations: a Comtrade or Comext file can hold several
@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from detectors.contract import COUNTRY_ALIASES, COUNTRY_CODES, CURRENCY_CODES
-from detectors.errors import InvalidParameterError, RejectError
+from transitwatch.detectors.contract import COUNTRY_ALIASES, COUNTRY_CODES, CURRENCY_CODES
+from transitwatch.detectors.errors import InvalidParameterError, RejectError
 
 __all__ = [
     "CONTAINERS", "FORMATS", "LAYOUTS", "Layout", "MissingColumnsError", "Prepared", "ReaderParams",
@@ -100,7 +100,7 @@ class ReaderParams:
     >>> ReaderParams(columns={"amount": "Wert"})
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter input.columns.amount='Wert': expected a contract field: declaration_id, date, period, reporter, partner, flow, hs_code, value, currency, net_mass_kg, quantity, unit, exporter, consignee, origin
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter input.columns.amount='Wert': expected a contract field: declaration_id, date, period, reporter, partner, flow, hs_code, value, currency, net_mass_kg, quantity, unit, exporter, consignee, origin
     """
 
     format: str = "auto"
@@ -656,8 +656,8 @@ def add_up(block: Any, lines: np.ndarray) -> tuple[Any, np.ndarray, int]:
 
     Examples
     --------
-    >>> from detectors.frame import Block
-    >>> from detectors.contract import parse_mapping
+    >>> from transitwatch.detectors.frame import Block
+    >>> from transitwatch.detectors.contract import parse_mapping
     >>> rows = [parse_mapping({"period": "2024-01", "reporter": "AM", "partner": "RU", "hs_code": "870323",
     ...                        "value": v, "net_mass_kg": m}) for v, m in ((5, 1), (7, None), (1, 2))]
     >>> rows[2] = parse_mapping({**rows[2].to_dict(), "partner": "GE"})

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field, replace
 
 import orjson
 
-from detectors.layouts import ReaderParams
-from detectors.limits import InputLimits
-from streams.files import check_inputs, iter_messages
-from streams.settings import Settings
-from streams.tables import container, iter_table_messages
+from transitwatch.detectors.layouts import ReaderParams
+from transitwatch.detectors.limits import InputLimits
+from transitwatch.streams.files import check_inputs, iter_messages
+from transitwatch.streams.settings import Settings
+from transitwatch.streams.tables import container, iter_table_messages
 
 #: The largest line sent as it is: under Kafka's default ``message.max.bytes`` (1 MiB) with room
 #: for the key and headers. A longer one goes to the dead-letter topic (its first bytes) as
@@ -153,9 +153,9 @@ async def produce(
 
     JSON Lines pass as they are; CSV and Parquet rows are read as ``replay`` reads them
     (``reader``: the format, layout, delimiter, decimal mark, encoding and column mapping of
-    ``[input]``, :func:`streams.tables.iter_table_messages`).
+    ``[input]``, :func:`transitwatch.streams.tables.iter_table_messages`).
 
-    Raises :class:`~streams.files.InputFileError` (an ``OSError``) before connecting
+    Raises :class:`~transitwatch.streams.files.InputFileError` (an ``OSError``) before connecting
     when an input cannot be read."""
     from aiokafka import AIOKafkaProducer
 

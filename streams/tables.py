@@ -5,14 +5,14 @@ read by ``pyarrow.csv`` into columns of strings, as long as the chunk is *plain*
 text, no blank lines, no line longer than ``[input] max_line_bytes``, no lone ``\\r``,
 and the quotes of every line closed on that line. Then row ``i`` is line ``i`` of the
 chunk, and Arrow reads it as :mod:`csv` would. From the first chunk that is not plain,
-the file is read row by row by :func:`streams.files.csv_cells` (the same reader as
+the file is read row by row by :func:`transitwatch.streams.files.csv_cells` (the same reader as
 before Arrow, which says what is wrong with each line: ``invalid_csv_row``,
 ``unclosed_quote``, ``encoding``, ``line_too_long``), and its rows gathered into
 tables of the same shape. Either way the caller gets :class:`TableChunk` s: string
 columns named by the header, with a line number per row.
 
 The delimiter and the decimal mark are found from the header and the first rows
-(:func:`detectors.layouts.sniff_delimiter`, :func:`~detectors.layouts.sniff_decimal`)
+(:func:`transitwatch.detectors.layouts.sniff_delimiter`, :func:`~transitwatch.detectors.layouts.sniff_decimal`)
 unless ``[input]`` sets them; a file in another encoding than UTF-8 (``[input]
 encoding``) is decoded as it is read. A Parquet file is read a row group's batch at a
 time, its columns as they are typed (numbers stay numbers); its line numbers are row
@@ -33,11 +33,11 @@ from typing import Any, BinaryIO
 import numpy as np
 import orjson
 
-from detectors.arrow import split_table
-from detectors.contract import Record, parse_mapping
-from detectors.errors import RejectError
-from detectors.frame import Block, complete
-from detectors.layouts import (
+from transitwatch.detectors.arrow import split_table
+from transitwatch.detectors.contract import Record, parse_mapping
+from transitwatch.detectors.errors import RejectError
+from transitwatch.detectors.frame import Block, complete
+from transitwatch.detectors.layouts import (
     LAYOUTS,
     Layout,
     MissingColumnsError,
@@ -51,8 +51,8 @@ from detectors.layouts import (
     sniff_decimal,
     sniff_delimiter,
 )
-from detectors.limits import InputLimits, TimeDomain
-from streams.files import (
+from transitwatch.detectors.limits import InputLimits, TimeDomain
+from transitwatch.streams.files import (
     InputFileError,
     _file_errors,
     _reading,
@@ -369,7 +369,7 @@ def _line_content(data: bytes, ends: np.ndarray, rows: np.ndarray | None) -> Cal
 
 def _row_by_row(stream: Any, limits: InputLimits, delimiter: str, names: list[str] | None,
                 first: int) -> Iterator[TableChunk]:
-    """Rows read one by one (:func:`streams.files.csv_cells`), gathered into tables."""
+    """Rows read one by one (:func:`transitwatch.streams.files.csv_cells`), gathered into tables."""
     pa, _, _ = _arrow()
     reader = io.BufferedReader(stream, 1 << 16)
     header: list[str] | None = list(names) if names else None
@@ -449,7 +449,7 @@ def read_table_blocks(
     domain: TimeDomain | None = None,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> Iterator[TableBlock]:
-    """A CSV or Parquet file through its layout (:mod:`detectors.layouts`: ``reader``'s format,
+    """A CSV or Parquet file through its layout (:mod:`transitwatch.detectors.layouts`: ``reader``'s format,
     or the one the header shows) and the contract, a table at a time, or whole for a layout
     whose rows add up. The replay feeds the blocks to the detectors; ``produce`` publishes them.
 
@@ -486,7 +486,7 @@ def _chain(first: TableChunk, rest: Iterator[TableChunk]) -> Iterator[TableChunk
 
 def _through(chunk: TableChunk, layout: Layout, decimal: str, domain: TimeDomain | None, shown: str) -> TableBlock:
     """One table: the layout's columns, the aggregates set aside, the fast rows checked column-wise
-    and the others by :func:`~detectors.contract.parse_mapping`."""
+    and the others by :func:`~transitwatch.detectors.contract.parse_mapping`."""
     pa, _, _ = _arrow()
     n = chunk.table.num_rows
     prepared = prepare(chunk.table, layout, decimal=decimal)
@@ -545,7 +545,7 @@ def iter_table_messages(
     >>> [(n, m) for n, m, _ in iter_table_messages(p, ReaderParams())]
     [(2, b'{"period":"2024-01","reporter":"DE","partner":"KZ","hs_code":"854231","value":"1.5"}')]
     """
-    from streams.files import Line
+    from transitwatch.streams.files import Line
 
     source = os.fspath(path)
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.contract import parse_mapping
-from detectors.errors import ConfigError, InvalidParameterError
-from detectors.frame import Block
-from detectors.layouts import (
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.errors import ConfigError, InvalidParameterError
+from transitwatch.detectors.frame import Block
+from transitwatch.detectors.layouts import (
     LAYOUTS,
     MissingColumnsError,
     ReaderParams,
@@ -25,7 +25,7 @@ from detectors.layouts import (
     sniff_decimal,
     sniff_delimiter,
 )
-from detectors.watch import WatchConfig
+from transitwatch.detectors.watch import WatchConfig
 
 # --- [input] reading keys ---------------------------------------------------------------------
 
@@ -192,7 +192,7 @@ def test_adding_up_keeps_every_value_and_one_record_per_identity(rows):
 @given(st.dictionaries(st.sampled_from(["value", "reporter", "period", "amount", "hs", "partner"]),
                        st.one_of(st.sampled_from(["A", "B", "", " "]), st.integers(0, 3))))
 def test_a_column_mapping_is_accepted_only_when_it_is_right(mapping):
-    from detectors.layouts import CONTRACT_FIELDS
+    from transitwatch.detectors.layouts import CONTRACT_FIELDS
 
     try:
         params = ReaderParams(columns=mapping)

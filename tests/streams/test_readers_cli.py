@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.cli import main
+from transitwatch.streams.cli import main
 
 SAMPLES = Path(__file__).resolve().parents[2] / "examples" / "samples"
 EUROSTAT = Path(__file__).resolve().parents[2] / "examples" / "eurostat.toml"

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors.layouts import ReaderParams
-from detectors.limits import InputLimits
-from streams.files import InputFileError, iter_records
-from streams.replay import ReplayResult, read_blocks
-from streams.tables import iter_tables
+from transitwatch.detectors.layouts import ReaderParams
+from transitwatch.detectors.limits import InputLimits
+from transitwatch.streams.files import InputFileError, iter_records
+from transitwatch.streams.replay import ReplayResult, read_blocks
+from transitwatch.streams.tables import iter_tables
 
 HEADER = "period,reporter,partner,hs_code,value,net_mass_kg\n"
 
@@ -181,7 +181,7 @@ def test_a_layout_without_its_columns_stops_the_run(tmp_path):
 
 
 def test_produce_publishes_the_rows_of_a_spreadsheet_csv_as_the_contract_names_them(tmp_path):
-    from streams.tables import iter_table_messages
+    from transitwatch.streams.tables import iter_table_messages
 
     path = tmp_path / "in.csv"
     path.write_text("period;reporter;partner;hs_code;value\n2024-01;DE;KZ;854231;1.234,5\n2024-02;DE;KZ\n")
@@ -193,7 +193,7 @@ def test_produce_publishes_the_rows_of_a_spreadsheet_csv_as_the_contract_names_t
 def test_produce_sums_a_comtrade_file_before_publishing(tmp_path):
     import orjson
 
-    from streams.tables import iter_table_messages
+    from transitwatch.streams.tables import iter_table_messages
 
     path = tmp_path / "ct.csv"
     path.write_text("period,reporterISO,partnerISO,flowCode,cmdCode,primaryValue,motCode\n"
@@ -216,8 +216,8 @@ def test_any_bytes_are_records_or_rejects_never_a_crash(tmp_path_factory, body, 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(_LINE, max_size=30))
 def test_produce_publishes_transitwatch_csv_as_before(tmp_path_factory, lines):
-    from streams.files import iter_messages
-    from streams.tables import iter_table_messages
+    from transitwatch.streams.files import iter_messages
+    from transitwatch.streams.tables import iter_table_messages
 
     path = tmp_path_factory.mktemp("csv") / "in.csv"
     path.write_bytes((HEADER + "\n".join(lines) + ("\n" if lines else "")).encode())
