@@ -178,27 +178,6 @@ def _read(data: bytes, n: int) -> tuple[Block, np.ndarray] | None:
         return None  # an unexpected column type: the orjson path knows what to do
 
 
-def split_table(table: Any) -> tuple[Block, np.ndarray]:
-    """:func:`split_lines` for an Arrow table already in columns (a DataFrame, a Parquet or CSV
-    file read by Arrow): the rows proven normal as a block, and a mask of the others, which the
-    caller puts through :func:`~transitwatch.detectors.contract.parse_mapping`. Columns of a type
-    the JSON reader never gives (a list, a struct ...) send their rows to the slow path;
-    a table the fast path cannot read at all comes back all slow.
-
-    >>> import pyarrow as pa
-    >>> block, slow = split_table(pa.table({"period": ["2024-01", "2024-13"], "reporter": ["DE", "DE"],
-    ...     "partner": ["KZ", "KZ"], "hs_code": ["854231", "854231"], "value": [1.0, 2.0]}))
-    >>> len(block), slow.tolist()
-    (1, [False, True])
-    """
-    n = table.num_rows
-    pa, pc, _, _, sets = _arrow()
-    try:
-        return _split(table, n, pa, pc, sets)
-    except (pa.ArrowException, ValueError, TypeError):
-        return Block.from_records([]), np.ones(n, bool)
-
-
 def _one_object_per_line(data: bytes, lines: Sequence[bytes]) -> bool:
     """Whether every line is one object, ``{`` to ``}`` (around JSON whitespace).
 
@@ -355,3 +334,67 @@ def _objects(column: Any, rows: np.ndarray, pc: Any) -> np.ndarray:
     table[:-1] = values
     index = pc.fill_null(encoded.indices, len(values)).to_numpy(zero_copy_only=False)
     return table[index[rows]]
+
+
+_STRICT_NUMBER = r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+
+
+def split_table(columns: dict[str, Any], n: int) -> tuple[Block, np.ndarray]:
+    """:func:`split_lines` for columns already read (a CSV or Parquet table in the contract's names).
+
+    ``columns`` maps contract fields to Arrow arrays of ``n`` rows: strings as a CSV
+    gives them (an empty string or null is an absent field), or typed (Parquet's
+    numbers, dates). As in :func:`split_lines`, nothing is rejected here: the rows not
+    provably normalised come back in the slow mask, for
+    :func:`~transitwatch.detectors.contract.parse_mapping` on the row.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> block, slow = split_table({"period": pa.array(["2024-01", "2024-01"]), "reporter": pa.array(["DE", "el"]),
+    ...     "partner": pa.array(["KZ", "KZ"]), "hs_code": pa.array(["854231", "854231"]),
+    ...     "value": pa.array(["10.5", "1"]), "currency": pa.array(["", "EUR"])}, 2)
+    >>> block.to_dicts()[0]["value"], block.to_dicts()[0]["currency"], slow.tolist()
+    (10.5, 'USD', [False, True])
+    """
+    pa, pc, _, _, sets = _arrow()
+    if n == 0:
+        return Block.from_records([]), np.zeros(0, bool)
+    ok = np.ones(n, bool)
+    arrays, names = [], []
+    for name, column in columns.items():
+        if name not in _FIELD_SET:
+            continue
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            column = column.dictionary_decode()
+            kind = column.type
+        if pa.types.is_large_string(kind):
+            column = pc.cast(column, pa.string())
+            kind = column.type
+        if pa.types.is_string(kind):
+            # an empty cell is an absent field; a blank one (spaces) is left to the slow path
+            column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+            if name in _AMOUNTS:
+                number = pc.fill_null(pc.match_substring_regex(column, _STRICT_NUMBER), True)
+                ok &= number.to_numpy(zero_copy_only=False)
+                column = pc.cast(pc.if_else(number, column, pa.scalar(None, pa.string())), pa.float64())
+        elif name in _AMOUNTS:
+            if pa.types.is_decimal(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind):
+                column = pc.cast(column, pa.float64(), safe=False)
+        elif name == "hs_code" and pa.types.is_integer(kind):
+            column = pc.cast(column, pa.string())  # as the contract reads an integer: its decimal digits
+        elif name in ("date", "period") and (pa.types.is_date(kind) or pa.types.is_timestamp(kind)):
+            column = pc.strftime(column, "%Y-%m-%d" if name == "date" else "%Y-%m")
+        arrays.append(column)
+        names.append(name)
+    table = pa.table(arrays, names=names) if arrays else pa.table({"_": pa.nulls(n)})
+    try:
+        block, slow = _split(table, n, pa, pc, sets)
+    except (pa.ArrowException, ValueError, TypeError):
+        return Block.from_records([]), np.ones(n, bool)
+    if not ok.all():  # an amount written another way: the contract decides, row by row
+        keep = ok[block.index]
+        block = block.take(np.flatnonzero(keep))
+        slow = slow | ~ok
+    return block, slow

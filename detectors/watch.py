@@ -20,6 +20,7 @@ from transitwatch.detectors.diversion import DiversionParams
 from transitwatch.detectors.errors import ConfigError, InvalidParameterError
 from transitwatch.detectors.hubshift import HubShiftParams
 from transitwatch.detectors.isolation import IsolationParams
+from transitwatch.detectors.layouts import ReaderParams
 from transitwatch.detectors.limits import EARLIEST_DEFAULT, InputLimits
 from transitwatch.detectors.mirror import MirrorParams
 from transitwatch.detectors.novelty import NoveltyParams
@@ -83,6 +84,7 @@ class WatchConfig:
     early_days: tuple[int, ...]
     history_start: int | None = None  # month index (year * 12 + month - 1); None: per goods group
     input: InputLimits = InputLimits()
+    reader: ReaderParams = ReaderParams()  # how files are read: [input] format, columns, delimiter, ...
     every_partner: bool = False  # hubs = ["*"]: every partner but the destinations is a hub
     lanes: frozenset[tuple[str, str]] = frozenset()  # (reporter, partner) that alert, "*" for any
     hs6_unlisted: frozenset[str] = frozenset()  # codes accepted in hs6 though not in the HS list
@@ -169,12 +171,14 @@ class WatchConfig:
         )
         history_start = _month(watch["history_start"], "watch.history_start")
         limits = cfg["input"]
+        reading = {f.name for f in fields(ReaderParams)}
         try:
             input_limits = InputLimits(
                 earliest=_month(limits["earliest"], "input.earliest") or EARLIEST_DEFAULT,
                 latest=_month(limits["latest"], "input.latest"),
-                **{k: v for k, v in limits.items() if k not in ("earliest", "latest")},
+                **{k: v for k, v in limits.items() if k not in ("earliest", "latest") and k not in reading},
             )
+            reader = ReaderParams(**{k: v for k, v in limits.items() if k in reading})
         except InvalidParameterError as exc:
             raise ConfigError(f"[input] {exc}") from exc
         days = tuple(sorted(int(d) for d in cfg["early"]["check_days"]))
@@ -195,6 +199,7 @@ class WatchConfig:
             early_days=days,
             history_start=history_start,
             input=input_limits,
+            reader=reader,
         )
 
     def role(self, reporter: str, partner: str) -> tuple[bool, bool] | None:
@@ -265,6 +270,11 @@ def _merge(base: Any, user: Any, where: str) -> Any:
     if isinstance(base, dict):
         if not isinstance(user, dict):
             raise ConfigError(f"[{where}] must be a table")
+        if where == "input.columns":  # contract field -> column: checked by ReaderParams
+            for k, v in user.items():
+                if not isinstance(v, str):
+                    raise ConfigError(f"{where}.{k} must be a string (the name of a column of the file), not {v!r}")
+            return dict(user)
         if where != "currency.rates":
             unknown = set(user) - set(base)
             if unknown:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import sys
@@ -17,6 +18,7 @@ from rich.table import Table
 from transitwatch import __version__
 from transitwatch.data import SAMPLE, SAMPLE_CONFIG
 from transitwatch.detectors.errors import ConfigError, StrictModeError
+from transitwatch.detectors.layouts import FORMATS
 from transitwatch.streams.extras import MissingExtraError, extra_of, require, require_for_config
 
 # Modules that add their own subcommands: each has ``add_commands(subparsers)`` and sets
@@ -41,6 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="write a self-contained HTML report of the cases: filters, sorting, search, a chart per lane")
     rp.add_argument("--rejects-out", metavar="FILE", help="write rejected lines with line number and reason")
     rp.add_argument("--config", metavar="FILE", help="watch configuration (TOML); defaults are shipped")
+    rp.add_argument(
+        "--format", choices=FORMATS, default=None,
+        help="how to read the inputs: auto (default: the container from the name or first bytes, the layout from "
+        "the header), jsonl, csv, parquet (transitwatch's columns, or [input.columns] of --config), or a layout: "
+        "comext (Eurostat Comext bulk), comext-extract, comtrade (UN Comtrade API v1), comtrade-legacy; overrides "
+        "[input] format",
+    )
     rp.add_argument("--strict", action="store_true", help="stop with an error at the first rejected line")
     rp.add_argument(
         "--final-month",
@@ -54,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     pp = sub.add_parser("produce", help="publish input files to the service's Kafka topics")
     pp.add_argument("inputs", nargs="+", metavar="FILE", help="JSON Lines or CSV files, gzip or not")
     pp.add_argument("--rate", type=float, metavar="N", help="at most N messages a second")
+    pp.add_argument("--config", metavar="FILE", help="watch configuration (TOML): its [input] says how files are read")
+    pp.add_argument("--format", choices=FORMATS, default=None,
+                    help="how to read the inputs, as for replay (default: [input] format, auto)")
     pp.add_argument("--broker", metavar="URL", help="Kafka URL, e.g. kafka://127.0.0.1:9092 (default: settings)")
     pp.add_argument("--quiet", action="store_true", help="no progress bar")
     pp.set_defaults(handler=_produce, extra="service")
@@ -136,6 +148,7 @@ def _produce(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
+    from transitwatch.streams.files import InputFileError
     from transitwatch.streams.produce import produce
     from transitwatch.streams.settings import Settings
 
@@ -151,13 +164,24 @@ def _produce(args: argparse.Namespace) -> int:
     if args.rate is not None and not args.rate > 0:
         console.print("[red]--rate must be a number > 0[/red]")
         return 2
+    from transitwatch.detectors.watch import WatchConfig
+
+    try:
+        config = WatchConfig.from_toml(Path(args.config).read_text("utf-8")) if args.config else WatchConfig.default()
+    except (OSError, ConfigError) as exc:
+        console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
+        return 2
+    reader = config.reader if args.format is None else dataclasses.replace(config.reader, format=args.format)
     if not _inputs_readable(console, args.inputs):
         return 2
     with _progress(console, "publishing", args.quiet) as bar:
         task = bar.add_task("lines", total=input_size(args.inputs))
         try:
-            result = asyncio.run(produce(args.inputs, settings, rate=args.rate,
+            result = asyncio.run(produce(args.inputs, settings, rate=args.rate, limits=config.input, reader=reader,
                                          progress=lambda n: bar.advance(task, n)))
+        except InputFileError as exc:
+            console.print(f"[red]cannot read input:[/red] {escape(str(exc))}")
+            return 2
         except Exception as exc:  # noqa: BLE001 - a broker that cannot be reached is an operator error
             if type(exc).__module__.startswith("aiokafka"):
                 console.print(f"[red]cannot publish to {escape(settings.broker)}:[/red] {escape(str(exc))}")
@@ -187,6 +211,8 @@ def _replay(args: argparse.Namespace) -> int:
     except MissingExtraError as exc:
         console.print(f"[red]{escape(str(exc))}[/red] ([isolation] in_alerting_path = true)")
         return 2
+    if args.format is not None:
+        config = dataclasses.replace(config, reader=dataclasses.replace(config.reader, format=args.format))
     if not _inputs_readable(console, args.inputs):
         return 2
     outputs = [("--alerts-out", args.alerts_out), ("--report", args.report), ("--rejects-out", args.rejects_out)]

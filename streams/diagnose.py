@@ -78,6 +78,11 @@ def _hint(inputs: Sequence[str | os.PathLike[str]], reason: str | None) -> str:
         head = _head(path)
         if head is None:
             continue
+        if reason and reason.startswith("encoding"):
+            found = _encoding(head)
+            if found:
+                return (f"{os.fspath(path)} is not UTF-8 but reads as {found}: set [input] encoding = \"{found}\" "
+                        "in the configuration (--config), or save the file as UTF-8.")
         text = head.decode("utf-8", "replace").lstrip("\ufeff")
         first = next((line for line in text.splitlines() if line.strip()), "")
         if not first:
@@ -96,18 +101,37 @@ def _hint(inputs: Sequence[str | os.PathLike[str]], reason: str | None) -> str:
     return "Run again with --rejects-out FILE to see each rejected line and its reason (docs/input-format.md)."
 
 
+def _encoding(head: bytes) -> str | None:
+    """The likely encoding of bytes that are not UTF-8: cp1252 (Windows' Western European), else latin-1."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 3:  # cut inside a character at the end of the sample
+            return None
+    else:
+        return None
+    try:
+        head.decode("cp1252")
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "cp1252"
+
+
 def _csv_hint(path: str, text: str, first: str) -> str | None:
     delimiter = max((";", "\t", "|", ","), key=first.count)
     names = [n.strip().strip('"').lower() for n in first.split(delimiter)]
     if delimiter != "," and first.count(delimiter) > first.count(","):
         shown = {";": "semicolons", "\t": "tabs", "|": "'|'"}[delimiter]
-        hint = f"{path} looks separated by {shown}, not commas: save it as comma-separated CSV"
+        setting = {";": '";"', "\t": '"\\t"', "|": '"|"'}[delimiter]
+        hint = (f"{path} looks separated by {shown}, not commas: set [input] delimiter = {setting} (or \"auto\", "
+                "the default, which finds it)")
         if _has_decimal_commas(text, delimiter):
-            hint += " with decimal points (it writes numbers with decimal commas, e.g. '1234,5')"
+            hint += ' and decimal = "," (it writes numbers with decimal commas, e.g. \'1234,5\')'
         return hint + "."
     if _has_decimal_commas(text, ","):
-        return (f"{path} writes numbers with decimal commas (e.g. \"1234,5\"): write them with a decimal point, "
-                "or the cells are read as text.")
+        return (f"{path} writes numbers with decimal commas (e.g. \"1234,5\") in a comma-separated file: write "
+                "them with a decimal point, or save the file separated by semicolons (then [input] decimal = \"auto\" "
+                "reads the commas).")
     if not {"declaration_id", "period"} & set(names):
         return (f"{path}: the header ({', '.join(names[:8])}{' ...' if len(names) > 8 else ''}) names neither "
                 f"declaration_id nor period; the contract's columns are {', '.join(_CONTRACT)} "

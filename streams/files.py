@@ -507,11 +507,11 @@ def iter_messages(
 # -- CSV ---------------------------------------------------------------------------------------
 
 
-def _physical_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | LongLine]]:
-    """Every line of a stream (blank ones too), numbered from 1, with its line ending. A line ends
-    at ``\\r\\n``, ``\\n`` or a lone ``\\r``; one over ``limit`` bytes (without its ending) is a
-    :class:`LongLine`, and no more than ``limit`` plus a piece is held."""
-    number, carry = 0, b""
+def _physical_lines(stream: BinaryIO, limit: int, first: int = 1) -> Iterator[tuple[int, bytes | LongLine]]:
+    """Every line of a stream (blank ones too), numbered from ``first``, with its line ending. A
+    line ends at ``\\r\\n``, ``\\n`` or a lone ``\\r``; one over ``limit`` bytes (without its
+    ending) is a :class:`LongLine`, and no more than ``limit`` plus a piece is held."""
+    number, carry = first - 1, b""
     skipping: tuple[bytes, int] | None = None  # (head, bytes so far) of a long line being read past
     while True:
         chunk = stream.read(_CHUNK)
@@ -582,13 +582,13 @@ class _CsvRows:
     Blank lines (outside a quoted cell) are skipped.
     """
 
-    def __init__(self, lines: Iterator[tuple[int, bytes | LongLine]], limits: InputLimits) -> None:
+    def __init__(self, lines: Iterator[tuple[int, bytes | LongLine]], limits: InputLimits, delimiter: str = ",") -> None:
         self.lines = lines
         self.limits = limits
         self.width: int | None = None
         self.ahead: list[tuple[int, bytes | LongLine]] = []  # lines to read again, the next one last
         self.feed = _Feed()
-        self.reader = csv.reader(self.feed)
+        self.reader = csv.reader(self.feed, delimiter=delimiter)
 
     def _pull(self) -> tuple[int, bytes | LongLine] | None:
         return self.ahead.pop() if self.ahead else next(self.lines, None)
@@ -637,7 +637,7 @@ class _CsvRows:
 
 
 def _iter_csv_rows(
-    path: str | os.PathLike[str], limits: InputLimits
+    path: str | os.PathLike[str], limits: InputLimits, delimiter: str = ","
 ) -> Iterator[tuple[int, str | bytes | list[str], dict[str, str] | RejectError]]:
     """CSV rows as ``(line number, content, mapping of the non-empty cells or the reason they cannot be)``.
 
@@ -645,25 +645,42 @@ def _iter_csv_rows(
     read (too long, an unclosed quote) is a reject. A row whose cells are all empty
     (``,,,``) is blank, and skipped.
     """
-    width = 0
-    names: list[str] = []
     with _reading(path) as stream:
-        rows = _CsvRows(_physical_lines(stream, limits.max_line_bytes), limits)
-        for number, content, cells in rows:
-            if isinstance(cells, RejectError):
-                yield number, content, cells
-                continue
-            if not any(cell.strip() for cell in cells):
-                continue
-            if not names:
-                names = [name.strip() for name in cells]
-                width = rows.width = len(names)
-            elif len(cells) != width:
-                yield number, content, RejectError(
-                    "invalid_csv_row",
-                    f"Row has {len(cells)} cells but the header has {width}; quote cells that contain commas.",
-                )
-            elif not all(cell.isascii() for cell in cells) and _has_bad_bytes(cells):
-                yield number, content, RejectError("encoding", "Row is not valid UTF-8; write the file as UTF-8.")
-            else:
-                yield number, content, {k: v for k, v in zip(names, cells) if v.strip()}
+        for number, content, cells in csv_cells(stream, limits, delimiter):
+            yield number, content, cells if isinstance(cells, RejectError) else {k: v for k, v in cells if v.strip()}
+
+
+def csv_cells(
+    stream: BinaryIO, limits: InputLimits, delimiter: str = ",", names: list[str] | None = None, first: int = 1
+) -> Iterator[tuple[int, str | bytes | list[str], list[tuple[str, str]] | RejectError]]:
+    """The rows of a CSV stream, one at a time: ``(line number, content, (name, cell) pairs or
+    the reason they cannot be)``. ``names``: the header, when the stream starts after it;
+    ``first``: the number of the stream's first line."""
+    width = len(names) if names else 0
+    names = list(names or [])
+    rows = _CsvRows(_physical_lines(stream, limits.max_line_bytes, first), limits, delimiter)
+    rows.width = width or None
+    for number, content, cells in rows:
+        if isinstance(cells, RejectError):
+            yield number, content, cells
+            continue
+        if not any(cell.strip() for cell in cells):
+            continue
+        if not names:
+            names = [name.strip() for name in cells]
+            width = rows.width = len(names)
+        elif len(cells) != width:
+            yield number, content, RejectError(
+                "invalid_csv_row",
+                f"Row has {len(cells)} cells but the header has {width}; "
+                + ("quote cells that contain commas." if delimiter == "," else
+                   f"the delimiter is {_DELIMITER_NAMES.get(delimiter, repr(delimiter))} ([input] delimiter)."),
+            )
+        elif not all(cell.isascii() for cell in cells) and _has_bad_bytes(cells):
+            yield number, content, RejectError("encoding", "Row is not valid UTF-8; write the file as UTF-8, "
+                                               'or name its encoding in [input] encoding (e.g. "cp1252").')
+        else:
+            yield number, content, list(zip(names, cells))
+
+
+_DELIMITER_NAMES = {",": "a comma", ";": "a semicolon", "\t": "a tab", "|": "'|'"}

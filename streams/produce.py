@@ -27,9 +27,11 @@ from dataclasses import dataclass, field, replace
 
 import orjson
 
+from transitwatch.detectors.layouts import ReaderParams
 from transitwatch.detectors.limits import InputLimits
 from transitwatch.streams.files import check_inputs, iter_messages
 from transitwatch.streams.settings import Settings
+from transitwatch.streams.tables import container, iter_table_messages
 
 #: The largest line sent as it is: under Kafka's default ``message.max.bytes`` (1 MiB) with room
 #: for the key and headers. A longer one goes to the dead-letter topic (its first bytes) as
@@ -133,6 +135,10 @@ class ProduceResult:
         return sum(self.sent.values())
 
 
+_LIMITS = InputLimits()
+_READER = ReaderParams()
+
+
 async def produce(
     paths: Sequence[str | os.PathLike[str]],
     settings: Settings,
@@ -140,9 +146,14 @@ async def produce(
     rate: float | None = None,
     progress: Callable[[int], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    limits: InputLimits = InputLimits(),
+    limits: InputLimits = _LIMITS,
+    reader: ReaderParams = _READER,
 ) -> ProduceResult:
     """Publish every line of ``paths``; returns the counts per topic.
+
+    JSON Lines pass as they are; CSV and Parquet rows are read as ``replay`` reads them
+    (``reader``: the format, layout, delimiter, decimal mark, encoding and column mapping of
+    ``[input]``, :func:`transitwatch.streams.tables.iter_table_messages`).
 
     Raises :class:`~transitwatch.streams.files.InputFileError` (an ``OSError``) before connecting
     when an input cannot be read."""
@@ -159,7 +170,9 @@ async def produce(
         pending = []
         for path in paths:
             source = os.fspath(path).encode()
-            for number, message, error in iter_messages(path, limits):
+            lines = (iter_messages(path, limits) if container(path, reader) == "jsonl"
+                     else iter_table_messages(path, reader, limits))
+            for number, message, error in lines:
                 if limiter is not None:
                     wait = limiter.delay()
                     if wait > 0:

@@ -43,18 +43,12 @@ from transitwatch.detectors.contract import Declaration, Record, parse_json_line
 from transitwatch.detectors.engine import MonthSnapshot
 from transitwatch.detectors.errors import RejectError, StrictModeError
 from transitwatch.detectors.frame import Block, complete, month_end_ordinal, parse_objects
+from transitwatch.detectors.layouts import ReaderParams
 from transitwatch.detectors.limits import InputLimits, TimeDomain, screen_lines
 from transitwatch.detectors.reference import country_name
 from transitwatch.detectors.watch import WatchConfig
-from transitwatch.streams.files import (
-    Line,
-    LongLine,
-    check_inputs,
-    count_lines,
-    detect_format,
-    iter_jsonl_blocks,
-    iter_records,
-)
+from transitwatch.streams.files import Line, LongLine, check_inputs, count_lines, iter_jsonl_blocks, iter_records
+from transitwatch.streams.tables import container, read_table_blocks
 
 CHUNK_LINES = 8192
 # After this many chunks in a row that Arrow could not read, a file is decoded with orjson only
@@ -64,6 +58,7 @@ ARROW_TRIES = 3
 # and 8 MiB (about 32,000 declaration lines) was about 7 % faster than 2 MiB, for a few MiB more.
 CHUNK_BYTES = 8 << 20
 _LIMITS = InputLimits()
+_READER = ReaderParams()
 _RAW_BYTES = 8000  # of a rejected line kept for the rejects file (which shows 2,000 characters)
 
 
@@ -88,6 +83,8 @@ class ReplayResult:
     final_month: str = ""  # what was decided about the last month, and why (``decide_final_month``)
     snapshots: list[MonthSnapshot] = field(default_factory=list)
     keys: list[Any] = field(default_factory=list)
+    added_up: int = 0  # statistics rows added into another row of their lane and month (Comtrade, Comext)
+    layouts: dict[str, str] = field(default_factory=dict)  # input -> how it was read
 
     def summary(self, inputs: Sequence[str]) -> dict[str, Any]:
         severities = Counter(a.severity for a in self.alerts)
@@ -102,6 +99,8 @@ class ReplayResult:
             "lines read": self.lines,
             "records accepted": self.accepted,
             "rejected": dict(sorted(self.rejected.items())) or 0,
+            **({"read as": self.layouts} if any(v != "jsonl" for v in self.layouts.values()) else {}),
+            **({"rows added up": self.added_up} if self.added_up else {}),
             **{k: v for k, v in sorted(self.engine_counts.items())},
             "series": self.series,
             "months": months,
@@ -258,17 +257,25 @@ def read_blocks(
     chunk_bytes: int = CHUNK_BYTES,
     limits: InputLimits = _LIMITS,
     domain: TimeDomain | None = None,
+    reader: ReaderParams = _READER,
+    result: ReplayResult | None = None,
 ) -> int:
     """Feed every accepted record of every input to ``run``, a chunk at a time;
     rejected lines go to ``reject`` in file order. Returns the accepted count.
 
-    A chunk is ``chunk`` CSV rows, or about ``chunk_bytes`` of JSON Lines (whole lines).
-    ``limits`` bound what is read (a line too long or too deep is a reject); ``domain``,
-    if given, rejects records of other months before anything computes their event day."""
+    A chunk is about ``chunk_bytes`` of JSON Lines or CSV (whole lines), or a Parquet batch;
+    CSV and Parquet are read column-wise (:mod:`transitwatch.streams.tables`) in the layout ``reader``
+    names or the header shows (:mod:`transitwatch.detectors.layouts`). ``limits`` bound what is read (a
+    line too long or too deep is a reject); ``domain``, if given, rejects records of other
+    months before anything computes their event day. ``result``, if given, gets the
+    layout each input was read with and the statistics rows added up."""
     accepted = 0
     for index, path in enumerate(inputs):
         source = os.fspath(path)
-        if detect_format(path) == "jsonl":
+        kind = container(path, reader)
+        if kind == "jsonl":
+            if result is not None:
+                result.layouts[source] = "jsonl"
             failures = 0
             for first, data, ends in iter_jsonl_blocks(path, chunk_bytes, limits):
                 if isinstance(data, LongLine):
@@ -281,18 +288,40 @@ def read_blocks(
                 accepted += n
                 failures = 0 if by_arrow else failures + 1
         else:
-            records: list[Record] = []
-            numbers: list[int] = []
-            for number, content, parsed in iter_records(path, format="csv", limits=limits, domain=domain):
-                if isinstance(parsed, RejectError):
-                    reject(Line(source, number, content), parsed)
-                else:
-                    records.append(parsed)
-                    numbers.append(number)
-                if len(records) + 1 >= chunk:
-                    accepted += _feed_records(run, index, records, numbers, progress)
-                    records, numbers = [], []
-            accepted += _feed_records(run, index, records, numbers, progress)
+            accepted += _read_table_file(run, index, path, kind, reject, progress, reader=reader, limits=limits,
+                                         domain=domain, chunk_bytes=chunk_bytes, result=result)
+    return accepted
+
+
+def _read_table_file(
+    run: ColumnarReplay,
+    index: int,
+    path: str | os.PathLike[str],
+    kind: str,
+    reject: Callable[[Line, RejectError], None],
+    progress: Callable[[int], None] | None,
+    *,
+    reader: ReaderParams,
+    limits: InputLimits,
+    domain: TimeDomain | None,
+    chunk_bytes: int,
+    result: ReplayResult | None,
+) -> int:
+    """A CSV or Parquet file through its layout and the contract (:func:`transitwatch.streams.tables.read_table_blocks`).
+    Returns the rows accepted."""
+    source = os.fspath(path)
+    accepted = 0
+    with _no_gc():
+        for piece in read_table_blocks(path, reader, limits=limits, domain=domain, chunk_bytes=chunk_bytes):
+            for number, content, error in piece.rejects:
+                reject(Line(source, number, content), error)
+            run.feed(piece.block, source=index, lines=piece.lines)
+            if progress is not None:
+                progress(piece.rows)
+            accepted += len(piece.block) + piece.added
+            if result is not None:
+                result.added_up += piece.added
+                result.layouts[source] = piece.layout
     return accepted
 
 
@@ -464,15 +493,19 @@ def replay(
     limits = config.input if config is not None else _LIMITS
     check_inputs(inputs)
 
-    def feed(run: ColumnarReplay, reject: Callable[[Line, RejectError], None], domain: TimeDomain) -> int:
-        return read_blocks(inputs, run, reject, progress, limits=limits, domain=domain)
+    reader = config.reader if config is not None else _READER
+
+    def feed(run: ColumnarReplay, reject: Callable[[Line, RejectError], None], domain: TimeDomain,
+             result: ReplayResult) -> int:
+        return read_blocks(inputs, run, reject, progress, limits=limits, domain=domain, reader=reader, result=result)
 
     return run_feed(feed, [os.fspath(p) for p in inputs], config=config, rejects_out=rejects_out, strict=strict,
                     final_month=final_month, keep_snapshots=keep_snapshots, today=today, to_date=to_date)
 
 
-#: What feeds a run: (the run, where rejected lines go, the months accepted) -> records accepted.
-Feed = Callable[[ColumnarReplay, Callable[[Line, RejectError], None], TimeDomain], int]
+#: What feeds a run: (the run, where rejected lines go, the months accepted, the result to note
+#: what was read in) -> records accepted.
+Feed = Callable[[ColumnarReplay, Callable[[Line, RejectError], None], TimeDomain, "ReplayResult"], int]
 
 
 def run_feed(
@@ -500,7 +533,7 @@ def run_feed(
     with ExitStack() as stack:
         stream = stack.enter_context(open(rejects_out, "wb")) if rejects_out else None
         reject = _Rejects(stream, strict, result.rejected)
-        accepted = feed(run, reject, domain)
+        accepted = feed(run, reject, domain, result)
         result.lines = accepted + sum(result.rejected.values())
         outcome = run.run(final_month=final_month, today=today, to_date=to_date)
         for index, number, record, error in outcome.rejects:  # no exchange rate, in event order
@@ -583,6 +616,8 @@ def input_size(inputs: Sequence[str | os.PathLike[str]]) -> int | None:
     """Total lines of the inputs for a progress bar, ``None`` if unknown (gzip)."""
     total = 0
     for path in inputs:
+        if container(path, _READER) == "parquet":
+            return None
         n = count_lines(path)
         if n is None:
             return None

@@ -133,7 +133,9 @@ def detect(
     settings = load_config(config)
     table = _as_table(frame, columns)
 
-    def feed(run: ColumnarReplay, reject: Callable[[Line, RejectError], None], domain: TimeDomain) -> int:
+    def feed(run: ColumnarReplay, reject: Callable[[Line, RejectError], None], domain: TimeDomain,
+             result: ReplayResult) -> int:
+        result.layouts[FRAME_SOURCE] = "frame"
         return feed_table(table, run, reject, domain)
 
     result = run_feed(feed, [FRAME_SOURCE], config=settings, rejects_out=rejects_out, strict=strict,
@@ -171,7 +173,8 @@ def feed_table(
     accepted = 0
     for offset in range(0, table.num_rows, BATCH_ROWS):
         part = _Rows(table.slice(offset, BATCH_ROWS))
-        block, rejected = complete(*split_table(part.table), part.parse, domain=domain)
+        columns = {name: part.table.column(name).combine_chunks() for name in part.table.column_names}
+        block, rejected = complete(*split_table(columns, part.table.num_rows), part.parse, domain=domain)
         for i, error in rejected:
             reject(Line(FRAME_SOURCE, offset + i + 1, _raw(part.row(i))), error)
         run.feed(block, source=0, lines=offset + block.index + 1)
