@@ -10,7 +10,7 @@
   a recall / false-alarm curve (the alerting rows come from real runs with
   ``[isolation] in_alerting_path = true``).
 
-Every function takes the series-month cells of :func:`transitwatch.detectors.batch.monthly_cells`
+Every function takes the series-month cells of :func:`benchmarks.batch.monthly_cells`
 and returns ``(key, month)`` alerts or a score frame with columns
 ``reporter, partner, flow, hs6, month, score``.
 """
@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
-from transitwatch.detectors.batch import KEY, detect
+from benchmarks.batch import KEY, detect
 from transitwatch.detectors.policy import AlertPolicy
 from transitwatch.detectors.watch import WatchConfig
 

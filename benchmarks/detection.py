@@ -30,8 +30,8 @@ from typing import Any
 import pandas as pd
 
 from benchmarks import baselines, scoring
+from benchmarks.batch import KEY, detect, monthly_cells, records_frame
 from benchmarks.scoring import Key, Score, Truth
-from transitwatch.detectors.batch import KEY, detect, monthly_cells, records_frame
 from transitwatch.detectors.contract import parse_mapping
 from transitwatch.detectors.watch import WatchConfig
 

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from benchmarks import baselines, real_eurostat, scoring
-from transitwatch.detectors.batch import detect, monthly_cells, records_frame
+from benchmarks.batch import detect, monthly_cells, records_frame
 from transitwatch.detectors.contract import parse_mapping
 from transitwatch.detectors.watch import WatchConfig
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.batch import detect, monthly_cells, records_frame
 from benchmarks.scenarios import labelled
-from transitwatch.detectors.batch import detect, monthly_cells, records_frame
 from transitwatch.detectors.columnar import ColumnarReplay
 from transitwatch.detectors.consignees import ConsigneeParams, NewConsigneeDetector, party_z
 from transitwatch.detectors.contract import parse_mapping

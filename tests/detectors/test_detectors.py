@@ -136,7 +136,7 @@ def test_novelty_needs_a_known_empty_baseline():
 
 def test_import_detectors_pulls_no_service_dependencies():
     code = (
-        "import sys, transitwatch.detectors, transitwatch.detectors.engine, transitwatch.detectors.batch, transitwatch.detectors.watch;"
+        "import sys, transitwatch.detectors, transitwatch.detectors.engine, transitwatch.detectors.watch;"
         "bad = [m for m in ('faust', 'aiokafka', 'prometheus_client') if m in sys.modules];"
         "print(','.join(bad))"
     )

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transitwatch.detectors.batch import monthly_cells, records_frame
+from benchmarks.batch import monthly_cells, records_frame
 from transitwatch.detectors.consignees import ConsigneeParams, NewConsigneeDetector
 from transitwatch.detectors.contract import parse_mapping
 from transitwatch.detectors.engine import Engine, new_top_of

@@ -1,4 +1,10 @@
-"""The vectorized batch path: a whole table of records at once.
+"""The vectorized batch path of the benchmarks: a whole table of records at once.
+
+Not part of the installed package (issue 16 retired it from ``transitwatch.detectors``): the
+product runs one replay core, the columnar replay (:func:`transitwatch.streams.replay.run_feed`),
+for files and for DataFrames (:func:`transitwatch.detect`). The benchmarks keep this path because
+it scores thousands of generated lanes from records already in memory, and the tests hold it to
+the engine's alerts, so a detector change that forgets it fails there.
 
 :func:`monthly_cells` aggregates records into series-month totals with pandas
 (de-duplicating declarations, applying revisions of monthly statistics,
