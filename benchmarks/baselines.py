@@ -10,7 +10,7 @@
   a recall / false-alarm curve (the alerting rows come from real runs with
   ``[isolation] in_alerting_path = true``).
 
-Every function takes the series-month cells of :func:`detectors.batch.monthly_cells`
+Every function takes the series-month cells of :func:`transitwatch.detectors.batch.monthly_cells`
 and returns ``(key, month)`` alerts or a score frame with columns
 ``reporter, partner, flow, hs6, month, score``.
 """
@@ -24,9 +24,9 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from detectors.batch import KEY, detect
-from detectors.policy import AlertPolicy
-from detectors.watch import WatchConfig
+from transitwatch.detectors.batch import KEY, detect
+from transitwatch.detectors.policy import AlertPolicy
+from transitwatch.detectors.watch import WatchConfig
 
 Key = tuple[str, str, str, str]
 SCORE_COLUMNS = [*KEY, "month", "score"]

@@ -1,7 +1,7 @@
 """The blind-spot benchmark of issue 15: each evasion family alone and all together, the
 false-alarm price of each detector, and the real-data checks, against the issue's targets.
 
-It changes no detection. Runs replay (``streams.replay.replay`` with the shipped defaults and
+It changes no detection. Runs replay (``transitwatch.streams.replay.replay`` with the shipped defaults and
 ``--final-month closed``, as :mod:`benchmarks.cases` does) the scenarios of
 :mod:`benchmarks.scenarios.evasion`, declarations and monthly statistics, seed 1 (development)
 and seed 2 (held out: reported, never tuned on); alerts are scored with
@@ -23,7 +23,7 @@ Per family
   ``diversion``'s decoys (destination falls without a hub rise, hub rises without a fall) also
   count the lanes with an alert naming diversion.
 - The false-alarm price of a detector: the all-families run of seed 1 replayed with ``[policy]
-  detectors`` without it, for every name in :data:`detectors.base.DETECTORS` (read at run time).
+  detectors`` without it, for every name in :data:`transitwatch.detectors.base.DETECTORS` (read at run time).
 
 Usage::
 
@@ -59,7 +59,7 @@ from benchmarks.cases import (CN8, CN8_CONFIG, TOTALS, TOTALS_CONFIG, CaseScore,
                               lane_of, lane_values, read_jsonl, replay_alerts, score_cases, totals_records)
 from benchmarks.scenarios import evasion
 from benchmarks.scoring import GRACE_MONTHS, MAX_DELAY, Key, month_index, period_of
-from detectors.watch import WatchConfig
+from transitwatch.detectors.watch import WatchConfig
 
 #: the detector a family's events should be named by: words of its name
 RIGHT: dict[str, tuple[str, ...]] = {
@@ -223,19 +223,19 @@ def policy_without(detector: str) -> str:
     >>> "isolation" in WatchConfig.from_toml(policy_without("isolation")).params["policy"].detectors
     False
     """
-    from detectors.base import DETECTORS
+    from transitwatch.detectors.base import DETECTORS
 
     rest = [d for d in WatchConfig.default().params["policy"].detectors if d != detector]
     if detector not in DETECTORS:
-        raise ValueError(f"{detector!r} is not one of detectors.base.DETECTORS {DETECTORS}")
+        raise ValueError(f"{detector!r} is not one of transitwatch.detectors.base.DETECTORS {DETECTORS}")
     return "[policy]\ndetectors = " + orjson.dumps(rest).decode() + "\n"
 
 
 def replay_run(inputs: list[Path], config_text: str, alerts_out: Path) -> tuple[list[dict], list[Any]]:
     """:func:`benchmarks.cases.replay_alerts` with the month snapshots kept: the alerts as read back
     from the JSON Lines written, and the reporter shifts of the replay's summary
-    (:meth:`streams.replay.ReplayResult.shifts`)."""
-    from streams.replay import replay, write_alerts
+    (:meth:`transitwatch.streams.replay.ReplayResult.shifts`)."""
+    from transitwatch.streams.replay import replay, write_alerts
 
     cfg = WatchConfig.from_toml(config_text) if config_text else WatchConfig.default()
     result = replay([str(p) for p in inputs], config=cfg, final_month="closed", keep_snapshots=True)
@@ -261,7 +261,7 @@ def score_run(scn: Any, kind: str, alerts: list[dict], families: Sequence[str],
 def run_seed(seed: int, work: Path, *, size: int, ablation: bool, log: Any,
              families: Sequence[str] = evasion.FAMILIES) -> dict[str, Any]:
     """Every family alone, all together, and (``ablation``) all together without each detector."""
-    from detectors.base import DETECTORS
+    from transitwatch.detectors.base import DETECTORS
 
     out: dict[str, Any] = {"alone": {}, "together": {}, "without": {}}
     runs = [((f,), f) for f in families] + [(tuple(families), TOGETHER)]
@@ -438,7 +438,7 @@ def ablation_rows(res: Mapping[str, Any]) -> list[list[str]]:
     rows = [["(all, shipped)", _pair(base, lambda r: r["summary"]["recall"]),
              _pair(base, lambda r: r["summary"]["false cases / 1000"]), "", "",
              *(_pair(base, lambda r, f=f: r["families"][f]["recall"]) for f in _true_families(res))]]
-    for det in res["without"].get(INPUTS[0], {}):   # in detectors.base.DETECTORS order
+    for det in res["without"].get(INPUTS[0], {}):   # in transitwatch.detectors.base.DETECTORS order
         w = {k: res["without"][k][det] for k in INPUTS}
         rows.append([f"without {det}", _pair(w, lambda r: r["summary"]["recall"]),
                      _pair(w, lambda r: r["summary"]["false cases / 1000"]),
@@ -458,7 +458,7 @@ METHOD = """\
 Issue 15 found places where transitwatch looks away that are the places evaders use. This report
 is the yardstick: one scenario family per pattern (`benchmarks/scenarios/evasion.py`), each with
 plain control lanes drawn the same way without the pattern, replayed with the shipped
-`detectors/data/watch.toml` through `streams.replay.replay` (what `transitwatch replay FILE
+`detectors/data/watch.toml` through `transitwatch.streams.replay.replay` (what `transitwatch replay FILE
 --alerts-out A.jsonl --final-month closed` runs), declarations and monthly statistics, each family
 **alone** and all families **together** (a family's lanes are the same in both: lanes are
 allocated once per seed, and each family draws from its own random stream; together, lanes of
@@ -476,7 +476,7 @@ alert records that are a reporter-level *finding* (`detector`, `kind` or `detect
 {finding}).
 
 **The false-alarm price of each detector**: the all-families run of seed 1 replayed with `[policy]
-detectors` without that detector, for every name of `detectors.base.DETECTORS` read at run time
+detectors` without that detector, for every name of `transitwatch.detectors.base.DETECTORS` read at run time
 (a new detector gets its row without a change here): recall and false cases with and without it.
 A positive *false cases it adds* is what the detector costs in false cases; *recall it adds* what
 it buys.

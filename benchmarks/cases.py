@@ -62,7 +62,7 @@ import orjson
 import pandas as pd
 
 from benchmarks.scoring import GRACE_MONTHS, MAX_DELAY, Key, month_index, period_of
-from detectors.watch import WatchConfig
+from transitwatch.detectors.watch import WatchConfig
 
 MAX_GAP = 2          # months without an alert that still continue a case
 RATIO = 3.0          # an open surge is "still >= 3x its pre-case level"
@@ -411,7 +411,7 @@ INPUTS = ("declarations", "monthly")
 def replay_alerts(inputs: list[Path], config_text: str, alerts_out: Path) -> list[dict]:
     """``transitwatch replay INPUTS [--config] --alerts-out ALERTS --final-month closed``, in
     process, and the alerts read back from the JSON Lines it wrote."""
-    from streams.replay import replay, write_alerts
+    from transitwatch.streams.replay import replay, write_alerts
 
     cfg = WatchConfig.from_toml(config_text) if config_text else WatchConfig.default()
     result = replay([str(p) for p in inputs], config=cfg, final_month="closed", keep_snapshots=False)
@@ -831,7 +831,7 @@ it with the shipped defaults; its first version (commit 71b0b24's parent) was th
 on the held-out roundabout seed.
 
 **Runs.** Two generators, two seeds each, each replayed twice (declarations, then monthly
-statistics) with `streams.replay.replay` (what `transitwatch replay FILE --alerts-out A.jsonl
+statistics) with `transitwatch.streams.replay.replay` (what `transitwatch replay FILE --alerts-out A.jsonl
 --final-month closed` runs) and the shipped `detectors/data/watch.toml`; the alerts are written
 as JSON Lines and scored from that file.
 

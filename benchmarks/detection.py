@@ -32,9 +32,9 @@ import pandas as pd
 
 from benchmarks import baselines, scoring
 from benchmarks.scoring import Key, Score, Truth
-from detectors.batch import KEY, detect, monthly_cells, records_frame
-from detectors.contract import parse_mapping
-from detectors.watch import WatchConfig
+from transitwatch.detectors.batch import KEY, detect, monthly_cells, records_frame
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.watch import WatchConfig
 
 START = "2019-01"
 MONTHS = 60

@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks.cases import CN8, CN8_CONFIG, _write, check_main, cn8_records, lane_of, lane_values, replay_alerts
 from benchmarks.scoring import Key, month_index
-from detectors.watch import WatchConfig
+from transitwatch.detectors.watch import WatchConfig
 
 MIN_RUSSIA = 10_000.0
 MIN_RISE = 10_000.0

@@ -24,7 +24,7 @@ import pandas as pd
 
 from benchmarks.cases import _write, check_main, lane_of, replay_alerts
 from benchmarks.scoring import month_index
-from detectors.watch import WatchConfig
+from transitwatch.detectors.watch import WatchConfig
 
 ARMSTAT_HS6 = "armstat_armenia_reexports_estimated_hs6_monthly_2011_2024.csv"
 HS6 = "850440"

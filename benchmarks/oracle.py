@@ -34,7 +34,7 @@ from scipy import special
 
 from benchmarks.scenarios.labelled import NullModel
 from benchmarks.scoring import Key
-from detectors.consignees import party_z
+from transitwatch.detectors.consignees import party_z
 
 WARMUP_MONTHS = 24
 POOLED = (1, 2, 3)

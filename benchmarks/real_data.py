@@ -16,9 +16,9 @@ from typing import Any
 import pandas as pd
 
 from benchmarks import baselines, real_eurostat, scoring
-from detectors.batch import detect, monthly_cells, records_frame
-from detectors.contract import parse_mapping
-from detectors.watch import WatchConfig
+from transitwatch.detectors.batch import detect, monthly_cells, records_frame
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.watch import WatchConfig
 
 DETECTORS_ALONE = ("seasonal_surge", "ramp", "novelty", "diversion")  # new_consignees: Comext names no consignees
 

@@ -24,9 +24,9 @@ import sys
 import pandas as pd
 
 from benchmarks.scoring import month_index
-from detectors.contract import parse_mapping
-from detectors.engine import Engine
-from detectors.watch import WatchConfig
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.watch import WatchConfig
 
 EUR_CONFIG = '[currency]\nbase = "EUR"\n[currency.rates]\nEUR = 1.0\nUSD = 1.081\n'
 

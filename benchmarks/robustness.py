@@ -36,7 +36,7 @@ __all__ = ["Case", "Outcome", "cases", "clean_lines", "run_replay", "summary_row
 DEADLINE = 300.0
 _CHILD = (
     "import resource, sys\n"
-    "from streams.cli import main\n"
+    "from transitwatch.streams.cli import main\n"
     "rc = main(sys.argv[1:])\n"
     "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
     "sys.exit(rc)\n"

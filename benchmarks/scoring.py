@@ -2,7 +2,7 @@
 
 Pure functions, no I/O. A *series* is a lane ``(reporter, partner, flow, hs6)``;
 months are integers ``year * 12 + month - 1`` (the time axis of
-:mod:`detectors.contract`).
+:mod:`transitwatch.detectors.contract`).
 
 Rules (issue "Detection quality"):
 

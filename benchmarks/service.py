@@ -12,12 +12,12 @@ Usage::
     python -m benchmarks.service --quick                                                    # 2-3 minutes
     python -m benchmarks.service --steps latency,restart --variant ../other-checkout        # a change
 
-Three steps (``--steps``), every worker a ``python -m streams.cli worker`` subprocess with a fresh
+Three steps (``--steps``), every worker a ``python -m transitwatch.streams.cli worker`` subprocess with a fresh
 app id and topics of its own (``TRANSITWATCH_*`` settings):
 
 ``throughput``
     ``--declarations`` generated declarations (:mod:`benchmarks.scenarios.declarations`, date
-    order) are published beforehand with :func:`streams.produce.produce` (keyed by HS6). Then,
+    order) are published beforehand with :func:`transitwatch.streams.produce.produce` (keyed by HS6). Then,
     alternating, ``--repeat`` times each: the baseline (:mod:`benchmarks.service_baseline`, a
     bare Faust agent on the same topic, its own group, ``orjson.loads`` per message; it times
     itself from its first message to its last) and the worker (timed from its own counters on
@@ -130,8 +130,8 @@ def labelled_file(workdir: Path, hub_series: int, months: int, seed: int) -> Pat
 
 def state_file(workdir: Path, series: int, open_share: float, seed: int) -> tuple[Path, int]:
     """Declarations for ``series`` watched lanes (see :func:`state_lines`); returns (path, lines)."""
-    from detectors.contract import COUNTRY_CODES
-    from detectors.watch import WatchConfig
+    from transitwatch.detectors.contract import COUNTRY_CODES
+    from transitwatch.detectors.watch import WatchConfig
 
     cfg = WatchConfig.default()
     partners = sorted(cfg.hubs | cfg.destinations)
@@ -142,15 +142,15 @@ def state_file(workdir: Path, series: int, open_share: float, seed: int) -> tupl
 
 
 def _settings(bootstrap: str, declarations: str, monthly: str) -> Any:
-    from streams.settings import Settings
+    from transitwatch.streams.settings import Settings
 
     return Settings(broker=f"kafka://{bootstrap}", declarations_topic=declarations, monthly_topic=monthly,
                     dead_letter_topic=f"{declarations}.dead-letter")
 
 
 def publish(bootstrap: str, path: Path, declarations: str, monthly: str, *, rate: float | None = None) -> dict:
-    """``streams.produce.produce`` over ``path``; returns the counts and the seconds it took."""
-    from streams.produce import produce
+    """``transitwatch.streams.produce.produce`` over ``path``; returns the counts and the seconds it took."""
+    from transitwatch.streams.produce import produce
 
     t0 = time.monotonic()
     result = asyncio.run(produce([path], _settings(bootstrap, declarations, monthly), rate=rate))
@@ -253,11 +253,11 @@ def run_worker(dep: Deployment, n: int, *, broker_pid: int | None = None,
 
 def core_path(path: str, batch: int = 2000, lateness_days: int = 3) -> dict[str, float]:
     """The detector agent's work alone, in this process, no Faust or Kafka: records already
-    validated, in batches of ``batch``, each goods group's :class:`~streams.state.GroupState`
+    validated, in batches of ``batch``, each goods group's :class:`~transitwatch.streams.state.GroupState`
     fed, advanced to the batch's newest day and persisted into a dict, as ``_detect`` does."""
-    from detectors.contract import parse_json_line
-    from detectors.watch import WatchConfig
-    from streams.state import GroupState, event_day
+    from transitwatch.detectors.contract import parse_json_line
+    from transitwatch.detectors.watch import WatchConfig
+    from transitwatch.streams.state import GroupState, event_day
 
     with open(path, "rb") as f:
         records = [parse_json_line(line) for line in f]
@@ -423,7 +423,7 @@ def _changelog(bootstrap: str, topic: str, log_dir: Path) -> dict[str, Any]:
 
 def _probe(workdir: Path, i: int, month: str) -> tuple[Path, int]:
     """One declaration per goods group, in the month in progress, with ids not seen before."""
-    from detectors.watch import WatchConfig
+    from transitwatch.detectors.watch import WatchConfig
 
     rows = [{"declaration_id": f"probe{i}-{hs6}", "date": f"{month}-{min(20 + i, 28):02d}", "reporter": "DE",
              "partner": "KZ", "flow": "export", "hs_code": hs6 + "00", "value": 500.0, "currency": "USD"}

@@ -2,7 +2,7 @@
 
 A :class:`Deployment` is one app id with internal topics of its own (goods, alerts, dead
 letters, the state changelog) over shared input topics; :class:`WorkerProcess` runs
-``python -m streams.cli worker`` for it as a subprocess with ``TRANSITWATCH_*`` settings,
+``python -m transitwatch.streams.cli worker`` for it as a subprocess with ``TRANSITWATCH_*`` settings,
 exactly as an operator would, and reads its ``/ready`` and ``/metrics`` pages.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 from benchmarks.service_analysis import Progress, parse_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE_TABLE = "goods-state"  # streams.service.STATE_TABLE (not imported: it pulls in Faust)
+STATE_TABLE = "goods-state"  # transitwatch.streams.service.STATE_TABLE (not imported: it pulls in Faust)
 
 
 class BenchmarkError(RuntimeError):
@@ -96,7 +96,7 @@ class Deployment:
 
 
 class WorkerProcess:
-    """One ``python -m streams.cli worker`` subprocess of a deployment."""
+    """One ``python -m transitwatch.streams.cli worker`` subprocess of a deployment."""
 
     def __init__(self, deployment: Deployment, name: str) -> None:
         self.deployment = deployment
@@ -110,7 +110,7 @@ class WorkerProcess:
         env = {**self.deployment.env(), "TRANSITWATCH_WEB_PORT": str(self.port)}
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child holds it; closed when we drop it
         self.started = time.monotonic()
-        self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+        self.process = subprocess.Popen([sys.executable, "-m", "transitwatch.streams.cli", "worker"], env=env,
                                         cwd=self.deployment.root,
                                         stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -267,15 +267,15 @@ def disk_bytes(log_dir: Path, topic: str) -> int:
 
 
 async def publish_paced(path: Path, settings: Any, rate: float, tick: float = 0.01) -> dict[str, float]:
-    """Publish the lines of ``path`` at ``rate`` a second, routed and keyed as ``streams.produce``
+    """Publish the lines of ``path`` at ``rate`` a second, routed and keyed as ``transitwatch.streams.produce``
     does (by HS6), on an absolute schedule: line ``i`` is due ``i / rate`` seconds after the
     start and is sent at the first wake-up (every ``tick`` seconds) after that, so a late
     wake-up is caught up.
-    (``streams.produce``'s limiter starts afresh whenever it is late and so falls short of a high
+    (``transitwatch.streams.produce``'s limiter starts afresh whenever it is late and so falls short of a high
     rate.) Returns the lines sent and the seconds it took."""
     from aiokafka import AIOKafkaProducer
 
-    from streams.produce import route
+    from transitwatch.streams.produce import route
 
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=10)

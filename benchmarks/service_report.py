@@ -98,7 +98,7 @@ def _render_throughput(t: dict[str, Any]) -> list[str]:
                         "fetch), `getmany`, `orjson.loads`",
             "core": "no Faust, no Kafka: the detector agent's work alone on validated records (`GroupState` feed, "
                     "advance, persist into a dict; batches of 2,000; one run)",
-            "worker": "`python -m streams.cli worker`, fresh app id and topics, default settings",
+            "worker": "`python -m transitwatch.streams.cli worker`, fresh app id and topics, default settings",
             **{f"variant {i + 1}": f"the worker from `{v}` (a change under test)"
                for i, v in enumerate(t.get("variants") or [])}}
     for k in ("message", "batch", "aiokafka", "core", "worker", *(f"variant {i + 1}" for i in range(len(t.get("variants") or [])))):

@@ -13,8 +13,8 @@ Three steps run alternately, ``--repeat`` times each, every run in a fresh spawn
 so its peak RSS (``VmHWM``) is its own:
 
 - ``baseline``: read the file in binary and ``orjson.loads`` every line;
-- ``parse``: :func:`streams.files.iter_lines` over the file (validation into records);
-- ``replay``: :func:`streams.replay.replay` with ``keep_snapshots=False``, no report.
+- ``parse``: :func:`transitwatch.streams.files.iter_lines` over the file (validation into records);
+- ``replay``: :func:`transitwatch.streams.replay.replay` with ``keep_snapshots=False``, no report.
 
 Timings cover the work only, not interpreter start-up or imports. Then one more process
 runs the engine itself and measures the state per series, and one profiles a replay with
@@ -82,7 +82,7 @@ def _baseline(path: str) -> int:
 
 
 def _parse(path: str) -> int:
-    from streams.files import iter_lines
+    from transitwatch.streams.files import iter_lines
 
     n = 0
     for _ in iter_lines(path):
@@ -91,7 +91,7 @@ def _parse(path: str) -> int:
 
 
 def _replay(path: str) -> int:
-    from streams.replay import replay
+    from transitwatch.streams.replay import replay
 
     return replay([path], keep_snapshots=False, final_month="auto").lines
 
@@ -104,7 +104,7 @@ def _timed(step: str, path: str) -> dict[str, Any]:
     import orjson  # noqa: F401  (imports are not part of the timing)
 
     if step != "baseline":
-        import streams.replay  # noqa: F401
+        import transitwatch.streams.replay  # noqa: F401
     rss_imports = _status_mib("VmRSS") or 0.0
     t0 = time.perf_counter()
     lines = _WORK[step](path)
@@ -133,8 +133,8 @@ def _state(path: str) -> dict[str, Any]:
     import numpy as np
     import orjson
 
-    from detectors.engine import Engine
-    from streams.replay import read_records
+    from transitwatch.detectors.engine import Engine
+    from transitwatch.streams.replay import read_records
 
     rejected: Counter[str] = Counter()
     records = list(read_records([path], lambda line, error: rejected.update([error.key])))
@@ -172,7 +172,7 @@ def _profile(path: str) -> dict[str, Any]:
     import cProfile
     import pstats
 
-    import streams.replay  # noqa: F401
+    import transitwatch.streams.replay  # noqa: F401
 
     profiler = cProfile.Profile()
     t0 = time.perf_counter()
@@ -318,8 +318,8 @@ def render(res: dict[str, Any]) -> str:
         "| step | what | median s | lines/s | vs baseline | peak RSS MiB | RSS after imports MiB |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    what = {"baseline": "`orjson.loads` per line", "parse": "`streams.files.iter_lines`",
-            "replay": "`streams.replay.replay(keep_snapshots=False)`"}
+    what = {"baseline": "`orjson.loads` per line", "parse": "`transitwatch.streams.files.iter_lines`",
+            "replay": "`transitwatch.streams.replay.replay(keep_snapshots=False)`"}
     base = steps["baseline"]["lines_per_s"]
     for step in STEPS:
         s = steps[step]

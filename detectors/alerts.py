@@ -1,6 +1,6 @@
 """The alert record and its plain-words explanation.
 
-Every record is one month of one lane's case (:mod:`detectors.cases`).
+Every record is one month of one lane's case (:mod:`transitwatch.detectors.cases`).
 ``alert_id`` is derived from the lane and the period, so a re-run over the
 same data gives the same ids, and the early alert of a month and the month-end
 update of the same lane and month share the id: a consumer can upsert.
@@ -12,8 +12,8 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from detectors.reference import chpl, country_name
-from detectors.table import SeriesKey
+from transitwatch.detectors.reference import chpl, country_name
+from transitwatch.detectors.table import SeriesKey
 
 
 def alert_id(key: SeriesKey, period: str) -> str:

@@ -1,10 +1,10 @@
 """The columnar fast path for JSON Lines, read by Arrow's C++ JSON reader.
 
-:func:`split_lines` is :func:`detectors.frame.split_fast` for raw lines: it reads a
+:func:`split_lines` is :func:`transitwatch.detectors.frame.split_fast` for raw lines: it reads a
 chunk of lines with ``pyarrow.json.read_json`` (one thread) into typed columns and
 checks them with vectorized Arrow compute and numpy, so no Python object is built
 per field. Like ``split_fast`` it never rejects anything: rows it cannot prove
-normalised come back in the slow mask, for :func:`~detectors.contract.parse_json_line`
+normalised come back in the slow mask, for :func:`~transitwatch.detectors.contract.parse_json_line`
 on the raw line. A property-based test holds it to the very Block that
 ``orjson.loads`` + ``split_fast`` build.
 
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from detectors.contract import FLOWS
-from detectors.frame import (
+from transitwatch.detectors.contract import FLOWS
+from transitwatch.detectors.frame import (
     _CURRENCY,
     _DATES,
     _FLOW,
@@ -79,7 +79,7 @@ def split_lines(lines: Sequence[bytes]) -> tuple[Block, np.ndarray] | None:
     Returns
     -------
     (Block, numpy.ndarray of bool) or None
-        As :func:`~detectors.frame.split_fast` returns for the decoded lines
+        As :func:`~transitwatch.detectors.frame.split_fast` returns for the decoded lines
         (``Block.index`` are positions in ``lines``); ``None`` when Arrow cannot
         read the chunk line for line, and the caller must decode it another way.
 

@@ -6,9 +6,9 @@ Sign convention, written once: **a higher score is more anomalous**. Scores are
 
 Detectors are small frozen parameter objects with pure, vectorized methods.
 Learned state lives outside them, in one row per series of a
-:class:`~detectors.table.StateTable` (or a :class:`~detectors.table.SeriesState`
+:class:`~transitwatch.detectors.table.StateTable` (or a :class:`~transitwatch.detectors.table.SeriesState`
 for one series), so millions of series cost rows of numbers, not objects.
-Scoring is not deciding: :mod:`detectors.policy` turns scores into a verdict,
+Scoring is not deciding: :mod:`transitwatch.detectors.policy` turns scores into a verdict,
 and months that look anomalous are *protected*, never learned into the
 baseline.
 """

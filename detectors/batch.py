@@ -4,7 +4,7 @@
 (de-duplicating declarations, applying revisions of monthly statistics,
 converting currencies, keeping only what the configuration watches), and
 :func:`detect` runs the same month-closing step as the incremental
-:class:`~detectors.engine.Engine`, one vectorized call per month. Both paths
+:class:`~transitwatch.detectors.engine.Engine`, one vectorized call per month. Both paths
 give the same month-end alerts; a property-based test holds them to it. The
 batch path has no in-month (early) checks and no exporter names; it counts new
 consignees as the Engine does (``new_parties``).
@@ -17,12 +17,12 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from detectors.alerts import Alert
-from detectors.base import PARTY_MEMORY_MONTHS, party_key
-from detectors.contract import Declaration, Record
-from detectors.engine import Engine
-from detectors.table import SeriesKey
-from detectors.watch import WatchConfig
+from transitwatch.detectors.alerts import Alert
+from transitwatch.detectors.base import PARTY_MEMORY_MONTHS, party_key
+from transitwatch.detectors.contract import Declaration, Record
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.table import SeriesKey
+from transitwatch.detectors.watch import WatchConfig
 
 KEY = ["reporter", "partner", "flow", "hs6"]
 
@@ -49,7 +49,7 @@ def monthly_cells(frame: pd.DataFrame, config: WatchConfig) -> pd.DataFrame:
 
     Examples
     --------
-    >>> from detectors.contract import parse_mapping
+    >>> from transitwatch.detectors.contract import parse_mapping
     >>> recs = [parse_mapping({"declaration_id": i, "date": "2022-03-0%d" % d, "reporter": "DE",
     ...     "partner": "KG", "hs_code": "85423190", "value": v, "currency": "USD"})
     ...     for i, d, v in (("a", 1, 10.0), ("b", 2, 30.0), ("a", 3, 99.0))]

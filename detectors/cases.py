@@ -27,7 +27,7 @@ month of the lane updates the same case (same ``case_id``) until it closes:
   excess last notified. A notifier sends a case's ``opened`` and ``escalated``
   updates, not its monthly ``updated`` ones.
 
-Everything here is pure and per lane; :class:`~detectors.engine.Engine` calls
+Everything here is pure and per lane; :class:`~transitwatch.detectors.engine.Engine` calls
 :func:`open_case` and :meth:`Case.advance` once per closed month, so replay,
 the batch path and the service share it.
 """
@@ -39,8 +39,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from detectors.errors import StateError
-from detectors.params import check_positive, check_range
+from transitwatch.detectors.errors import StateError
+from transitwatch.detectors.params import check_positive, check_range
 
 CaseEvent = Literal["opened", "escalated", "updated", "closed", "reopened"]
 CaseStatus = Literal["open", "escalated", "closed"]
@@ -55,7 +55,7 @@ class CaseParams:
     >>> CaseParams(close_after=0)
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter close_after=0: expected a number in [1, 24]
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter close_after=0: expected a number in [1, 24]
     """
 
     close_after: int = 3

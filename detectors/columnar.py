@@ -1,6 +1,6 @@
-"""The columnar replay: what :class:`~detectors.engine.Engine` does record by record, over columns.
+"""The columnar replay: what :class:`~transitwatch.detectors.engine.Engine` does record by record, over columns.
 
-Fed :class:`~detectors.frame.Block` s in file order, :class:`ColumnarReplay`
+Fed :class:`~transitwatch.detectors.frame.Block` s in file order, :class:`ColumnarReplay`
 sorts the records into event order (declarations by date, monthly statistics at
 their month's last day; ties keep input order) and reproduces, exactly, the
 Engine fed one record at a time:
@@ -33,14 +33,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from detectors.alerts import Alert, period_of
-from detectors.base import PARTY_MEMORY_MONTHS, party_key
-from detectors.engine import Cell, EarlyCheck, Engine, MonthSnapshot, NewParty
-from detectors.errors import RejectError
-from detectors.frame import COUNTRIES, CURRENCIES, HS_CODES, Block
-from detectors.contract import FLOWS
-from detectors.table import SeriesKey
-from detectors.watch import WatchConfig
+from transitwatch.detectors.alerts import Alert, period_of
+from transitwatch.detectors.base import PARTY_MEMORY_MONTHS, party_key
+from transitwatch.detectors.engine import Cell, EarlyCheck, Engine, MonthSnapshot, NewParty
+from transitwatch.detectors.errors import RejectError
+from transitwatch.detectors.frame import COUNTRIES, CURRENCIES, HS_CODES, Block
+from transitwatch.detectors.contract import FLOWS
+from transitwatch.detectors.table import SeriesKey
+from transitwatch.detectors.watch import WatchConfig
 
 __all__ = ["ColumnarReplay", "Outcome", "decide_final_month"]
 
@@ -104,7 +104,7 @@ class ColumnarReplay:
 
     Examples
     --------
-    >>> from detectors.frame import parse_objects
+    >>> from transitwatch.detectors.frame import parse_objects
     >>> rows = [{"period": f"{y}-{m:02d}", "reporter": "DE", "partner": "KG", "flow": "export",
     ...          "hs_code": "854231", "value": 50_000 + 1_000 * (m % 3), "currency": "USD"}
     ...         for y in (2020, 2021) for m in range(1, 13)]
@@ -207,7 +207,7 @@ class ColumnarReplay:
         """Run everything fed so far, as ``Engine.add`` per record then ``Engine.finish``
         (``to_date``: its ``to_date``, a check of a last month left in progress as of its latest declaration).
 
-        ``final_month`` as in :func:`streams.replay.replay`: ``open`` leaves the last
+        ``final_month`` as in :func:`transitwatch.streams.replay.replay`: ``open`` leaves the last
         month in progress (``finish(close_last=False)``), ``closed`` closes it, ``auto``
         decides from the data and ``today`` (:func:`decide_final_month`); ``Outcome.final_month``
         says what was decided and why.

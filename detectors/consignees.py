@@ -4,7 +4,7 @@ Re-export through a hub runs through new buyers: shell companies registered in
 Bishkek or Yerevan months before, which start receiving goods the lane already
 carried. The declarations say so: a month's *new consignees* are those the
 series (reporter, partner, flow, hs6) had not seen in
-:data:`~detectors.base.PARTY_MEMORY_MONTHS` months. A lane has its own churn of
+:data:`~transitwatch.detectors.base.PARTY_MEMORY_MONTHS` months. A lane has its own churn of
 one-off buyers, so the test is against the lane's own rate of new consignees
 per declaration, learned from its last 24 unprotected months and shrunk towards
 ``prior_rate`` (``prior_declarations`` declarations' worth), which is generous:
@@ -43,9 +43,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from detectors.base import Window
-from detectors.params import check_positive, check_range
-from detectors.seasonal import SurgeScores
+from transitwatch.detectors.base import Window
+from transitwatch.detectors.params import check_positive, check_range
+from transitwatch.detectors.seasonal import SurgeScores
 
 LEARN_MONTHS = 24
 
@@ -59,7 +59,7 @@ class ConsigneeParams:
     >>> ConsigneeParams(prior_rate=0)
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter prior_rate=0: expected a number in [0.001, 1.0]
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter prior_rate=0: expected a number in [0.001, 1.0]
     """
 
     threshold: float = 3.5
@@ -125,8 +125,8 @@ class NewConsigneeDetector:
 
     Examples
     --------
-    >>> from detectors.seasonal import SeasonalSurgeDetector
-    >>> from detectors.table import window_for
+    >>> from transitwatch.detectors.seasonal import SeasonalSurgeDetector
+    >>> from transitwatch.detectors.table import window_for
     >>> past = [[20_000.0] * 36]
     >>> w = window_for(past, value=[90_000.0], count=[9.0], counts=[[2.0] * 36],
     ...                parties=[[0.0] * 36], party=[4.0])

@@ -5,7 +5,7 @@ keyed by ``declaration_id``) and a *monthly statistic* (Comtrade / Comext
 style, keyed by ``period``). Both are frozen, slotted pydantic dataclasses
 (small, since a replay may hold a million of them) whose values are normalised
 (upper-case country and currency codes, digits-only HS codes, lower-case flow).
-Every failure is a :class:`~detectors.errors.RejectError` with a stable
+Every failure is a :class:`~transitwatch.detectors.errors.RejectError` with a stable
 ``reason`` code; see ``docs/input-format.md``.
 
 Speed matters: a replay reads hundreds of thousands of lines a second. The
@@ -42,7 +42,7 @@ from pydantic.dataclasses import dataclass
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 
-from detectors.errors import RejectError
+from transitwatch.detectors.errors import RejectError
 
 __all__ = [
     "COUNTRY_ALIASES",
@@ -408,7 +408,7 @@ def parse_json_line(line: bytes | str) -> Record:
     ...                 b' "partner": "KZ", "hs_code": "12a456", "value": 1}')
     Traceback (most recent call last):
     ...
-    detectors.errors.RejectError: hs_code '12a456' must have 6 to 10 digits (dots and spaces allowed).
+    transitwatch.detectors.errors.RejectError: hs_code '12a456' must have 6 to 10 digits (dots and spaces allowed).
     """
     if not isinstance(line, str):
         # Decoding once and searching the str is several times cheaper than
@@ -459,7 +459,7 @@ def parse_mapping(row: Mapping[str, Any]) -> Record:
     >>> parse_mapping({"declaration_id": "", "period": "2024-01"})
     Traceback (most recent call last):
     ...
-    detectors.errors.RejectError: period is present, so this is a monthly statistic line, but reporter is missing.
+    transitwatch.detectors.errors.RejectError: period is present, so this is a monthly statistic line, but reporter is missing.
     """
     if not isinstance(row, Mapping):
         raise RejectError("not_an_object", f"A line must be a JSON object, not {type(row).__name__}.")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detectors.params import check_positive, check_range
+from transitwatch.detectors.params import check_positive, check_range
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,7 +34,7 @@ class CorroborationParams:
     >>> CorroborationParams(min_alerts=0)
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter min_alerts=0: expected a number in [1, 100]
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter min_alerts=0: expected a number in [1, 100]
     """
 
     min_reporters: int = 3

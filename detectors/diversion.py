@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detectors.params import check_positive, check_range
+from transitwatch.detectors.params import check_positive, check_range
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -45,7 +45,7 @@ class DiversionParams:
     >>> DiversionParams(collapse_ratio=1.5)
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter collapse_ratio=1.5: expected a number in [0.0, 1.0]
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter collapse_ratio=1.5: expected a number in [0.0, 1.0]
     """
 
     months: int = 3

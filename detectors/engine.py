@@ -35,19 +35,19 @@ from typing import Protocol
 
 import numpy as np
 
-from detectors.alerts import Alert, alert_id, ban_text, case_text, explain, hub_shift_text, new_consignees_text, period_of
-from detectors.base import DETECTORS, PARTY_MEMORY_MONTHS, Window, party_key
-from detectors.cases import Case, CaseEvent, CaseParams, open_case
-from detectors.contract import Declaration, Record
-from detectors.errors import RejectError, StateError
-from detectors.features import FEATURES
-from detectors.policy import SEVERITIES, Lanes, Verdict
-from detectors.reference import chpl, country_name
-from detectors.sanctions import months_since, sanctions_calendar
-from detectors.severity import CONFIDENCES, MATERIALITIES
-from detectors.snapshot import EngineSnapshot
-from detectors.table import SeriesKey, StateTable
-from detectors.watch import WatchConfig
+from transitwatch.detectors.alerts import Alert, alert_id, ban_text, case_text, explain, hub_shift_text, new_consignees_text, period_of
+from transitwatch.detectors.base import DETECTORS, PARTY_MEMORY_MONTHS, Window, party_key
+from transitwatch.detectors.cases import Case, CaseEvent, CaseParams, open_case
+from transitwatch.detectors.contract import Declaration, Record
+from transitwatch.detectors.errors import RejectError, StateError
+from transitwatch.detectors.features import FEATURES
+from transitwatch.detectors.policy import SEVERITIES, Lanes, Verdict
+from transitwatch.detectors.reference import chpl, country_name
+from transitwatch.detectors.sanctions import months_since, sanctions_calendar
+from transitwatch.detectors.severity import CONFIDENCES, MATERIALITIES
+from transitwatch.detectors.snapshot import EngineSnapshot
+from transitwatch.detectors.table import SeriesKey, StateTable
+from transitwatch.detectors.watch import WatchConfig
 
 TOP_PARTIES = 3
 NAMED_PARTIES = 10  # new consignees a record names (and a series remembers per month), biggest first
@@ -121,7 +121,7 @@ class Engine:
 
     Examples
     --------
-    >>> from detectors.contract import parse_mapping
+    >>> from transitwatch.detectors.contract import parse_mapping
     >>> e = Engine()
     >>> rows = [{"period": f"{y}-{m:02d}", "reporter": "DE", "partner": "KG", "flow": "export",
     ...          "hs_code": "854231", "value": 50_000 + 1_000 * (m % 3), "currency": "USD"}
@@ -360,7 +360,7 @@ class Engine:
 
         Examples
         --------
-        >>> from detectors.contract import parse_mapping
+        >>> from transitwatch.detectors.contract import parse_mapping
         >>> e = Engine()
         >>> e.add(parse_mapping({"period": "2022-01", "reporter": "DE", "partner": "KG",
         ...                      "hs_code": "854231", "value": 5.0}))
@@ -497,7 +497,7 @@ class Engine:
 
     def see_parties(self, row: int, names: Iterable[str], month: int) -> None:
         """Remember that series ``row`` traded with these consignees (by
-        :func:`~detectors.base.party_key`) in ``month``."""
+        :func:`~transitwatch.detectors.base.party_key`) in ``month``."""
         known = self._parties.get(row)
         if known is None:
             known = self._parties[row] = {}
@@ -514,7 +514,7 @@ class Engine:
         (:meth:`see_parties`).
 
         Every lane that alerts (now, or early in the month) or has an open case gets
-        one update of its case (:mod:`detectors.cases`); a hot month of an open case is
+        one update of its case (:mod:`transitwatch.detectors.cases`); a hot month of an open case is
         kept out of the lane's baseline, and a lane with an open case is never relearned."""
         table = self.table
         if new_top is None and party is not None:

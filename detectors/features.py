@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors.base import Window
-from detectors.seasonal import SurgeScores
+from transitwatch.detectors.base import Window
+from transitwatch.detectors.seasonal import SurgeScores
 
 FEATURES = (
     "z",  # hurdle z of the month's value
@@ -30,8 +30,8 @@ def features(window: Window, surge: SurgeScores) -> np.ndarray:
 
     Examples
     --------
-    >>> from detectors.seasonal import SeasonalSurgeDetector
-    >>> from detectors.table import window_for
+    >>> from transitwatch.detectors.seasonal import SeasonalSurgeDetector
+    >>> from transitwatch.detectors.table import window_for
     >>> w = window_for([[100.0, 120, 90, 110] * 9], value=[900.0], count=[float("nan")])
     >>> x = features(w, SeasonalSurgeDetector().score_many(w))
     >>> x.shape, bool(np.isfinite(x).all())

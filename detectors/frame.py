@@ -1,14 +1,14 @@
 """The input contract over a whole chunk of rows at once: the columnar fast path.
 
-:func:`detectors.contract.parse_mapping` validates one row in about 2 µs; a
+:func:`transitwatch.detectors.contract.parse_mapping` validates one row in about 2 µs; a
 replay of a million lines cannot afford that per line. Most lines, though, are
 already in normalised form (upper-case codes, digits-only HS codes, ISO dates,
 JSON numbers), and for those validation is a set lookup per field. This module
 checks whole columns of decoded objects at once and lets through only the rows
 it can prove normalised; every other row goes to the authoritative slow path
-(:func:`~detectors.contract.parse_mapping` on the object, or
-:func:`~detectors.contract.parse_json_line` on the raw line), which returns a
-record or a :class:`~detectors.errors.RejectError` exactly as before. The fast
+(:func:`~transitwatch.detectors.contract.parse_mapping` on the object, or
+:func:`~transitwatch.detectors.contract.parse_json_line` on the raw line), which returns a
+record or a :class:`~transitwatch.detectors.errors.RejectError` exactly as before. The fast
 path never rejects anything itself, and a property-based test holds the two
 paths to the same records and the same reject reasons.
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.contract import (
+from transitwatch.detectors.contract import (
     COUNTRY_CODES,
     CURRENCY_CODES,
     FLOWS,
@@ -41,8 +41,8 @@ from detectors.contract import (
     parse_json_line,
     parse_mapping,
 )
-from detectors.errors import RejectError
-from detectors.limits import TimeDomain
+from transitwatch.detectors.errors import RejectError
+from transitwatch.detectors.limits import TimeDomain
 
 __all__ = [
     "COUNTRIES", "CURRENCIES", "Block", "HS_CODES", "complete", "month_end", "month_end_ordinal", "parse_objects",
@@ -182,7 +182,7 @@ def month_end(month: int) -> dt.date:
 
     Never raises for a month of years 0 to 9999; a month of year 0, before the
     first ``datetime.date``, gives ``datetime.date.min`` (such a record is outside
-    every run's time domain: see :class:`detectors.limits.TimeDomain`).
+    every run's time domain: see :class:`transitwatch.detectors.limits.TimeDomain`).
 
     Examples
     --------
@@ -266,7 +266,7 @@ class Block:
     """Accepted rows as typed columns (one entry per row, in input order).
 
     Codes: ``reporter``, ``partner`` index :data:`COUNTRIES`; ``origin`` is 0 for none, else
-    1 + its index; ``flow`` indexes :data:`~detectors.contract.FLOWS`; ``currency`` indexes
+    1 + its index; ``flow`` indexes :data:`~transitwatch.detectors.contract.FLOWS`; ``currency`` indexes
     :data:`CURRENCIES`; ``hs_code`` indexes ``HS_CODES.values``. ``day`` is the event day (the
     declaration date, or a statistic's month-end) as an ordinal; amounts are NaN when absent.
     """
@@ -563,9 +563,9 @@ def parse_objects(
         Decoded rows (dicts; anything else is read from ``raws`` or rejected).
     raws : sequence, optional
         The raw JSON line of each row. Where given (not None), a slow row is
-        parsed from it with :func:`~detectors.contract.parse_json_line`, as a
+        parsed from it with :func:`~transitwatch.detectors.contract.parse_json_line`, as a
         line-by-line read would; else the object goes to
-        :func:`~detectors.contract.parse_mapping`.
+        :func:`~transitwatch.detectors.contract.parse_mapping`.
     domain : TimeDomain, optional
         The months accepted; a row of another month is a ``date_out_of_range`` reject.
 
@@ -602,7 +602,7 @@ def complete(
     slow : numpy.ndarray of bool
         Where the fast path left a row to ``parse``.
     parse : callable
-        Position -> record, or raises :class:`~detectors.errors.RejectError`.
+        Position -> record, or raises :class:`~transitwatch.detectors.errors.RejectError`.
     domain : TimeDomain, optional
         The months accepted. A row of another month, fast or slow, is rejected
         (``date_out_of_range``) before its event day is computed, so a month no
@@ -622,7 +622,7 @@ def complete(
     >>> block, rejects = complete(fast, slow, lambda i: parse_json_line(b"[]"))
     >>> len(block), [(i, e.reason) for i, e in rejects]
     (1, [(1, 'not_an_object')])
-    >>> from detectors.limits import TimeDomain
+    >>> from transitwatch.detectors.limits import TimeDomain
     >>> block, rejects = complete(fast, slow, lambda i: parse_json_line(b"[]"), domain=TimeDomain(2025 * 12, 2026 * 12))
     >>> len(block), [(i, e.reason) for i, e in rejects]
     (0, [(0, 'date_out_of_range'), (1, 'not_an_object')])

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from detectors.params import check_positive, check_range
+from transitwatch.detectors.params import check_positive, check_range
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -44,7 +44,7 @@ class HubShiftParams:
     >>> HubShiftParams(min_share=1.5)
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter min_share=1.5: expected a number in [0.0, 1.0]
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter min_share=1.5: expected a number in [0.0, 1.0]
     """
 
     min_reporters: int = 10

@@ -2,7 +2,7 @@
 
 Generic learned detectors do poorly on monthly trade without domain features
 (field notes, section 3), so this model sees the same features the analysts'
-signals are built from (:mod:`detectors.features`). It is fitted once on the
+signals are built from (:mod:`transitwatch.detectors.features`). It is fitted once on the
 first ``fit_months`` closed months (a reference period) and then scores every
 lane-month. It stays out of the alerting path unless the detection benchmark
 shows it adds recall at the same false-alarm rate (``in_alerting_path``).
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detectors.errors import TransitwatchError
-from detectors.params import check_positive, check_range
+from transitwatch.detectors.errors import TransitwatchError
+from transitwatch.detectors.params import check_positive, check_range
 
 if TYPE_CHECKING:  # scikit-learn (and most of scipy with it) loads only when a model is fitted
     from sklearn.ensemble import IsolationForest
@@ -31,7 +31,7 @@ class IsolationParams:
     >>> IsolationParams(fit_months=1)
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter fit_months=1: expected a number in [3, 60]
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter fit_months=1: expected a number in [3, 60]
     """
 
     in_alerting_path: bool = False

@@ -1,6 +1,6 @@
 """What an input may be: the range of dates and the size and shape of one line.
 
-The contract (:mod:`detectors.contract`) says what a line must say; this says what
+The contract (:mod:`transitwatch.detectors.contract`) says what a line must say; this says what
 a run is willing to read. A date of 9999-12-31 is a valid date, but no customs
 record carries it, and a replay would walk month by month towards it; a line of a
 gigabyte or nested 20,000 deep is valid JSON, but it would exhaust memory or a
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detectors.alerts import period_of
-from detectors.errors import InvalidParameterError, RejectError
+from transitwatch.detectors.alerts import period_of
+from transitwatch.detectors.errors import InvalidParameterError, RejectError
 
 __all__ = [
     "InputLimits", "TimeDomain", "deeper_than", "line_too_long", "nesting_depth", "screen_lines", "too_deep",
@@ -113,7 +113,7 @@ class InputLimits:
     >>> InputLimits(max_depth=0)
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter max_depth=0: expected an integer >= 2
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter max_depth=0: expected an integer >= 2
     """
 
     earliest: int = EARLIEST_DEFAULT

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from detectors.base import Window
-from detectors.params import check_positive, check_range
+from transitwatch.detectors.base import Window
+from transitwatch.detectors.params import check_positive, check_range
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,7 +43,7 @@ class NoveltyParams:
     >>> NoveltyParams(lookback=3)
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter lookback=3: expected a number in [6, 36]
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter lookback=3: expected a number in [6, 36]
     """
 
     lookback: int = 12
@@ -82,7 +82,7 @@ class NoveltyDetector:
 
     Examples
     --------
-    >>> from detectors.table import window_for
+    >>> from transitwatch.detectors.table import window_for
     >>> w = window_for([[0.0] * 36], value=[80_000.0], count=[3.0])
     >>> bool(NoveltyDetector().score_many(w).fired[0])
     True

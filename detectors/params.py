@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors.errors import InvalidParameterError
+from transitwatch.detectors.errors import InvalidParameterError
 
 
 def check_positive(obj: Any, *names: str, allow_zero: bool = False) -> None:
@@ -20,7 +20,7 @@ def check_positive(obj: Any, *names: str, allow_zero: bool = False) -> None:
     >>> check_positive(P(), "a")
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter a=-1.0: expected a finite number > 0
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter a=-1.0: expected a finite number > 0
     """
     for name in names:
         value = getattr(obj, name)

@@ -1,10 +1,10 @@
 """From scores to a verdict: which lanes alert, how severe, what is learned.
 
 Scoring is not deciding. This module runs the detectors on a month's
-:class:`~detectors.base.Window`, applies persistence (a surge that is not
+:class:`~transitwatch.detectors.base.Window`, applies persistence (a surge that is not
 overwhelming at once must be suspicious two months running), the cross-series
 detectors (diversion, corroboration), severity (how sure and how material:
-:mod:`detectors.severity`), and decides which months are
+:mod:`transitwatch.detectors.severity`), and decides which months are
 *protected*: any month a detector found suspicious is kept out of the
 baseline, so a surge never becomes normal. A lane that stays suspicious for
 ``relearn_after`` months in a row is taken to have a new normal: those months
@@ -19,22 +19,22 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import special
 
-from detectors import severity as grading
-from detectors.base import DETECTORS, Window
-from detectors.consignees import ConsigneeParams, ConsigneeScores, NewConsigneeDetector
-from detectors.corroboration import CorroborationDetector, CorroborationParams
-from detectors.diversion import DiversionDetector, DiversionParams, DiversionScores
-from detectors.errors import InvalidParameterError
-from detectors.features import features
-from detectors.hubshift import HubShiftDetector, HubShiftParams, HubShiftScores
-from detectors.isolation import IsolationForestDetector, IsolationParams
-from detectors.novelty import NoveltyDetector, NoveltyParams, NoveltyScores
-from detectors.params import check_positive, check_range
-from detectors.ramp import RampDetector, RampParams, RampScores
-from detectors.sanctions import SanctionsParams
-from detectors.sanctions import evidence as sanctions_evidence
-from detectors.seasonal import SeasonalSurgeDetector, SurgeParams, SurgeScores
-from detectors.severity import CONFIDENCES, MATERIALITIES  # noqa: F401 (names of a Verdict's indices)
+from transitwatch.detectors import severity as grading
+from transitwatch.detectors.base import DETECTORS, Window
+from transitwatch.detectors.consignees import ConsigneeParams, ConsigneeScores, NewConsigneeDetector
+from transitwatch.detectors.corroboration import CorroborationDetector, CorroborationParams
+from transitwatch.detectors.diversion import DiversionDetector, DiversionParams, DiversionScores
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.features import features
+from transitwatch.detectors.hubshift import HubShiftDetector, HubShiftParams, HubShiftScores
+from transitwatch.detectors.isolation import IsolationForestDetector, IsolationParams
+from transitwatch.detectors.novelty import NoveltyDetector, NoveltyParams, NoveltyScores
+from transitwatch.detectors.params import check_positive, check_range
+from transitwatch.detectors.ramp import RampDetector, RampParams, RampScores
+from transitwatch.detectors.sanctions import SanctionsParams
+from transitwatch.detectors.sanctions import evidence as sanctions_evidence
+from transitwatch.detectors.seasonal import SeasonalSurgeDetector, SurgeParams, SurgeScores
+from transitwatch.detectors.severity import CONFIDENCES, MATERIALITIES  # noqa: F401 (names of a Verdict's indices)
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _COL = {name: i for i, name in enumerate(DETECTORS)}
@@ -49,7 +49,7 @@ class PolicyParams:
     >>> PolicyParams(relearn_after=0)
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter relearn_after=0: expected a number in [2, 120]
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter relearn_after=0: expected a number in [2, 120]
     """
 
     relearn_after: int = 6
@@ -152,7 +152,7 @@ class AlertPolicy:
 
     Examples
     --------
-    >>> from detectors.table import window_for
+    >>> from transitwatch.detectors.table import window_for
     >>> w = window_for([[100.0, 120, 90, 110] * 9], value=[900.0], count=[float("nan")])
     >>> policy = AlertPolicy(surge=SurgeParams(min_excess=100, strong_excess=100), ramp=RampParams(min_excess=100),
     ...                      policy=PolicyParams(family_size=60_000))
@@ -192,7 +192,7 @@ class AlertPolicy:
     @property
     def family_size(self) -> float:
         """The lane-months severity grades on: ``[policy] family_size``, derived from the
-        watch by :class:`~detectors.watch.WatchConfig`, or the shipped watch's without one."""
+        watch by :class:`~transitwatch.detectors.watch.WatchConfig`, or the shipped watch's without one."""
         return self.params.family_size or float(grading.SHIPPED_LANES * self.params.family_months)
 
     @property
@@ -355,7 +355,7 @@ class AlertPolicy:
         cross: bool,
         sanctioned: np.ndarray,
     ) -> grading.Grades:
-        """Confidence, materiality and severity (:mod:`detectors.severity`). Each
+        """Confidence, materiality and severity (:mod:`transitwatch.detectors.severity`). Each
         depends on the lane's own rows and, for peers, on its hub group (one HS6), so
         a partition of the HS6 codes grades every lane as the whole would."""
         p = self.params

@@ -28,10 +28,10 @@ from functools import cache
 
 import numpy as np
 
-from detectors.base import Window
-from detectors.errors import InvalidParameterError
-from detectors.params import check_positive, check_range
-from detectors.seasonal import SurgeScores
+from transitwatch.detectors.base import Window
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.params import check_positive, check_range
+from transitwatch.detectors.seasonal import SurgeScores
 
 
 SHIFT_BASELINE = 24  # months the recent window is ranked among
@@ -95,8 +95,8 @@ class RampDetector:
     Examples
     --------
     >>> import numpy as np
-    >>> from detectors.seasonal import SeasonalSurgeDetector, SurgeParams
-    >>> from detectors.table import window_for
+    >>> from transitwatch.detectors.seasonal import SeasonalSurgeDetector, SurgeParams
+    >>> from transitwatch.detectors.table import window_for
     >>> surge = SeasonalSurgeDetector(SurgeParams(min_excess=0))
     >>> ramp = RampDetector(RampParams(min_excess=0, threshold=5.0, z_cap=3.0))
     >>> history, stat, fired = [100.0, 110, 90, 105, 95, 100] * 4, np.zeros(1), []

@@ -40,7 +40,7 @@ class Country:
 
 
 def _rows(name: str) -> list[dict[str, str]]:
-    text = resources.files("detectors.data").joinpath(name).read_text(encoding="utf-8")
+    text = resources.files("transitwatch.detectors.data").joinpath(name).read_text(encoding="utf-8")
     return list(csv.DictReader(io.StringIO(text)))
 
 

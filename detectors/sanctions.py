@@ -21,7 +21,7 @@ from importlib import resources
 
 import numpy as np
 
-from detectors.errors import InvalidParameterError, ReferenceDataError
+from transitwatch.detectors.errors import InvalidParameterError, ReferenceDataError
 
 FILE = "sanctions_calendar.csv"
 KINDS = ("export_ban", "priority_list")
@@ -94,13 +94,13 @@ def _date(row: dict[str, str], name: str, line: int) -> dt.date:
 def parse(text: str) -> tuple[str, tuple[Measure, ...]]:
     """The version line and the rows of a calendar file; :class:`ReferenceDataError` on any bad row.
 
-    >>> version, rows = parse(resources.files("detectors.data").joinpath(FILE).read_text("utf-8"))
+    >>> version, rows = parse(resources.files("transitwatch.detectors.data").joinpath(FILE).read_text("utf-8"))
     >>> version.startswith("sanctions_calendar version"), rows[0].hs_code
     (True, '010121')
     >>> parse("# v\\nhs_code\\n")
     Traceback (most recent call last):
     ...
-    detectors.errors.ReferenceDataError: sanctions_calendar.csv:2: the columns must be hs_code, destination, ...
+    transitwatch.detectors.errors.ReferenceDataError: sanctions_calendar.csv:2: the columns must be hs_code, destination, ...
     """
     first, _, body = text.partition("\n")
     if not first.startswith("# "):
@@ -180,7 +180,7 @@ class SanctionsCalendar:
 @cache
 def sanctions_calendar() -> SanctionsCalendar:
     """The shipped calendar, read once."""
-    version, rows = parse(resources.files("detectors.data").joinpath(FILE).read_text(encoding="utf-8"))
+    version, rows = parse(resources.files("transitwatch.detectors.data").joinpath(FILE).read_text(encoding="utf-8"))
     return SanctionsCalendar(rows, version)
 
 
@@ -193,7 +193,7 @@ class SanctionsParams:
     >>> SanctionsParams(evidence_months=(6, 1))
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter evidence_months=(6, 1): expected [first, last] months after the ban, 0 <= first <= last <= 36
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter evidence_months=(6, 1): expected [first, last] months after the ban, 0 <= first <= last <= 36
     """
 
     enabled: bool = True

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from detectors.base import Window
-from detectors.errors import InvalidParameterError
-from detectors.params import check_positive, check_range
+from transitwatch.detectors.base import Window
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.params import check_positive, check_range
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,7 +55,7 @@ class SurgeParams:
     >>> SurgeParams(z_threshold=0)
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter z_threshold=0: expected a finite number > 0
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter z_threshold=0: expected a finite number > 0
     """
 
     z_threshold: float = 3.0
@@ -310,11 +310,11 @@ def season_profile(
 
 
 class SeasonalSurgeDetector:
-    """Seasonal surge / level-shift test over a :class:`~detectors.base.Window`.
+    """Seasonal surge / level-shift test over a :class:`~transitwatch.detectors.base.Window`.
 
     Examples
     --------
-    >>> from detectors.table import window_for
+    >>> from transitwatch.detectors.table import window_for
     >>> history = [100.0, 120, 90, 110] * 9
     >>> w = window_for([history], value=[900.0], count=[float("nan")])
     >>> s = SeasonalSurgeDetector(SurgeParams(min_excess=100, strong_excess=100)).score_many(w)

@@ -33,7 +33,7 @@ the same hub and HS6 alerting alone with high confidence, :func:`best_peer`).
 The value and count tests of one month are not agreement: same shipments.
 
 A case that opens 1-6 months after its goods were banned for export to Russia or
-Belarus (:mod:`detectors.sanctions`, ``[sanctions]``) is the pattern of re-export
+Belarus (:mod:`transitwatch.detectors.sanctions`, ``[sanctions]``) is the pattern of re-export
 through a hub: :func:`sanctions_step` raises confidence one grade, to *high* at
 most, so it can never by itself make an alert *critical* (which needs *very high*:
 the month's own test, family-wise, at most ``alpha_critical``).

@@ -41,8 +41,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from detectors.alerts import period_of
-from detectors.params import check_positive, check_range
+from transitwatch.detectors.alerts import period_of
+from transitwatch.detectors.params import check_positive, check_range
 
 Side = Literal["reporter", "partner"]
 
@@ -54,7 +54,7 @@ class ShiftParams:
     >>> ShiftParams(min_lanes=1)
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidParameterError: invalid parameter min_lanes=1: expected a number in [3, 100000]
+    transitwatch.detectors.errors.InvalidParameterError: invalid parameter min_lanes=1: expected a number in [3, 100000]
     """
 
     min_lanes: int = 10

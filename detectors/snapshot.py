@@ -1,9 +1,9 @@
 """An engine's whole state at a month boundary, and its compact binary form.
 
-:meth:`Engine.snapshot() <detectors.engine.Engine.snapshot>` takes an
+:meth:`Engine.snapshot() <transitwatch.detectors.engine.Engine.snapshot>` takes an
 :class:`EngineSnapshot` when the month in progress has no records yet (right
 after a month closed); :meth:`Engine.from_snapshot()
-<detectors.engine.Engine.from_snapshot>` builds an engine that goes on exactly as
+<transitwatch.detectors.engine.Engine.from_snapshot>` builds an engine that goes on exactly as
 the first would. Derived things (lane facts, group ids, routes) are rebuilt, not
 stored.
 
@@ -12,7 +12,7 @@ parts of at most ``rows_per_part`` series: each part is a magic number and a
 zlib-compressed frame of a small JSON header and raw little-endian arrays, so
 floats round-trip bit for bit (NaN included). The first part, the head, holds
 the scalars and a digest of every other part: a part of another snapshot, a
-corrupt part or parts out of order raise :class:`~detectors.errors.StateError`.
+corrupt part or parts out of order raise :class:`~transitwatch.detectors.errors.StateError`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from detectors.cases import Case
-from detectors.errors import InvalidParameterError, StateError
-from detectors.table import SeriesKey
+from transitwatch.detectors.cases import Case
+from transitwatch.detectors.errors import InvalidParameterError, StateError
+from transitwatch.detectors.table import SeriesKey
 
 SNAPSHOT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)  # version 1 had no consignees, 1 and 2 no cases: read with none
@@ -41,7 +41,7 @@ _FEATURE_CHUNK = 16  # feature rows per part, per series row of ``rows_per_part`
 
 @dataclass(frozen=True, eq=False, slots=True)
 class EngineSnapshot:
-    """The state of an :class:`~detectors.engine.Engine` between two months.
+    """The state of an :class:`~transitwatch.detectors.engine.Engine` between two months.
 
     ``open_month`` is the month about to begin (``None``: the engine had no
     used record yet); ``start`` the first month of its data and ``month`` the
@@ -49,14 +49,14 @@ class EngineSnapshot:
     order of ``keys``; ``group_starts`` is each hs6 group's first month (the
     configuration's ``watch.history_start`` is not part of it: like every
     setting it comes with the configuration passed on restore);
-    ``outcomes`` are :attr:`Engine.counts <detectors.engine.Engine.counts>`;
+    ``outcomes`` are :attr:`Engine.counts <transitwatch.detectors.engine.Engine.counts>`;
     ``reference`` the isolation model's reference rows collected over
     ``reference_months`` months, and ``fitted_on`` the rows it was fitted on
     (``None``: not fitted). ``parties`` is each row's history of new consignees
     (``NaN``: unknown) and ``known_parties`` the consignees each row has seen
     (row -> consignee -> last month, those still within the memory); ``cases`` the
     open case of each row that has one (row -> :meth:`Case.to_state()
-    <detectors.cases.Case.to_state>`); ``named_parties`` the new consignees of each
+    <transitwatch.detectors.cases.Case.to_state>`); ``named_parties`` the new consignees of each
     row's last two closed months as its records name them (row -> month ->
     ``[{name, value, first_seen}]``; snapshots written before it have none, and the
     records of the next two months then count those months' new consignees without

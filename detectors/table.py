@@ -28,8 +28,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from detectors.base import HISTORY_MONTHS, Window
-from detectors.errors import StateError
+from transitwatch.detectors.base import HISTORY_MONTHS, Window
+from transitwatch.detectors.errors import StateError
 
 STATE_VERSION = 1
 

@@ -12,21 +12,21 @@ from dataclasses import dataclass, fields
 from importlib import resources
 from typing import Any
 
-from detectors.cases import CaseParams
-from detectors.consignees import ConsigneeParams
-from detectors.contract import COUNTRY_ALIASES, COUNTRY_CODES
-from detectors.corroboration import CorroborationParams
-from detectors.hubshift import HubShiftParams
-from detectors.diversion import DiversionParams
-from detectors.errors import ConfigError, InvalidParameterError
-from detectors.isolation import IsolationParams
-from detectors.limits import EARLIEST_DEFAULT, InputLimits
-from detectors.novelty import NoveltyParams
-from detectors.policy import AlertPolicy, PolicyParams
-from detectors.ramp import RampParams
-from detectors.reference import chpl, hs6_codes, transit_countries
-from detectors.sanctions import SanctionsParams
-from detectors.seasonal import SurgeParams
+from transitwatch.detectors.cases import CaseParams
+from transitwatch.detectors.consignees import ConsigneeParams
+from transitwatch.detectors.contract import COUNTRY_ALIASES, COUNTRY_CODES
+from transitwatch.detectors.corroboration import CorroborationParams
+from transitwatch.detectors.hubshift import HubShiftParams
+from transitwatch.detectors.diversion import DiversionParams
+from transitwatch.detectors.errors import ConfigError, InvalidParameterError
+from transitwatch.detectors.isolation import IsolationParams
+from transitwatch.detectors.limits import EARLIEST_DEFAULT, InputLimits
+from transitwatch.detectors.novelty import NoveltyParams
+from transitwatch.detectors.policy import AlertPolicy, PolicyParams
+from transitwatch.detectors.ramp import RampParams
+from transitwatch.detectors.reference import chpl, hs6_codes, transit_countries
+from transitwatch.detectors.sanctions import SanctionsParams
+from transitwatch.detectors.seasonal import SurgeParams
 
 FLOWS = ("export", "import", "re-export", "re-import")
 ANY = "*"  # every reporter or partner
@@ -92,7 +92,7 @@ class WatchConfig:
     @classmethod
     def from_toml(cls, text: str) -> WatchConfig:
         """Defaults overlaid with ``text``; raises :class:`ConfigError`."""
-        base = tomllib.loads(resources.files("detectors.data").joinpath("watch.toml").read_text("utf-8"))
+        base = tomllib.loads(resources.files("transitwatch.detectors.data").joinpath("watch.toml").read_text("utf-8"))
         try:
             user = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

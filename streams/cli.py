@@ -14,12 +14,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from detectors.errors import ConfigError, StrictModeError
-from detectors.watch import WatchConfig
+from transitwatch.detectors.errors import ConfigError, StrictModeError
+from transitwatch.detectors.watch import WatchConfig
 
 # Modules that add their own subcommands: each has ``add_commands(subparsers)`` and sets
 # ``handler`` (``args -> exit code``) on its parsers with ``set_defaults``.
-COMMAND_MODULES: tuple[str, ...] = ("streams.worker", "streams.demo", "streams.notify.cli")
+COMMAND_MODULES: tuple[str, ...] = ("transitwatch.streams.worker", "transitwatch.streams.demo", "transitwatch.streams.notify.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _inputs_readable(console: Console, paths: Sequence[str]) -> bool:
     """Say which input cannot be read (missing, a directory, not gzip, damaged), if one cannot."""
-    from streams.files import check_inputs
+    from transitwatch.streams.files import check_inputs
 
     try:
         check_inputs(paths)
@@ -98,7 +98,7 @@ def _progress(console: Console, label: str, quiet: bool) -> Progress:
 
 
 def _settings(args: argparse.Namespace):
-    from streams.settings import Settings
+    from transitwatch.streams.settings import Settings
 
     return Settings.from_options(broker=getattr(args, "broker", None))
 
@@ -108,11 +108,11 @@ def _produce(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from streams.produce import produce
-    from streams.settings import Settings
+    from transitwatch.streams.produce import produce
+    from transitwatch.streams.settings import Settings
 
     settings_error = Settings.explain
-    from streams.replay import input_size
+    from transitwatch.streams.replay import input_size
 
     console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     try:
@@ -142,8 +142,8 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from streams.diagnose import verdict
-    from streams.replay import charts, input_size, replay, write_alerts
+    from transitwatch.streams.diagnose import verdict
+    from transitwatch.streams.replay import charts, input_size, replay, write_alerts
 
     console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     out = Console(emoji=False, highlight=False)
@@ -188,7 +188,7 @@ def _replay(args: argparse.Namespace) -> int:
         write_alerts(args.alerts_out, result.alerts)
         out.print(f"alerts written to {args.alerts_out}")
     if args.report:
-        from streams.report import write_report
+        from transitwatch.streams.report import write_report
 
         write_report(args.report, [a.to_dict() for a in result.alerts], charts(result), summary)
         out.print(f"report written to {args.report}")

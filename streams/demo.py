@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.markup import escape
 
-from streams.settings import Settings
+from transitwatch.streams.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SAMPLE = EXAMPLES / "eurostat_chpl_exports_2020_2022.jsonl.gz"
@@ -132,7 +132,7 @@ def run_demo(args: argparse.Namespace) -> int:
         settings = Settings(broker=env["TRANSITWATCH_BROKER"], partitions=4)
         console.print(f"starting a worker (metrics and recent alerts on http://127.0.0.1:{web_port}/)")
         worker_log = work / "worker.log"
-        worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+        worker = subprocess.Popen([sys.executable, "-m", "transitwatch.streams.cli", "worker"], env=env,
                                   stdout=open(worker_log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
         stack.callback(_stop, worker, 30)
         deadline = time.monotonic() + 90
@@ -153,7 +153,7 @@ async def _run(settings: Settings, inputs: list[Path], args: argparse.Namespace,
                console: Console, alerts_out) -> int:
     from aiokafka import AIOKafkaConsumer
 
-    from streams.produce import produce
+    from transitwatch.streams.produce import produce
 
     consumer = AIOKafkaConsumer(settings.alerts_topic, bootstrap_servers=settings.bootstrap_servers,
                                 group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)

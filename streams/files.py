@@ -7,10 +7,10 @@ ending in ``.gz`` must hold gzip data). The format comes from the extension
 Lines, anything else CSV.
 
 JSON Lines are parsed from bytes, without decoding, so the fast path of
-:func:`detectors.contract.parse_json_line` stays fast; the text of a line is
+:func:`transitwatch.detectors.contract.parse_json_line` stays fast; the text of a line is
 only built when somebody asks for :attr:`Line.raw` (the rejects file does).
 
-Every reader is bounded by :class:`~detectors.limits.InputLimits`: a file is read
+Every reader is bounded by :class:`~transitwatch.detectors.limits.InputLimits`: a file is read
 in pieces, and a line longer than ``max_line_bytes`` is skipped to the next
 newline without ever being held whole (a :class:`LongLine` keeps its size and
 first bytes for the rejects file); a JSON line nested deeper than ``max_depth``
@@ -40,9 +40,9 @@ from typing import Any, BinaryIO, Literal, NamedTuple
 import numpy as np
 import orjson
 
-from detectors.contract import Record, parse_json_line, parse_mapping
-from detectors.errors import RejectError, TransitwatchError
-from detectors.limits import InputLimits, TimeDomain, line_too_long, screen_lines
+from transitwatch.detectors.contract import Record, parse_json_line, parse_mapping
+from transitwatch.detectors.errors import RejectError, TransitwatchError
+from transitwatch.detectors.limits import InputLimits, TimeDomain, line_too_long, screen_lines
 
 __all__ = [
     "Chunk", "InputFileError", "Line", "LongLine", "check_inputs", "count_lines", "detect_format",
@@ -191,7 +191,7 @@ def check_inputs(paths: Iterable[str | os.PathLike[str]]) -> None:
     >>> check_inputs([folder / "in.jsonl.gz"])
     Traceback (most recent call last):
     ...
-    streams.files.InputFileError: .../in.jsonl.gz is named .gz but is not gzip data (it does not start with the gzip bytes 1f 8b); if it holds plain text, remove .gz from its name.
+    transitwatch.streams.files.InputFileError: .../in.jsonl.gz is named .gz but is not gzip data (it does not start with the gzip bytes 1f 8b); if it holds plain text, remove .gz from its name.
     """
     for path in paths:
         source = os.fspath(path)
@@ -342,7 +342,7 @@ def _skip_line(stream: BinaryIO) -> int:
 def _jsonl_lines(stream: BinaryIO, limits: InputLimits) -> Iterator[tuple[int, bytes, RejectError | None]]:
     """The non-blank lines of a JSON Lines stream as ``(1-based number, line without its \\n,
     reject)``: a line too long (only its first bytes are read) or too deep comes with its
-    reject, found a chunk at a time (:func:`~detectors.limits.screen_lines`)."""
+    reject, found a chunk at a time (:func:`~transitwatch.detectors.limits.screen_lines`)."""
     limit = limits.max_line_bytes
     for first, data, ends in _chunks(stream, _CHUNK, limit):
         if isinstance(data, LongLine):
@@ -385,7 +385,7 @@ def iter_jsonl_blocks(
     Whole lines only (the last chunk may end without a newline); a byte-order mark at
     the start of the file is removed. A line that would stretch a chunk past
     ``limits.max_line_bytes`` comes alone, as a :class:`LongLine`, read past but never
-    held; shorter lines over the limit stay in their chunk (:func:`detectors.limits.screen_lines`
+    held; shorter lines over the limit stay in their chunk (:func:`transitwatch.detectors.limits.screen_lines`
     finds them). Memory stays bounded by ``size`` plus the limit, whatever the file.
 
     Examples

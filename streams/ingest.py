@@ -16,7 +16,7 @@ Each batch (up to ``batch_size`` messages or ``ingest_batch_seconds`` after the 
    further; a message whose handling raises anything else (a poison message)
    goes to the dead-letter topic too, with the error, and the batch goes on;
 2. the rest goes to the goods topic, in bundles per goods partition (several
-   when one would pass :data:`~streams.state.MAX_MESSAGE_BYTES`), and every
+   when one would pass :data:`~transitwatch.streams.state.MAX_MESSAGE_BYTES`), and every
    goods partition hears how far each input partition has got (``marks``, the
    watermark's input; see ``docs/architecture.md``) and which input partitions this
    reader holds at their end, idle for how long (``idle``; also every second, in a
@@ -47,14 +47,14 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError
 from mode import Service
 
-from detectors.contract import parse_json_line
-from detectors.engine import route_reason
-from detectors.errors import RejectError
-from detectors.limits import deeper_than, line_too_long, too_deep
-from detectors.watch import WatchConfig
-from streams.metrics import WorkerMetrics
-from streams.settings import Settings
-from streams.state import MAX_MESSAGE_BYTES, MAX_RECORD_BYTES, OversizeError, event_day, goods_partition
+from transitwatch.detectors.contract import parse_json_line
+from transitwatch.detectors.engine import route_reason
+from transitwatch.detectors.errors import RejectError
+from transitwatch.detectors.limits import deeper_than, line_too_long, too_deep
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.metrics import WorkerMetrics
+from transitwatch.streams.settings import Settings
+from transitwatch.streams.state import MAX_MESSAGE_BYTES, MAX_RECORD_BYTES, OversizeError, event_day, goods_partition
 
 log = logging.getLogger(__name__)
 

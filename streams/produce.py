@@ -27,9 +27,9 @@ from dataclasses import dataclass, field, replace
 
 import orjson
 
-from detectors.limits import InputLimits
-from streams.files import check_inputs, iter_messages
-from streams.settings import Settings
+from transitwatch.detectors.limits import InputLimits
+from transitwatch.streams.files import check_inputs, iter_messages
+from transitwatch.streams.settings import Settings
 
 #: The largest line sent as it is: under Kafka's default ``message.max.bytes`` (1 MiB) with room
 #: for the key and headers. A longer one goes to the dead-letter topic (its first bytes) as
@@ -144,7 +144,7 @@ async def produce(
 ) -> ProduceResult:
     """Publish every line of ``paths``; returns the counts per topic.
 
-    Raises :class:`~streams.files.InputFileError` (an ``OSError``) before connecting
+    Raises :class:`~transitwatch.streams.files.InputFileError` (an ``OSError``) before connecting
     when an input cannot be read."""
     from aiokafka import AIOKafkaProducer
 

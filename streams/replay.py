@@ -2,20 +2,20 @@
 
 Reads every input in chunks, sets rejected lines aside (rejects file, counted
 per reason), and runs the columnar replay
-(:class:`~detectors.columnar.ColumnarReplay`): the records sorted into event
-order and put through the very same :class:`~detectors.engine.Engine` logic the
+(:class:`~transitwatch.detectors.columnar.ColumnarReplay`): the records sorted into event
+order and put through the very same :class:`~transitwatch.detectors.engine.Engine` logic the
 service runs record by record, with the same alerts and counts. Then it writes
 alerts, a summary and an HTML report.
 
 JSON Lines are read a chunk at a time by Arrow's C++ JSON reader and validated
-column by column (:mod:`detectors.arrow`); a chunk Arrow cannot read line for
-line is decoded with ``orjson`` and validated as objects (:mod:`detectors.frame`)
+column by column (:mod:`transitwatch.detectors.arrow`); a chunk Arrow cannot read line for
+line is decoded with ``orjson`` and validated as objects (:mod:`transitwatch.detectors.frame`)
 instead. Either way only lines not already in normalised form go through
-:func:`~detectors.contract.parse_json_line` one by one.
+:func:`~transitwatch.detectors.contract.parse_json_line` one by one.
 
 What a run reads is bounded by ``[input]`` of the configuration
-(:class:`~detectors.limits.InputLimits`): lines too long or nested too deep are
-rejected before any parser sees them (:func:`~detectors.limits.screen_lines`), and
+(:class:`~transitwatch.detectors.limits.InputLimits`): lines too long or nested too deep are
+rejected before any parser sees them (:func:`~transitwatch.detectors.limits.screen_lines`), and
 records of a month outside the run's time domain are rejected
 (``date_out_of_range``) before their event day is computed, so the columnar replay
 never walks across empty months to the year 9999.
@@ -36,17 +36,17 @@ from typing import IO, Any
 import numpy as np
 import orjson
 
-from detectors.alerts import Alert, period_of
-from detectors.columnar import ColumnarReplay, FinalMonth
-from detectors.contract import Declaration, Record, parse_json_line
-from detectors.engine import MonthSnapshot
-from detectors.errors import RejectError, StrictModeError
-from detectors.arrow import plain_lines, split_data, split_lines
-from detectors.frame import Block, complete, month_end_ordinal, parse_objects
-from detectors.limits import InputLimits, TimeDomain, screen_lines
-from detectors.reference import country_name
-from detectors.watch import WatchConfig
-from streams.files import (
+from transitwatch.detectors.alerts import Alert, period_of
+from transitwatch.detectors.columnar import ColumnarReplay, FinalMonth
+from transitwatch.detectors.contract import Declaration, Record, parse_json_line
+from transitwatch.detectors.engine import MonthSnapshot
+from transitwatch.detectors.errors import RejectError, StrictModeError
+from transitwatch.detectors.arrow import plain_lines, split_data, split_lines
+from transitwatch.detectors.frame import Block, complete, month_end_ordinal, parse_objects
+from transitwatch.detectors.limits import InputLimits, TimeDomain, screen_lines
+from transitwatch.detectors.reference import country_name
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.files import (
     Line, LongLine, check_inputs, count_lines, detect_format, iter_jsonl_blocks, iter_records,
 )
 
@@ -140,8 +140,8 @@ class ReplayResult:
 
     def shifts(self) -> dict[str, list[Any]]:
         """Reporter shifts (``"reporter"``) and hub-wide shifts across goods (``"partner"``) of
-        :mod:`detectors.shifts`, read from the month snapshots of every lane (none without them)."""
-        from detectors.shifts import common_shifts
+        :mod:`transitwatch.detectors.shifts`, read from the month snapshots of every lane (none without them)."""
+        from transitwatch.detectors.shifts import common_shifts
 
         if not self.snapshots or not self.keys:
             return {"reporter": [], "partner": []}
@@ -435,13 +435,13 @@ def replay(
 ) -> ReplayResult:
     """Run the detectors over ``inputs`` and return alerts and counts.
 
-    What is read is bounded by ``config.input`` (:class:`~detectors.limits.InputLimits`):
+    What is read is bounded by ``config.input`` (:class:`~transitwatch.detectors.limits.InputLimits`):
     a record of a month outside ``config.input.domain(today)`` is a ``date_out_of_range``
     reject; ``today`` defaults to the clock's date (read here, never in ``detectors``).
 
     Raises
     ------
-    streams.files.InputFileError
+    transitwatch.streams.files.InputFileError
         An ``OSError``: an input cannot be read (checked before any work where possible).
 
     ``final_month``: ``auto`` (the default) decides from the data and the present
@@ -504,7 +504,7 @@ def write_alerts(path: str | os.PathLike[str], alerts: Sequence[Alert]) -> None:
 
 def charts(result: ReplayResult) -> dict[str, Any]:
     """Chart data for every alerted series, from the month snapshots."""
-    from streams.report import ChartSeries
+    from transitwatch.streams.report import ChartSeries
 
     wanted = {a.series_id for a in result.alerts}
     rows = {key.series_id: i for i, key in enumerate(result.keys) if key.series_id in wanted}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detectors.errors import InvalidParameterError
+from transitwatch.detectors.errors import InvalidParameterError
 
 __all__ = ["ChartSeries", "write_report"]
 

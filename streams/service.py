@@ -2,7 +2,7 @@
 
 Two stages, one process (see ``docs/architecture.md``):
 
-ingest (:mod:`streams.ingest`)
+ingest (:mod:`transitwatch.streams.ingest`)
     reads the declarations and monthly-statistics topics in batches with a plain
     aiokafka consumer of its own group (outside Faust's per-message path), validates
     each message with the input contract (the same as replay), sends what fails
@@ -13,7 +13,7 @@ ingest (:mod:`streams.ingest`)
     are committed once the broker has acknowledged the batch's messages.
 ``detect`` (a Faust agent)
     reads the goods topic in batches and feeds each goods group's
-    :class:`~streams.state.GroupState` (its engine, reorder buffer and
+    :class:`~transitwatch.streams.state.GroupState` (its engine, reorder buffer and
     de-duplication), publishes case updates keyed by ``case_id`` (early alerts when the
     evidence is there, the month-end verdict when the month closes) and writes
     the state to a changelog-backed table. A record (or bundle, or alert) whose
@@ -38,10 +38,10 @@ import faust
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from detectors.alerts import Alert
-from detectors.contract import rebuild
-from detectors.watch import WatchConfig
-from streams.ingest import (
+from transitwatch.detectors.alerts import Alert
+from transitwatch.detectors.contract import rebuild
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.ingest import (
     DEAD_VALUE_BYTES,
     IDLE_REPORT_TRUSTED,
     Ingest,
@@ -49,10 +49,10 @@ from streams.ingest import (
     new_consumer,
     poison_headers,
 )
-from streams.ledger import AlertLedger
-from streams.metrics import WorkerMetrics
-from streams.settings import Settings
-from streams.state import (
+from transitwatch.streams.ledger import AlertLedger
+from transitwatch.streams.metrics import WorkerMetrics
+from transitwatch.streams.settings import Settings
+from transitwatch.streams.state import (
     PRODUCER_MAX_REQUEST_BYTES,
     GroupState,
     Poisoned,
@@ -203,7 +203,7 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
 
     @app.task
     async def start_ingest() -> None:
-        """The input topics are read outside Faust (``streams.ingest``); started once the app is
+        """The input topics are read outside Faust (``transitwatch.streams.ingest``); started once the app is
         (tables recovered), stopped before it (it is a child of the app)."""
         w.ingest = Ingest(settings, config, metrics, new_consumer(settings), goods.send, dead_letter.send,
                           clock=w.clock)

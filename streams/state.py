@@ -3,7 +3,7 @@
 The service partitions records by goods group (the HS6 code): every series of a
 group lives on one worker, and so do the cross-series detectors, which only
 compare series of the same HS6 (diversion: one reporter's lanes; corroboration:
-one hub's reporters). Each group has its own :class:`~detectors.engine.Engine`,
+one hub's reporters). Each group has its own :class:`~transitwatch.detectors.engine.Engine`,
 so whatever runs next to it on a worker (other groups, other partitions) cannot
 change its alerts: they are the alerts ``transitwatch replay`` gives for the
 group, whatever the partition count.
@@ -38,7 +38,7 @@ parts, and :class:`OversizeError` says so if something still does not fit.
 Writes of one group go to one changelog partition, in order, so a crash leaves
 a prefix of them: the head names only keys written before it. Restoring loads
 the snapshot and feeds the logs again through the same code; the alerts this
-regenerates are filtered against the alerts topic (see ``streams.ledger``).
+regenerates are filtered against the alerts topic (see ``transitwatch.streams.ledger``).
 
 A record that raises while it is applied (a poison record) is taken out: the
 group is rebuilt from its last written state, the operations since are run
@@ -58,12 +58,12 @@ from typing import Any
 
 import orjson
 
-from detectors.alerts import Alert
-from detectors.contract import Declaration, Record, parse_mapping
-from detectors.engine import Engine
-from detectors.errors import StateError, TransitwatchError
-from detectors.snapshot import EngineSnapshot
-from detectors.watch import WatchConfig
+from transitwatch.detectors.alerts import Alert
+from transitwatch.detectors.contract import Declaration, Record, parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.errors import StateError, TransitwatchError
+from transitwatch.detectors.snapshot import EngineSnapshot
+from transitwatch.detectors.watch import WatchConfig
 
 HEAD_VERSION = 2
 READABLE_HEADS = (1, 2)  # 1: one key per closed month's ids, no poison fingerprints
@@ -99,7 +99,7 @@ def bounded(value: bytes, what: str, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     >>> bounded(b"x" * 10, "a test value", limit=8)
     Traceback (most recent call last):
     ...
-    streams.state.OversizeError: a test value is 10 bytes, over the 8-byte bound on what the worker writes to Kafka; it must be cut into parts (report this as a bug)
+    transitwatch.streams.state.OversizeError: a test value is 10 bytes, over the 8-byte bound on what the worker writes to Kafka; it must be cut into parts (report this as a bug)
     """
     if len(value) > limit:
         raise OversizeError(what, len(value), limit)

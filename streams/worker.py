@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from detectors.errors import ConfigError
-from detectors.watch import WatchConfig
-from streams.settings import Settings
+from transitwatch.detectors.errors import ConfigError
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.settings import Settings
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +56,7 @@ async def ensure_topics(settings: Settings) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    from streams.service import STATE_TABLE
+    from transitwatch.streams.service import STATE_TABLE
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
@@ -81,7 +81,7 @@ async def ensure_topics(settings: Settings) -> None:
 def run_worker(args: argparse.Namespace) -> int:
     import faust
 
-    from streams.service import create_app
+    from transitwatch.streams.service import create_app
 
     console = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
     try:

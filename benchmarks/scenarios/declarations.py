@@ -57,7 +57,7 @@ from typing import Iterator
 import numpy as np
 import orjson
 
-from detectors.errors import InvalidParameterError
+from transitwatch.detectors.errors import InvalidParameterError
 
 # The 50 HS6 codes of the Common High Priority List (BIS/EU/UK/Japan, version of 2024-02-23)
 # with their tier, copied from data/chpl_hs_codes.csv so the generator never reads shared files.

@@ -83,10 +83,10 @@ import orjson
 
 from benchmarks.scenarios import labelled, roundabout
 from benchmarks.scenarios.roundabout import DENSITY, FLOW, HUBS, REPORTERS, Scenario, season_profile
-from detectors.alerts import period_of
-from detectors.errors import InvalidParameterError
-from detectors.reference import chpl
-from detectors.watch import WatchConfig
+from transitwatch.detectors.alerts import period_of
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.reference import chpl
+from transitwatch.detectors.watch import WatchConfig
 
 FAMILIES = ("one_buyer", "intermittent", "moderate", "reporter_level", "q4_seasonal", "diversion", "hub_shift")
 TRUE_FAMILIES = ("one_buyer", "intermittent", "moderate", "diversion", "hub_shift")

@@ -101,7 +101,7 @@ import numpy as np
 import orjson
 
 from benchmarks.scenarios.declarations import _HS4_VALUE, CHPL_HS6, KNOWN_CN8, _company_pools
-from detectors.errors import InvalidParameterError
+from transitwatch.detectors.errors import InvalidParameterError
 
 # Relative weights of the reporters in these lanes (invented, not data).
 REPORTERS: dict[str, float] = {

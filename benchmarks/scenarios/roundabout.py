@@ -75,11 +75,11 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from detectors.errors import InvalidParameterError
-from detectors.reference import chpl
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.reference import chpl
 from benchmarks.scenarios import labelled
-from detectors.alerts import period_of
-from detectors.watch import WatchConfig
+from transitwatch.detectors.alerts import period_of
+from transitwatch.detectors.watch import WatchConfig
 
 # reporter: (currency of its declarations, weight)
 REPORTERS: dict[str, tuple[str, float]] = {

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streams.notify import content as c
-from streams.notify.config import AlertmanagerReceiver
-from streams.notify.sinks import DeliveryError, Item, JsonPoster, Notification, Prepared, Redactor, Transmission
+from transitwatch.streams.notify import content as c
+from transitwatch.streams.notify.config import AlertmanagerReceiver
+from transitwatch.streams.notify.sinks import DeliveryError, Item, JsonPoster, Notification, Prepared, Redactor, Transmission
 
 ALERTNAME = "TransitwatchExportSurge"
 

@@ -14,8 +14,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from detectors.alerts import money
-from streams.notify.content import SEVERITY_COLOUR, lane, severity, text
+from transitwatch.detectors.alerts import money
+from transitwatch.streams.notify.content import SEVERITY_COLOUR, lane, severity, text
 
 
 def _num(value: Any) -> float | None:

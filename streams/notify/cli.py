@@ -1,6 +1,6 @@
 """The notifier's commands: ``notify``, ``silence add|list|expire`` and ``redeliver``.
 
-``streams.cli`` loads this module through ``COMMAND_MODULES``; each parser sets ``handler``
+``transitwatch.streams.cli`` loads this module through ``COMMAND_MODULES``; each parser sets ``handler``
 (``args -> exit code``). Exit codes: 0 done, 1 some alerts are still undelivered, 2 a
 configuration, settings or broker problem (the message says which).
 """
@@ -72,7 +72,7 @@ def _console() -> Console:
 
 
 def _settings(args: argparse.Namespace):
-    from streams.settings import Settings
+    from transitwatch.streams.settings import Settings
 
     return Settings.from_options(broker=getattr(args, "broker", None), notify_config=getattr(args, "config", None))
 
@@ -81,14 +81,14 @@ def _run(make: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run a coroutine; report configuration and broker problems as exit code 2."""
     from pydantic import ValidationError
 
-    from detectors.errors import ConfigError, InvalidParameterError
-    from streams.notify.kafkastate import StateTopicError
+    from transitwatch.detectors.errors import ConfigError, InvalidParameterError
+    from transitwatch.streams.notify.kafkastate import StateTopicError
 
     err = _console()
     try:
         return asyncio.run(make())
     except ValidationError as exc:
-        from streams.settings import Settings
+        from transitwatch.streams.settings import Settings
 
         err.print(f"[red]settings error:[/red] {escape(Settings.explain(exc))}")
     except (ConfigError, InvalidParameterError, StateTopicError) as exc:
@@ -102,8 +102,8 @@ def _run(make: Callable[[], Coroutine[Any, Any, int]]) -> int:
 
 
 def _config(settings):
-    from streams.notify.config import load_config
-    from streams.notify.matchers import NotifyConfigError
+    from transitwatch.streams.notify.config import load_config
+    from transitwatch.streams.notify.matchers import NotifyConfigError
 
     if settings.notify_config is None:
         raise NotifyConfigError("no routing configuration: pass --config FILE.toml or set TRANSITWATCH_NOTIFY_CONFIG "
@@ -117,7 +117,7 @@ def notify_command(args: argparse.Namespace) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
     async def main() -> int:
-        from streams.notify.service import Notifier
+        from transitwatch.streams.notify.service import Notifier
 
         settings = _settings(args)
         notifier = Notifier(settings, _config(settings))
@@ -132,7 +132,7 @@ def notify_command(args: argparse.Namespace) -> int:
 
 
 def _when(text: str) -> float:
-    from streams.notify.matchers import NotifyConfigError
+    from transitwatch.streams.notify.matchers import NotifyConfigError
 
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -148,7 +148,7 @@ def _iso(ts: float) -> str:
 
 
 async def _silences(settings):
-    from streams.notify.kafkastate import COMPACTED, KafkaSilences, ensure_topics
+    from transitwatch.streams.notify.kafkastate import COMPACTED, KafkaSilences, ensure_topics
 
     await ensure_topics(settings.bootstrap_servers, {settings.silences_topic: COMPACTED}, settings.notify_replication)
     store = KafkaSilences(settings.bootstrap_servers, settings.silences_topic)
@@ -166,8 +166,8 @@ async def _producer(settings):
 
 def silence_add(args: argparse.Namespace) -> int:
     async def main() -> int:
-        from streams.notify.matchers import parse_duration
-        from streams.notify.silences import Silence
+        from transitwatch.streams.notify.matchers import parse_duration
+        from transitwatch.streams.notify.silences import Silence
 
         settings = _settings(args)
         now = time.time()
@@ -238,7 +238,7 @@ def silence_expire(args: argparse.Namespace) -> int:
 
 def redeliver_command(args: argparse.Namespace) -> int:
     async def main() -> int:
-        from streams.notify.redeliver import list_undelivered, redeliver
+        from transitwatch.streams.notify.redeliver import list_undelivered, redeliver
 
         settings = _settings(args)
         out = Console(emoji=False, highlight=False, width=200)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.notify.matchers import LABELS, Matcher, NotifyConfigError, alert_labels, matches_all, parse_duration
+from transitwatch.streams.notify.matchers import LABELS, Matcher, NotifyConfigError, alert_labels, matches_all, parse_duration
 
 RECEIVER_TYPES = ("slack", "email", "alertmanager")
 #: Slack takes 50 blocks a message; an alert takes at most 5 and the header 3.

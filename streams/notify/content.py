@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from detectors.alerts import money
-from detectors.reference import country_name
-from streams.notify.sinks import Item, Notification
+from transitwatch.detectors.alerts import money
+from transitwatch.detectors.reference import country_name
+from transitwatch.streams.notify.sinks import Item, Notification
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 SEVERITY_COLOUR = {"critical": "#8b0000", "high": "#d9480f", "medium": "#e8a317", "low": "#5c7cfa"}
@@ -195,7 +195,7 @@ def summary(n: Notification) -> str:
 
     Examples
     --------
-    >>> from streams.notify.sinks import Item, Notification
+    >>> from transitwatch.streams.notify.sinks import Item, Notification
     >>> a = {"alert_id": "tw-1", "severity": "high", "partner": "AM", "period": "2022-04"}
     >>> n = Notification(receiver=None, group_key="g", group_labels={"partner": "AM", "period": "2022-04"},
     ...                  items=[Item(alert=a, labels={}, timestamp=0.0)], message_id="<m@x>")

@@ -7,13 +7,13 @@ reasons are stable codes, the values of the ``reason`` label of
 ``transitwatch_notify_invalid_alerts_total``:
 
 - ``too_large``: more than :data:`MAX_ALERT_BYTES` (an alert is a few kilobytes);
-- ``too_deep``: JSON nested deeper than the input limit (``detectors.limits``);
+- ``too_deep``: JSON nested deeper than the input limit (``transitwatch.detectors.limits``);
 - ``invalid_json``: not JSON (also: a number too large for a double, invalid UTF-8);
 - ``invalid_alert``: JSON, but not an alert record (``docs/alerts.md``): not an object, no
   usable ``alert_id``, a field of the wrong type, a label longer than :data:`MAX_LABEL_CHARS`
   or with a control character or line break (labels go into mail headers), a period that is
   not ``YYYY-MM``;
-- ``date_out_of_range``: a period outside the months a run accepts (``detectors.limits``:
+- ``date_out_of_range``: a period outside the months a run accepts (``transitwatch.detectors.limits``:
   1990-01 to a year past the present), such as ``0000-01`` or ``9999-12``;
 - ``invalid_number``: an amount, count, score, ratio or p-value that is not a finite number
   within :data:`LIMITS`;
@@ -34,8 +34,8 @@ from typing import Any
 
 import orjson
 
-from detectors.errors import RejectError
-from detectors.limits import InputLimits, TimeDomain, deeper_than
+from transitwatch.detectors.errors import RejectError
+from transitwatch.detectors.limits import InputLimits, TimeDomain, deeper_than
 
 REJECT_REASONS = ("too_large", "too_deep", "invalid_json", "invalid_alert", "date_out_of_range", "invalid_number",
                   "unprocessable")

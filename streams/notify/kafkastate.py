@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from streams.notify.deliverylog import DeliveryLog, DeliveryRecord
-from streams.notify.silences import Silence, Silences
+from transitwatch.streams.notify.deliverylog import DeliveryLog, DeliveryRecord
+from transitwatch.streams.notify.silences import Silence, Silences
 
 log = logging.getLogger("transitwatch.notify")
 
@@ -157,7 +157,7 @@ def parse_version_key(key: bytes | None) -> tuple[str, str, bool] | None:
 
     Examples
     --------
-    >>> from streams.notify.deliverylog import version_key
+    >>> from transitwatch.streams.notify.deliverylog import version_key
     >>> parse_version_key(version_key("desk", "tw-1", True).encode()), parse_version_key(b"tw-1")
     (('desk', 'tw-1', True), None)
     """

@@ -2,7 +2,7 @@
 
 The message is ``multipart/alternative``: a plain-text part and an HTML part with the same
 content, the HTML part ``multipart/related`` with each alert's chart inline as a PNG
-(``cid:``). The Message-ID is stable (see :func:`streams.notify.sinks.message_id`); an update
+(``cid:``). The Message-ID is stable (see :func:`transitwatch.streams.notify.sinks.message_id`); an update
 and a group's follow-up carry ``In-Reply-To`` and ``References`` so mail clients thread
 them under the earlier message. SMTP goes through aiosmtplib with STARTTLS (or implicit
 TLS) and AUTH; a password is never sent without TLS. Preparing a message renders it and
@@ -23,10 +23,10 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
-from streams.notify import content as c
-from streams.notify.chart import chart_png
-from streams.notify.config import EmailReceiver
-from streams.notify.sinks import DeliveryError, Item, Notification, Prepared, Redactor
+from transitwatch.streams.notify import content as c
+from transitwatch.streams.notify.chart import chart_png
+from transitwatch.streams.notify.config import EmailReceiver
+from transitwatch.streams.notify.sinks import DeliveryError, Item, Notification, Prepared, Redactor
 
 if TYPE_CHECKING:
     import aiosmtplib

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from detectors.errors import ConfigError
+from transitwatch.detectors.errors import ConfigError
 
 #: Label names routes, silences and ``group_by`` may use.
 LABELS: tuple[str, ...] = (
@@ -42,7 +42,7 @@ def parse_duration(text: str, where: str = "duration") -> float:
     >>> parse_duration("5 minutes")
     Traceback (most recent call last):
     ...
-    streams.notify.matchers.NotifyConfigError: duration: '5 minutes' is not a duration such as 30s, 5m, 4h or 1h30m
+    transitwatch.streams.notify.matchers.NotifyConfigError: duration: '5 minutes' is not a duration such as 30s, 5m, 4h or 1h30m
     """
     match = _DURATION.match(text.strip()) if isinstance(text, str) and text.strip() else None
     if match is None or not any(match.groups()):

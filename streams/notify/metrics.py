@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from streams.notify.config import RECEIVER_TYPES
-from streams.notify.intake import REJECT_REASONS
+from transitwatch.streams.notify.config import RECEIVER_TYPES
+from transitwatch.streams.notify.intake import REJECT_REASONS
 
 #: From the alert's Kafka timestamp to delivered: group_wait (30 s by default) dominates.
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0)

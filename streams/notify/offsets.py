@@ -8,7 +8,7 @@ delivered are found in the delivery log and skipped.
 
 from __future__ import annotations
 
-from streams.notify.sinks import Source
+from transitwatch.streams.notify.sinks import Source
 
 TP = tuple[str, int]
 

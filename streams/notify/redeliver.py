@@ -28,18 +28,18 @@ from typing import Any
 
 import orjson
 
-from detectors.errors import RejectError
-from streams.notify.config import RECEIVER_TYPES, NotifyConfig
-from streams.notify.deliverylog import version_key
-from streams.notify.intake import parse_alert, period_domain
-from streams.notify.kafkastate import COMPACTED, KafkaDeliveryLog, ensure_topics, partitions
-from streams.notify.metrics import NotifyMetrics
-from streams.notify.offsets import OffsetTracker
-from streams.notify.router import RetryPolicy, Router
-from streams.notify.service import Dispatcher, build_sinks
-from streams.notify.silences import Silences
-from streams.notify.sinks import Sink, Source
-from streams.settings import Settings
+from transitwatch.detectors.errors import RejectError
+from transitwatch.streams.notify.config import RECEIVER_TYPES, NotifyConfig
+from transitwatch.streams.notify.deliverylog import version_key
+from transitwatch.streams.notify.intake import parse_alert, period_domain
+from transitwatch.streams.notify.kafkastate import COMPACTED, KafkaDeliveryLog, ensure_topics, partitions
+from transitwatch.streams.notify.metrics import NotifyMetrics
+from transitwatch.streams.notify.offsets import OffsetTracker
+from transitwatch.streams.notify.router import RetryPolicy, Router
+from transitwatch.streams.notify.service import Dispatcher, build_sinks
+from transitwatch.streams.notify.silences import Silences
+from transitwatch.streams.notify.sinks import Sink, Source
+from transitwatch.streams.settings import Settings
 
 log = logging.getLogger("transitwatch.notify")
 

@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.errors import InvalidParameterError
-from streams.notify.config import NotifyConfig, Receiver, Route
-from streams.notify.deliverylog import DELIVERED, DeliveryLog, DeliveryRecord
-from streams.notify.matchers import LABELS, alert_labels, label_value
-from streams.notify.metrics import NotifyMetrics
-from streams.notify.silences import Silences
-from streams.notify.sinks import DeliveryError, Item, Notification, Source, message_id
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.streams.notify.config import NotifyConfig, Receiver, Route
+from transitwatch.streams.notify.deliverylog import DELIVERED, DeliveryLog, DeliveryRecord
+from transitwatch.streams.notify.matchers import LABELS, alert_labels, label_value
+from transitwatch.streams.notify.metrics import NotifyMetrics
+from transitwatch.streams.notify.silences import Silences
+from transitwatch.streams.notify.sinks import DeliveryError, Item, Notification, Source, message_id
 
 #: Case updates a notifier reads and does not send: a case notifies when it opens, escalates or reopens.
 QUIET_CASE_EVENTS = ("updated", "closed")
@@ -93,7 +93,7 @@ class Router:
 
     Examples
     --------
-    >>> from streams.notify.config import NotifyConfig
+    >>> from transitwatch.streams.notify.config import NotifyConfig
     >>> cfg = NotifyConfig.from_dict({"route": {"receiver": "desk", "group_wait": "30s"},
     ...     "receivers": [{"name": "desk", "type": "slack", "webhook_secret": "s"}]})
     >>> now = [1000.0]

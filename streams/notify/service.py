@@ -1,7 +1,7 @@
 """``transitwatch notify``: the Kafka loop, the per-receiver senders and the HTTP endpoints.
 
 The loop reads alerts (manual offset commits, consumer group ``notify_group_id``), checks
-each (:mod:`streams.notify.intake`: a message that is not a usable alert goes to the
+each (:mod:`transitwatch.streams.notify.intake`: a message that is not a usable alert goes to the
 dead-letter topic, counted by reason), feeds the router and hands what is due to one sender
 task per receiver, so a receiver that is slow or down delays only itself.
 
@@ -32,20 +32,20 @@ from typing import Any
 import orjson
 from aiokafka.abc import ConsumerRebalanceListener
 
-from streams.notify.alertmanager import AlertmanagerSink
-from streams.notify.config import AlertmanagerReceiver, EmailReceiver, NotifyConfig, SlackReceiver
-from detectors.errors import RejectError
-from streams.notify.deliverylog import FAILED, SENDING, UNKNOWN, DeliveryLog, version_key
-from streams.notify.intake import MAX_ALERT_BYTES, parse_alert, period_domain
-from streams.notify.kafkastate import COMPACTED, KafkaDeliveryLog, KafkaSilences, UndeliveredKeys, ensure_topics
-from streams.notify.mail import EmailSink
-from streams.notify.matchers import NotifyConfigError
-from streams.notify.metrics import NotifyMetrics
-from streams.notify.offsets import OffsetTracker
-from streams.notify.router import RetryPolicy, Router
-from streams.notify.sinks import DeliveryError, Notification, Redactor, Sink, Source
-from streams.notify.slack import SlackSink
-from streams.settings import Settings
+from transitwatch.streams.notify.alertmanager import AlertmanagerSink
+from transitwatch.streams.notify.config import AlertmanagerReceiver, EmailReceiver, NotifyConfig, SlackReceiver
+from transitwatch.detectors.errors import RejectError
+from transitwatch.streams.notify.deliverylog import FAILED, SENDING, UNKNOWN, DeliveryLog, version_key
+from transitwatch.streams.notify.intake import MAX_ALERT_BYTES, parse_alert, period_domain
+from transitwatch.streams.notify.kafkastate import COMPACTED, KafkaDeliveryLog, KafkaSilences, UndeliveredKeys, ensure_topics
+from transitwatch.streams.notify.mail import EmailSink
+from transitwatch.streams.notify.matchers import NotifyConfigError
+from transitwatch.streams.notify.metrics import NotifyMetrics
+from transitwatch.streams.notify.offsets import OffsetTracker
+from transitwatch.streams.notify.router import RetryPolicy, Router
+from transitwatch.streams.notify.sinks import DeliveryError, Notification, Redactor, Sink, Source
+from transitwatch.streams.notify.slack import SlackSink
+from transitwatch.streams.settings import Settings
 
 log = logging.getLogger("transitwatch.notify")
 

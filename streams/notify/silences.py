@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from streams.notify.matchers import Matcher, NotifyConfigError, matches_all
+from transitwatch.streams.notify.matchers import Matcher, NotifyConfigError, matches_all
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

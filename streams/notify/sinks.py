@@ -1,7 +1,7 @@
 """The one small interface every channel implements, and what goes through it.
 
 A send has two halves, so that the notifier can record its intent at the point of no
-return and not before (see ``Dispatcher`` in :mod:`streams.notify.service`):
+return and not before (see ``Dispatcher`` in :mod:`transitwatch.streams.notify.service`):
 
 - ``sink.prepare(notification)`` does everything that cannot deliver: build the payload,
   render the charts, wait out the webhook's spacing, open the SMTP connection, STARTTLS and
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from detectors.errors import TransitwatchError
-from streams.notify.config import Receiver
-from streams.notify.deliverylog import DeliveryRecord
+from transitwatch.detectors.errors import TransitwatchError
+from transitwatch.streams.notify.config import Receiver
+from transitwatch.streams.notify.deliverylog import DeliveryRecord
 
 
 class DeliveryError(TransitwatchError, RuntimeError):

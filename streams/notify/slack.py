@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from streams.notify import content as c
-from streams.notify.config import SlackReceiver
-from streams.notify.sinks import DeliveryError, JsonPoster, Notification, Prepared, Redactor, Transmission
+from transitwatch.streams.notify import content as c
+from transitwatch.streams.notify.config import SlackReceiver
+from transitwatch.streams.notify.sinks import DeliveryError, JsonPoster, Notification, Prepared, Redactor, Transmission
 
 PERMANENT = {400, 401, 403, 404, 410}
 

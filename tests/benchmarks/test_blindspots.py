@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from benchmarks import blindspots as bs
 from benchmarks.cases import TruthView, score_cases
 from benchmarks.scoring import month_index
-from detectors.base import DETECTORS
-from detectors.watch import WatchConfig
+from transitwatch.detectors.base import DETECTORS
+from transitwatch.detectors.watch import WatchConfig
 
 K1, K2 = ("DE", "KG", "export", "854231"), ("FR", "KG", "export", "854231")
 FIRST, LAST = month_index("2020-01"), month_index("2023-12")

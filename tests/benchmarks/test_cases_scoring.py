@@ -10,8 +10,8 @@ import pytest
 from benchmarks import cases
 from benchmarks.cases import Case, TruthView, group_cases, hot_months, lane_values, score_cases, silent_months
 from benchmarks.scoring import month_index, period_of
-from detectors.contract import MonthlyStat, parse_mapping
-from detectors.watch import WatchConfig
+from transitwatch.detectors.contract import MonthlyStat, parse_mapping
+from transitwatch.detectors.watch import WatchConfig
 
 SURGED = ("DE", "KG", "export", "854231")
 QUIET = ("DE", "AM", "export", "854232")

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from benchmarks.scenarios import declarations as gen
-from detectors.errors import InvalidParameterError
+from transitwatch.detectors.errors import InvalidParameterError
 
 N = 20_000
 SEED = 1

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from benchmarks.cases import TruthView, lane_of, lane_values
 from benchmarks.scenarios import evasion, roundabout
 from benchmarks.scoring import month_index
-from detectors.errors import InvalidParameterError
-from detectors.watch import WatchConfig
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.watch import WatchConfig
 
 SIZE = 8
 

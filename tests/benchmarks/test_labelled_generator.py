@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from benchmarks.scenarios import labelled as gen
-from detectors.contract import Declaration, MonthlyStat, parse_mapping
-from detectors.errors import InvalidParameterError
+from transitwatch.detectors.contract import Declaration, MonthlyStat, parse_mapping
+from transitwatch.detectors.errors import InvalidParameterError
 
 SEED, HUB_SERIES, MONTHS = 1, 150, 48
 

@@ -13,9 +13,9 @@ import pytest
 from benchmarks.cases import TruthView, lane_values, pre_level, read_jsonl, run_scenario
 from benchmarks.scenarios import roundabout as gen
 from benchmarks.scoring import month_index
-from detectors.contract import Declaration, MonthlyStat, parse_mapping
-from detectors.errors import InvalidParameterError
-from detectors.watch import WatchConfig
+from transitwatch.detectors.contract import Declaration, MonthlyStat, parse_mapping
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.watch import WatchConfig
 
 SCHEMA = Path(__file__).resolve().parents[2] / "detectors" / "data" / "input.schema.json"
 SEED, LANES, MONTHS = 3, 300, 40

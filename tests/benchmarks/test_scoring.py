@@ -170,8 +170,8 @@ def test_half_space_features_and_scores():
 def test_the_verdict_capture_passes_every_argument_of_decide_through():
     """The benchmark's hook on AlertPolicy.decide must take what the engine passes (the case
     onsets of the sanctions evidence, for one) and record the month-end verdicts."""
-    from detectors.contract import parse_mapping
-    from detectors.engine import Engine
+    from transitwatch.detectors.contract import parse_mapping
+    from transitwatch.detectors.engine import Engine
 
     sink: list = []
     with baselines._capture_verdicts(sink):

@@ -178,9 +178,9 @@ def test_state_lines_close_one_month_and_leave_the_next_open():
 
 
 def test_state_lines_are_valid_watched_declarations():
-    from detectors.contract import parse_mapping
-    from detectors.engine import route_reason
-    from detectors.watch import WatchConfig
+    from transitwatch.detectors.contract import parse_mapping
+    from transitwatch.detectors.engine import route_reason
+    from transitwatch.detectors.watch import WatchConfig
 
     cfg = WatchConfig.default()
     ls = lanes(["DE", "US"], sorted(cfg.hubs | cfg.destinations), sorted(cfg.flows), sorted(cfg.hs6), 300)

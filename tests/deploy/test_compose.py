@@ -165,7 +165,7 @@ def _service_env(name: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("service", ["worker", "notifier", "kafka-init"])
 def test_transitwatch_variables_are_settings_with_the_same_defaults(service, monkeypatch):
-    from streams.settings import Settings
+    from transitwatch.streams.settings import Settings
 
     fields = Settings.model_fields
     raw = compose()["services"][service]["environment"]
@@ -218,7 +218,7 @@ def test_kafka_init_gets_every_variable_its_script_reads():
 
 
 def test_the_notifier_configuration_of_the_stack_loads_and_needs_no_missing_secret():
-    from streams.notify.config import NotifyConfig
+    from transitwatch.streams.notify.config import NotifyConfig
 
     svc = compose()["services"]["notifier"]
     source = interpolate(svc["volumes"][0]).split(":")[0]

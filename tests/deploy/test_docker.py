@@ -204,7 +204,7 @@ def test_pip_install_dot_carries_every_package_and_data_file(tmp_path):
         "pip install . (the image) would miss these files; list their packages in pyproject.toml "
         f"[tool.setuptools] packages: {missing}")
     entry = [n for n in names if n.endswith("entry_points.txt")]
-    assert entry and "transitwatch = streams.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
+    assert entry and "transitwatch = transitwatch.streams.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
 
 
 def test_the_image_exposes_the_ports_compose_and_prometheus_use():

@@ -18,7 +18,7 @@ import subprocess
 import pytest
 import yaml
 
-from detectors.alerts import Alert
+from transitwatch.detectors.alerts import Alert
 from tests.deploy.tools import COMPOSE, DASHBOARDS, DEPLOY, ROOT, dashboard_queries, load_yaml, require
 
 GRAFANA = DEPLOY / "grafana"

@@ -1,4 +1,4 @@
-"""The Arrow reader of JSON Lines (``detectors.arrow``) must give what the orjson path gives:
+"""The Arrow reader of JSON Lines (``transitwatch.detectors.arrow``) must give what the orjson path gives:
 the same records, rejects, line numbers and alerts, whether Arrow reads a chunk or hands it back."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import streams.replay as replay_module
+import transitwatch.streams.replay as replay_module
 from benchmarks.scenarios.declarations import generate
-from detectors.arrow import split_data, split_lines
-from detectors.columnar import ColumnarReplay
-from detectors.contract import CURRENCY_CODES, parse_json_line
-from detectors.frame import Block, complete, parse_objects
-from detectors.watch import WatchConfig
-from streams.replay import read_blocks, replay
+from transitwatch.detectors.arrow import split_data, split_lines
+from transitwatch.detectors.columnar import ColumnarReplay
+from transitwatch.detectors.contract import CURRENCY_CODES, parse_json_line
+from transitwatch.detectors.frame import Block, complete, parse_objects
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.replay import read_blocks, replay
 from tests.detectors.test_columnar import _DECLARATION, _STATISTIC, _rows
 
 CONFIG = WatchConfig.default()

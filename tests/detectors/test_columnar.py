@@ -1,5 +1,5 @@
 """The columnar path must equal the record-by-record one: the contract's fast path
-(``detectors.frame``) and the columnar replay (``detectors.columnar``)."""
+(``transitwatch.detectors.frame``) and the columnar replay (``transitwatch.detectors.columnar``)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 from benchmarks.scenarios import labelled
 from benchmarks.scenarios.declarations import generate
-from detectors.columnar import ColumnarReplay
-from detectors.contract import CURRENCY_CODES, parse_json_line, parse_mapping
-from detectors.engine import Engine
-from detectors.errors import RejectError
-from detectors.frame import Block, parse_objects, split_fast
-from detectors.watch import WatchConfig
-from streams.replay import _event_key, replay
+from transitwatch.detectors.columnar import ColumnarReplay
+from transitwatch.detectors.contract import CURRENCY_CODES, parse_json_line, parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.errors import RejectError
+from transitwatch.detectors.frame import Block, parse_objects, split_fast
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.replay import _event_key, replay
 
 CONFIG = WatchConfig.default()
 NO_RATE = sorted(CURRENCY_CODES - set(CONFIG.rates))[0]

@@ -8,18 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.scenarios import labelled
-from detectors.batch import detect, monthly_cells, records_frame
-from detectors.columnar import ColumnarReplay
-from detectors.frame import Block
-from detectors.consignees import ConsigneeParams, NewConsigneeDetector, party_z
-from detectors.contract import parse_mapping
-from detectors.engine import Engine
-from detectors.errors import InvalidParameterError
-from detectors.seasonal import SeasonalSurgeDetector
-from detectors.snapshot import EngineSnapshot
-from detectors.table import window_for
-from detectors.watch import WatchConfig
-from streams.replay import _event_key
+from transitwatch.detectors.batch import detect, monthly_cells, records_frame
+from transitwatch.detectors.columnar import ColumnarReplay
+from transitwatch.detectors.frame import Block
+from transitwatch.detectors.consignees import ConsigneeParams, NewConsigneeDetector, party_z
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.seasonal import SeasonalSurgeDetector
+from transitwatch.detectors.snapshot import EngineSnapshot
+from transitwatch.detectors.table import window_for
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.replay import _event_key
 
 
 def _declaration(i, month, consignee, value=20_000.0, partner="KG"):

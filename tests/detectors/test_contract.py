@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors import contract
-from detectors.contract import Declaration, MonthlyStat, json_schema, parse_json_line, parse_mapping
-from detectors.errors import RejectError
+from transitwatch.detectors import contract
+from transitwatch.detectors.contract import Declaration, MonthlyStat, json_schema, parse_json_line, parse_mapping
+from transitwatch.detectors.errors import RejectError
 
 SCHEMA_FILE = Path(contract.__file__).parent / "data" / "input.schema.json"
 
@@ -324,7 +324,7 @@ def test_non_mapping_given_to_parse_mapping():
 
 
 def test_shipped_schema_is_generated():
-    # Regenerate: python -c "import json; from detectors.contract import json_schema;
+    # Regenerate: python -c "import json; from transitwatch.detectors.contract import json_schema;
     #   print(json.dumps(json_schema(), sort_keys=True, indent=2))" > detectors/data/input.schema.json
     assert SCHEMA_FILE.read_text(encoding="utf-8") == json.dumps(json_schema(), sort_keys=True, indent=2) + "\n"
 

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors.base import HISTORY_MONTHS
-from detectors.novelty import NoveltyDetector
-from detectors.policy import AlertPolicy
-from detectors.ramp import RampParams
-from detectors.seasonal import SeasonalSurgeDetector, SurgeParams
-from detectors.table import window_for
+from transitwatch.detectors.base import HISTORY_MONTHS
+from transitwatch.detectors.novelty import NoveltyDetector
+from transitwatch.detectors.policy import AlertPolicy
+from transitwatch.detectors.ramp import RampParams
+from transitwatch.detectors.seasonal import SeasonalSurgeDetector, SurgeParams
+from transitwatch.detectors.table import window_for
 
 NAN = float("nan")
 history_values = st.lists(
@@ -59,8 +59,8 @@ def test_currency_scale_invariance(history, value, scale):
             surge=SurgeParams(min_excess=10_000 * k, strong_excess=50_000 * k),
             ramp=RampParams(min_excess=10_000 * k),
         )
-        from detectors.novelty import NoveltyParams
-        from detectors.policy import PolicyParams
+        from transitwatch.detectors.novelty import NoveltyParams
+        from transitwatch.detectors.policy import PolicyParams
 
         policy.novelty = NoveltyDetector(NoveltyParams(baseline_max=2_000 * k, min_value=25_000 * k))
         policy.params = PolicyParams(minor_excess=50_000 * k, large_excess=250_000 * k, very_large_excess=2_500_000 * k)
@@ -137,7 +137,7 @@ def test_novelty_needs_a_known_empty_baseline():
 
 def test_import_detectors_pulls_no_service_dependencies():
     code = (
-        "import sys, detectors, detectors.engine, detectors.batch, detectors.watch;"
+        "import sys, detectors, transitwatch.detectors.engine, transitwatch.detectors.batch, transitwatch.detectors.watch;"
         "bad = [m for m in ('faust', 'aiokafka', 'prometheus_client') if m in sys.modules];"
         "print(','.join(bad))"
     )
@@ -164,10 +164,10 @@ def test_quarter_record_catches_a_lumpy_lane_that_starts_trading_every_month():
 
 def test_scikit_learn_loads_only_when_the_isolation_forest_is_fitted():
     code = (
-        "import sys, streams.cli, streams.replay, detectors.policy;"
-        "from detectors.watch import WatchConfig; WatchConfig.default().policy();"
+        "import sys, transitwatch.streams.cli, transitwatch.streams.replay, transitwatch.detectors.policy;"
+        "from transitwatch.detectors.watch import WatchConfig; WatchConfig.default().policy();"
         "before = 'sklearn' in sys.modules;"
-        "import numpy as np; from detectors.isolation import IsolationForestDetector, IsolationParams;"
+        "import numpy as np; from transitwatch.detectors.isolation import IsolationForestDetector, IsolationParams;"
         "IsolationForestDetector(IsolationParams(n_estimators=10)).fit(np.zeros((20, 2)));"
         "print(before, 'sklearn' in sys.modules)"
     )
@@ -178,8 +178,8 @@ def test_scikit_learn_loads_only_when_the_isolation_forest_is_fitted():
 def test_warm_up_holds_back_seasonal_and_ramp_alerts_until_a_year_is_known():
     """``[policy] min_history``: a rise against 9 known months alerts with no warm-up and not with
     the default 12; against 12 known months it alerts either way; novelty is not held back."""
-    from detectors.policy import PolicyParams
-    from detectors.table import window_for
+    from transitwatch.detectors.policy import PolicyParams
+    from transitwatch.detectors.table import window_for
 
     params = dict(surge=SurgeParams(min_excess=100, strong_excess=100), ramp=RampParams(min_excess=100))
     short = window_for([[100.0, 120, 90] * 3], value=[50_000.0], count=[float("nan")])

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.diversion import DiversionDetector, DiversionParams
-from detectors.errors import InvalidParameterError
+from transitwatch.detectors.diversion import DiversionDetector, DiversionParams
+from transitwatch.detectors.errors import InvalidParameterError
 
 # two lanes of one (reporter, flow, hs6): a hub lane (row 0) and the Russia lane (row 1)
 GROUP = np.array([0, 0])

@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.scenarios.declarations import generate
-from detectors import batch
-from detectors.contract import parse_mapping
-from detectors.engine import Engine
-from detectors.errors import StateError
-from detectors.table import SeriesKey, SeriesState, StateTable
-from detectors.watch import WatchConfig
-from streams.replay import _event_key
+from transitwatch.detectors import batch
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.errors import StateError
+from transitwatch.detectors.table import SeriesKey, SeriesState, StateTable
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.replay import _event_key
 
 KEY = SeriesKey("DE", "KG", "export", "854231")
 
@@ -352,8 +352,8 @@ def _key(alert):
 @pytest.fixture(scope="module")
 def one_engine(stream):
     """One Engine over everything, and the columnar replay of the same records."""
-    from detectors.columnar import ColumnarReplay
-    from detectors.frame import Block
+    from transitwatch.detectors.columnar import ColumnarReplay
+    from transitwatch.detectors.frame import Block
 
     whole = Engine(SPARSE)
     for r in stream:

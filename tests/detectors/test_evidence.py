@@ -11,14 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.scenarios.declarations import generate
-from detectors.alerts import money
-from detectors.columnar import ColumnarReplay
-from detectors.contract import parse_mapping
-from detectors.engine import Engine
-from detectors.watch import WatchConfig
-from detectors.frame import Block
-from detectors.snapshot import EngineSnapshot, _digest, _pack, _unpack
-from streams.replay import _event_key
+from transitwatch.detectors.alerts import money
+from transitwatch.detectors.columnar import ColumnarReplay
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.detectors.frame import Block
+from transitwatch.detectors.snapshot import EngineSnapshot, _digest, _pack, _unpack
+from transitwatch.streams.replay import _event_key
 
 JANUARY = 2022 * 12
 

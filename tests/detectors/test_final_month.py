@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from detectors.columnar import ColumnarReplay, decide_final_month
-from detectors.frame import parse_objects
+from transitwatch.detectors.columnar import ColumnarReplay, decide_final_month
+from transitwatch.detectors.frame import parse_objects
 
 TODAY = dt.date(2024, 6, 12)
 

@@ -11,16 +11,16 @@ import orjson
 import pytest
 
 from benchmarks.scenarios.declarations import generate
-from detectors import batch
-from detectors.columnar import ColumnarReplay
-from detectors.contract import parse_mapping
-from detectors.engine import Engine
-from detectors.errors import ConfigError
-from detectors.frame import Block
-from detectors.snapshot import EngineSnapshot
-from detectors.table import SeriesKey
-from detectors.watch import WatchConfig
-from streams.replay import _event_key
+from transitwatch.detectors import batch
+from transitwatch.detectors.columnar import ColumnarReplay
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.errors import ConfigError
+from transitwatch.detectors.frame import Block
+from transitwatch.detectors.snapshot import EngineSnapshot
+from transitwatch.detectors.table import SeriesKey
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.replay import _event_key
 
 DEFAULT = WatchConfig.default()
 FROM_2020 = WatchConfig.from_toml('[watch]\nhistory_start = "2020-01"\n')

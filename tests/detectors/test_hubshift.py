@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.contract import parse_mapping
-from detectors.engine import Engine
-from detectors.errors import InvalidParameterError
-from detectors.hubshift import HubShiftDetector, HubShiftParams
-from detectors.watch import WatchConfig
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.hubshift import HubShiftDetector, HubShiftParams
+from transitwatch.detectors.watch import WatchConfig
 
 REPORTERS = ("AT", "BE", "BG", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HU", "IT", "LT", "NL", "PL")
 
@@ -103,7 +103,7 @@ def test_order_and_money_scale_change_nothing_and_only_rising_lanes_fire(g, scal
 def test_a_replay_reports_the_hub_shift_once_in_its_summary(tmp_path):
     import orjson
 
-    from streams.replay import replay
+    from transitwatch.streams.replay import replay
 
     rng = np.random.default_rng(11)
     lines = [orjson.dumps({"period": p, "reporter": r, "partner": "AM", "flow": "export", "hs_code": "85423190",

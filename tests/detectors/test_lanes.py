@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors import batch
-from detectors.contract import parse_mapping
-from detectors.engine import Engine, route_reason
-from detectors.errors import ConfigError
-from detectors.reference import chpl, hs6_codes, transit_countries
-from detectors.watch import WatchConfig
+from transitwatch.detectors import batch
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine, route_reason
+from transitwatch.detectors.errors import ConfigError
+from transitwatch.detectors.reference import chpl, hs6_codes, transit_countries
+from transitwatch.detectors.watch import WatchConfig
 
 
 def _cfg(watch: str) -> WatchConfig:

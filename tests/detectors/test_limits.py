@@ -1,4 +1,4 @@
-"""The input limits of ``detectors.limits``: the exact depth scan, the vectorized screen of a chunk,
+"""The input limits of ``transitwatch.detectors.limits``: the exact depth scan, the vectorized screen of a chunk,
 and the month arithmetic that must hold for every month a record can carry (years 0 to 9999)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.frame import month_end, month_end_ordinal
-from detectors.limits import InputLimits, TimeDomain, nesting_depth, screen_lines
+from transitwatch.detectors.frame import month_end, month_end_ordinal
+from transitwatch.detectors.limits import InputLimits, TimeDomain, nesting_depth, screen_lines
 
 
 def _depth_by_bytes(data: bytes) -> int:

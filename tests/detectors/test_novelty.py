@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors import batch
-from detectors.contract import parse_mapping
-from detectors.engine import Engine
-from detectors.errors import InvalidParameterError
-from detectors.novelty import NoveltyDetector, NoveltyParams
-from detectors.table import window_for
-from detectors.watch import WatchConfig
-from streams.replay import _event_key
+from transitwatch.detectors import batch
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.novelty import NoveltyDetector, NoveltyParams
+from transitwatch.detectors.table import window_for
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.replay import _event_key
 
 NAN = float("nan")
 CONFIG = WatchConfig.from_toml('[watch]\nhistory_start = "2019-01"\n')

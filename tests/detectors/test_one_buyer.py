@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.batch import monthly_cells, records_frame
-from detectors.consignees import ConsigneeParams, NewConsigneeDetector
-from detectors.contract import parse_mapping
-from detectors.engine import Engine, new_top_of
-from detectors.errors import InvalidParameterError
-from detectors.seasonal import SeasonalSurgeDetector
-from detectors.table import window_for
-from detectors.watch import WatchConfig
+from transitwatch.detectors.batch import monthly_cells, records_frame
+from transitwatch.detectors.consignees import ConsigneeParams, NewConsigneeDetector
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine, new_top_of
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.seasonal import SeasonalSurgeDetector
+from transitwatch.detectors.table import window_for
+from transitwatch.detectors.watch import WatchConfig
 
 # a lane of ten 2,000 declarations a month to its usual buyers (20,000 a month), with a new buyer once a year
 PAST = [[20_000.0] * 36]

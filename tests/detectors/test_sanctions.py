@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors import severity as grading
-from detectors.errors import ConfigError, ReferenceDataError
-from detectors.reference import chpl, hs6_codes
-from detectors.sanctions import (
+from transitwatch.detectors import severity as grading
+from transitwatch.detectors.errors import ConfigError, ReferenceDataError
+from transitwatch.detectors.reference import chpl, hs6_codes
+from transitwatch.detectors.sanctions import (
     FILE,
     NO_BAN,
     Measure,
@@ -27,10 +27,10 @@ from detectors.sanctions import (
     parse,
     sanctions_calendar,
 )
-from detectors.watch import WatchConfig
-from streams.replay import replay
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.replay import replay
 
-TEXT = resources.files("detectors.data").joinpath(FILE).read_text("utf-8")
+TEXT = resources.files("transitwatch.detectors.data").joinpath(FILE).read_text("utf-8")
 
 
 def test_every_row_is_valid_and_every_code_is_an_hs6_or_a_prefix_of_some():
@@ -188,7 +188,7 @@ def test_alerts_carry_the_ban_and_a_case_opening_soon_after_it_gains_one_grade_o
     assert first["months_since_ban"] == 3
     assert "banned for export to Russian Federation from 2022-02-26" in first["explanation"]
     assert "the case opened 3 months after the ban" in first["explanation"]
-    from detectors.severity import CONFIDENCES
+    from transitwatch.detectors.severity import CONFIDENCES
     for a, b in zip(on, off):
         assert a["months_since_ban"] == months_since(
             int(a["case_onset"][:4]) * 12 + int(a["case_onset"][5:]) - 1, month_index(dt.date(2022, 2, 26)))

@@ -1,4 +1,4 @@
-"""The learned season (``detectors.seasonal.season_profile``): a peak that comes every year is
+"""The learned season (``transitwatch.detectors.seasonal.season_profile``): a peak that comes every year is
 the lane's, one that does not is a surge."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.contract import parse_mapping
-from detectors.engine import Engine
-from detectors.policy import AlertPolicy
-from detectors.seasonal import SurgeParams, season_profile
-from detectors.table import window_for
-from detectors.watch import WatchConfig
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.policy import AlertPolicy
+from transitwatch.detectors.seasonal import SurgeParams, season_profile
+from transitwatch.detectors.table import window_for
+from transitwatch.detectors.watch import WatchConfig
 
 NAN = float("nan")
 PROFILE = dict(min_share=0.75, min_years=2, shrink=4.0, max_factor=4.0)

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors import severity as grading
-from detectors.engine import Engine
-from detectors.errors import ConfigError, InvalidParameterError
-from detectors.policy import SEVERITIES, AlertPolicy, PolicyParams
-from detectors.seasonal import SurgeParams
-from detectors.table import window_for
-from detectors.watch import WatchConfig
+from transitwatch.detectors import severity as grading
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.errors import ConfigError, InvalidParameterError
+from transitwatch.detectors.policy import SEVERITIES, AlertPolicy, PolicyParams
+from transitwatch.detectors.seasonal import SurgeParams
+from transitwatch.detectors.table import window_for
+from transitwatch.detectors.watch import WatchConfig
 
 NAN = float("nan")
 P = PolicyParams()
@@ -198,7 +198,7 @@ def test_alert_record_shows_confidence_materiality_and_the_family_p():
     """On a watch of one lane the family is small: a dense lane's x10 month is critical and says why."""
     cfg = WatchConfig.from_toml('[watch]\nreporters = ["DE"]\nhubs = ["KG"]\ndestinations = []\nhs6 = ["854231"]\n')
     e = Engine(cfg)
-    from detectors.contract import parse_mapping
+    from transitwatch.detectors.contract import parse_mapping
 
     rng = np.random.default_rng(0)
     i = 0

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.corroboration import CorroborationDetector, CorroborationParams
-from detectors.errors import InvalidParameterError
-from detectors.ramp import RampDetector, RampParams, _rank_tail
-from detectors.table import window_for
+from transitwatch.detectors.corroboration import CorroborationDetector, CorroborationParams
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.ramp import RampDetector, RampParams, _rank_tail
+from transitwatch.detectors.table import window_for
 
 NAN = float("nan")
 # Eurostat LT>KG 851762, 2020-06 to 2022-05 (EUR k): mostly nothing, two spikes
@@ -111,9 +111,9 @@ def test_min_reporters_counts_the_alerting_lanes_too():
 def test_an_alert_says_which_ramp_test_passed():
     """The Eurostat LT>KG 851762 shape through the engine: a ramp alert by its level shift alone,
     and the explanation says so instead of "a rise building"."""
-    from detectors.contract import parse_mapping
-    from detectors.engine import Engine
-    from detectors.watch import WatchConfig
+    from transitwatch.detectors.contract import parse_mapping
+    from transitwatch.detectors.engine import Engine
+    from transitwatch.detectors.watch import WatchConfig
 
     months = [f"{y}-{m:02d}" for y in (2020, 2021, 2022) for m in range(1, 13)][5:35]  # 2020-06 .. 2022-11
     values = LUMPY + [100, 156, 50, 82, 272, 142]

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.errors import InvalidParameterError
-from detectors.shifts import ShiftParams, common_shifts
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.shifts import ShiftParams, common_shifts
 
 HUBS = ("KG", "KZ", "AM", "GE")
 REPORTERS = ("CZ", "DE", "PL", "IT", "FR")
@@ -77,7 +77,7 @@ def test_found_whatever_the_order_of_the_lanes_and_the_money_scale(seed, month, 
 def test_a_replay_names_the_reporter_shift_once_with_the_cases_it_explains(tmp_path):
     import orjson
 
-    from streams.replay import replay
+    from transitwatch.streams.replay import replay
 
     keys, value, _ = _lanes(shift=("CZ", 24, 2.0))
     periods = [f"{2020 + m // 12}-{m % 12 + 1:02d}" for m in range(value.shape[1])]

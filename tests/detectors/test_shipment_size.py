@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.errors import InvalidParameterError
-from detectors.seasonal import SeasonalSurgeDetector, SurgeParams
-from detectors.table import window_for
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.seasonal import SeasonalSurgeDetector, SurgeParams
+from transitwatch.detectors.table import window_for
 
 # counts swing 5-20 a month, each declaration about 10,000: the month's total swings x4, the size does not
 COUNTS = [5.0, 20, 8, 15, 6, 18, 10, 12, 7, 16, 9, 14] * 2

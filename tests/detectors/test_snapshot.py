@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.scenarios.declarations import generate
-from detectors.contract import parse_mapping
-from detectors.engine import Engine
-from detectors.errors import InvalidParameterError, StateError
-from detectors.snapshot import EngineSnapshot
-from detectors.table import SeriesKey
-from detectors.watch import WatchConfig
-from streams.replay import _event_key
+from transitwatch.detectors.contract import parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.errors import InvalidParameterError, StateError
+from transitwatch.detectors.snapshot import EngineSnapshot
+from transitwatch.detectors.table import SeriesKey
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.replay import _event_key
 
 ISOLATION = WatchConfig.from_toml(
     "[isolation]\nin_alerting_path = true\nfit_months = 6\nn_estimators = 10\nmax_fit_rows = 2000\nthreshold = 0.6\n"
@@ -240,7 +240,7 @@ def test_a_part_of_256_series_stays_well_under_a_megabyte_even_incompressible():
 
 
 def test_a_version_1_snapshot_is_read_with_no_consignees_known():
-    from detectors import snapshot as module
+    from transitwatch.detectors import snapshot as module
 
     snap = EngineSnapshot.from_parts(_real_parts())
     assert snap.known_parties, "the generated declarations name consignees"

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.settings import Settings
+from transitwatch.streams.settings import Settings
 from tests.integration.notify_servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +90,7 @@ def produce(settings: Settings, alerts: list[dict[str, Any] | bytes]) -> None:
 async def _read_all(bootstrap: str, topic: str):
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from streams.notify.kafkastate import partitions
+    from transitwatch.streams.notify.kafkastate import partitions
 
     tps = [TopicPartition(topic, p) for p in await partitions(bootstrap, topic)]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
@@ -196,9 +196,9 @@ class NotifierThread:
 
 
 def start_subprocess(config: Path, settings: Settings, log: Path) -> subprocess.Popen:
-    """``python -m streams.cli notify`` with the settings in its environment."""
+    """``python -m transitwatch.streams.cli notify`` with the settings in its environment."""
     out = open(log, "ab")  # noqa: SIM115 - kept open for the process's life
     return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "notify", "--config", str(config), "--broker", settings.broker],
+        [sys.executable, "-m", "transitwatch.streams.cli", "notify", "--config", str(config), "--broker", settings.broker],
         env=environment(settings), cwd=str(ROOT), stdout=out, stderr=subprocess.STDOUT,
     )

@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from detectors.watch import WatchConfig
-from streams.demo import SAMPLE, SAMPLE_CONFIG
-from streams.replay import replay
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.demo import SAMPLE, SAMPLE_CONFIG
+from transitwatch.streams.replay import replay
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_runs_the_sample_end_to_end_and_agrees_with_replay(tmp_path):
     out = tmp_path / "alerts.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "demo", "--alerts-out", str(out)],
+        [sys.executable, "-m", "transitwatch.streams.cli", "demo", "--alerts-out", str(out)],
         cwd=ROOT, capture_output=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr.decode()[-3000:]

@@ -1,6 +1,6 @@
 """Every metric the alert rules and the dashboards read is one the live processes export.
 
-A worker (``python -m streams.cli worker``) and a notifier (``python -m streams.cli notify``) run
+A worker (``python -m transitwatch.streams.cli worker``) and a notifier (``python -m transitwatch.streams.cli notify``) run
 as subprocesses against the test broker; records (one of them bad) and an alert go through them
 so that labelled series appear; their ``/metrics`` pages are scraped with prometheus_client's
 parser and compared with the ``transitwatch_*`` names in deploy/prometheus/rules and
@@ -126,8 +126,8 @@ async def _publish(bootstrap: str, topic: str, values: list[bytes]) -> None:
 @pytest.fixture(scope="module")
 def worker(kafka, tmp_path_factory) -> Iterator[list]:
     """A live worker's parsed /metrics after good and bad records went through it."""
-    from streams.produce import produce
-    from streams.settings import Settings
+    from transitwatch.streams.produce import produce
+    from transitwatch.streams.settings import Settings
 
     tmp = tmp_path_factory.mktemp("deploy-worker")
     tag = uuid.uuid4().hex[:8]
@@ -135,7 +135,7 @@ def worker(kafka, tmp_path_factory) -> Iterator[list]:
     env = {**_base_env(tag, kafka), "TRANSITWATCH_WEB_PORT": str(port), "TRANSITWATCH_STATE_DIR": str(tmp / "state")}
     log = tmp / "worker.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "transitwatch.streams.cli", "worker"], env=env, cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait(lambda: _ready(proc, port, log), 120, "the worker's /ready", log)
@@ -193,7 +193,7 @@ def notifier(kafka, tmp_path_factory) -> Iterator[list]:
            "TRANSITWATCH_NOTIFY_CONFIG": str(config)}
     log = tmp / "notifier.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "notify"], env=env, cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "transitwatch.streams.cli", "notify"], env=env, cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait(lambda: _ready(proc, port, log), 120, "the notifier's /ready", log)

@@ -13,9 +13,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks.scenarios.declarations import write
-from detectors.contract import parse_json_line
-from detectors.engine import Engine
-from streams.replay import _event_key, replay
+from transitwatch.detectors.contract import parse_json_line
+from transitwatch.detectors.engine import Engine
+from transitwatch.streams.replay import _event_key, replay
 
 pytestmark = pytest.mark.integration
 

@@ -44,7 +44,7 @@ import time
 import orjson
 import pytest
 
-from streams.cli import main
+from transitwatch.streams.cli import main
 from tests.integration.notify_kafka import (
     committed,
     http_status,

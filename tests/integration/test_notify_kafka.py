@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
-from streams.notify.config import load_config
-from streams.notify.service import Notifier
+from transitwatch.streams.cli import main
+from transitwatch.streams.notify.config import load_config
+from transitwatch.streams.notify.service import Notifier
 from tests.integration.notify_kafka import (
     NotifierThread,
     committed,

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from streams.notify.alertmanager import AlertmanagerSink
-from streams.notify.config import AlertmanagerReceiver, EmailReceiver, SlackReceiver
-from streams.notify.deliverylog import DeliveryRecord
-from streams.notify.mail import EmailSink
-from streams.notify.sinks import DeliveryError, Item, Notification, Redactor, send
-from streams.notify.slack import SlackSink
+from transitwatch.streams.notify.alertmanager import AlertmanagerSink
+from transitwatch.streams.notify.config import AlertmanagerReceiver, EmailReceiver, SlackReceiver
+from transitwatch.streams.notify.deliverylog import DeliveryRecord
+from transitwatch.streams.notify.mail import EmailSink
+from transitwatch.streams.notify.sinks import DeliveryError, Item, Notification, Redactor, send
+from transitwatch.streams.notify.slack import SlackSink
 from tests.integration.notify_servers import SlackStandIn, SmtpServer
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from streams.cli import main
+from transitwatch.streams.cli import main
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks.scenarios import labelled
-from streams.produce import produce
-from streams.replay import replay
-from streams.settings import Settings
+from transitwatch.streams.produce import produce
+from transitwatch.streams.replay import replay
+from transitwatch.streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ class Deployment:
         n = len(self.workers)
         env = {**self.env, "TRANSITWATCH_WEB_PORT": str(port), "TRANSITWATCH_STATE_DIR": str(self.tmp / f"w{n}")}
         log = open(self.tmp / f"worker{n}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(command or [sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
+        proc = subprocess.Popen(command or [sys.executable, "-m", "transitwatch.streams.cli", "worker"], env=env, cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT)
         self.workers.append((proc, port))
         return proc, port

@@ -20,8 +20,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from detectors.engine import route_reason
-from detectors.watch import WatchConfig
+from transitwatch.detectors.engine import route_reason
+from transitwatch.detectors.watch import WatchConfig
 from tests.integration.test_worker import Deployment, _final, _no_duplicates, _read_all, sample  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -33,8 +33,8 @@ BIG = 5 << 20  # over the default [input] max_line_bytes (1 MB)
 
 
 def faulty_worker() -> None:
-    from detectors.engine import Engine
-    from streams.cli import main
+    from transitwatch.detectors.engine import Engine
+    from transitwatch.streams.cli import main
 
     real = Engine.add
 

@@ -1,5 +1,5 @@
 """Records carried in goods bundles are rebuilt without a second validation
-(``detectors.contract.rebuild``): the rebuilt record equals what ``parse_mapping`` gives,
+(``transitwatch.detectors.contract.rebuild``): the rebuilt record equals what ``parse_mapping`` gives,
 for every valid record, after the JSON round trip a bundle makes."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.contract import COUNTRY_ALIASES, COUNTRY_CODES, CURRENCY_CODES, Declaration, MonthlyStat
-from detectors.contract import parse_json_line, parse_mapping, rebuild
-from detectors.errors import RejectError
+from transitwatch.detectors.contract import COUNTRY_ALIASES, COUNTRY_CODES, CURRENCY_CODES, Declaration, MonthlyStat
+from transitwatch.detectors.contract import parse_json_line, parse_mapping, rebuild
+from transitwatch.detectors.errors import RejectError
 
 COUNTRIES = sorted(COUNTRY_CODES | set(COUNTRY_ALIASES))
 CURRENCIES = sorted(CURRENCY_CODES)

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from benchmarks.scenarios.declarations import write
-from streams.cli import main
+from transitwatch.streams.cli import main
 
 REQUIRED = {
     "alert_id", "reporter", "partner", "flow", "hs6", "hs_description", "chpl_tier", "period", "detectors",

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from streams.cli import main
-from streams.diagnose import verdict
+from transitwatch.streams.cli import main
+from transitwatch.streams.diagnose import verdict
 
 HEADER = "period,reporter,partner,hs_code,value\n"
 GOOD_ROWS = "".join(f"20{y}-{m:02d},DE,KZ,854231,{1000 + m}\n" for y in (21, 22) for m in range(1, 13))

@@ -8,8 +8,8 @@ import datetime as dt
 import orjson
 import pytest
 
-from streams.cli import main
-from streams.replay import replay
+from transitwatch.streams.cli import main
+from transitwatch.streams.replay import replay
 
 
 def _write(path, rows):

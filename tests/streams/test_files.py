@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.contract import Declaration, MonthlyStat
-from detectors.errors import RejectError
-from detectors.limits import InputLimits
-from streams.files import Line, LongLine, check_inputs, count_lines, detect_format, iter_lines, iter_messages
+from transitwatch.detectors.contract import Declaration, MonthlyStat
+from transitwatch.detectors.errors import RejectError
+from transitwatch.detectors.limits import InputLimits
+from transitwatch.streams.files import Line, LongLine, check_inputs, count_lines, detect_format, iter_lines, iter_messages
 
 DECL = {
     "declaration_id": "DE-1",
@@ -221,7 +221,7 @@ def _reference_lines(data: bytes, limit: int) -> list[tuple[int, object]]:
        st.integers(1, 9), st.integers(256, 300))
 @settings(max_examples=300, deadline=None)
 def test_physical_lines_split_like_csv_in_any_pieces_and_skip_long_lines(parts, piece, limit):
-    import streams.files as files
+    import transitwatch.streams.files as files
 
     data = b"".join(body * (1 + limit // 10 if len(body) % 3 == 0 else 1) + end for body, end in parts)
     chunk = files._CHUNK

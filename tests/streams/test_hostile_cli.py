@@ -55,8 +55,8 @@ def test_input_a_run_cannot_use_is_an_exit_code_and_one_clear_line(clean, case):
 
 
 def test_the_summary_counts_cases_by_where_they_stand():
-    from detectors.alerts import Alert
-    from streams.replay import ReplayResult
+    from transitwatch.detectors.alerts import Alert
+    from transitwatch.streams.replay import ReplayResult
 
     def rec(case, period, status, severity):
         return Alert(alert_id=f"tw-{case}-{period}", series_id="DE>KG export 854231", reporter="DE", partner="KG",

@@ -29,15 +29,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import streams.replay as replay_module
+import transitwatch.streams.replay as replay_module
 from benchmarks.scenarios.declarations import generate
-from detectors.columnar import ColumnarReplay
-from detectors.errors import RejectError
-from detectors.frame import FIELDS
-from detectors.limits import InputLimits
-from detectors.watch import WatchConfig
-from streams.files import InputFileError, check_inputs, iter_messages, iter_records
-from streams.replay import read_blocks, replay
+from transitwatch.detectors.columnar import ColumnarReplay
+from transitwatch.detectors.errors import RejectError
+from transitwatch.detectors.frame import FIELDS
+from transitwatch.detectors.limits import InputLimits
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.files import InputFileError, check_inputs, iter_messages, iter_records
+from transitwatch.streams.replay import read_blocks, replay
 
 TODAY = dt.date(2026, 12, 6)
 LIMITS = InputLimits(max_line_bytes=1024)  # small: hypothesis can afford lines over it
@@ -279,7 +279,7 @@ def test_hostile_csv_rows_are_each_rejected_once_and_never_merged(mix):
 # --- regressions, as measured from outside ---------------------------------------------------------
 
 def _replay_cli(*args: str) -> tuple[int, str, str]:
-    out = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--quiet", *args],
+    out = subprocess.run([sys.executable, "-m", "transitwatch.streams.cli", "replay", "--quiet", *args],
                          capture_output=True, text=True, timeout=300, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"})
     return out.returncode, out.stdout, out.stderr
@@ -380,8 +380,8 @@ def test_csv_with_lone_cr_line_ends_is_read_row_by_row(tmp_path):
 
 _MEMORY_CHILD = textwrap.dedent("""
     import resource, sys
-    from streams.replay import replay
-    from streams.files import iter_messages
+    from transitwatch.streams.replay import replay
+    from transitwatch.streams.files import iter_messages
     kind, warm, hostile = sys.argv[1:]
     def run(path):
         if kind == "messages":
@@ -475,6 +475,6 @@ def test_an_unreadable_file_is_a_clear_error(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr("streams.files.open", refuse, raising=False)
+    monkeypatch.setattr("transitwatch.streams.files.open", refuse, raising=False)
     with pytest.raises(InputFileError, match="in.jsonl: permission denied; the file must be readable"):
         check_inputs([path])

@@ -12,13 +12,13 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
-from detectors.contract import parse_json_line, rebuild
-from detectors.limits import InputLimits
-from detectors.watch import WatchConfig
-from streams.ingest import Ingest, route_batch
-from streams.metrics import WorkerMetrics
-from streams.settings import Settings
-from streams.state import MAX_MESSAGE_BYTES, MAX_RECORD_BYTES, event_day, goods_partition
+from transitwatch.detectors.contract import parse_json_line, rebuild
+from transitwatch.detectors.limits import InputLimits
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.ingest import Ingest, route_batch
+from transitwatch.streams.metrics import WorkerMetrics
+from transitwatch.streams.settings import Settings
+from transitwatch.streams.state import MAX_MESSAGE_BYTES, MAX_RECORD_BYTES, event_day, goods_partition
 
 SETTINGS = Settings(partitions=4, batch_size=5, ingest_batch_seconds=0.1)
 CONFIG = WatchConfig.default()
@@ -389,7 +389,7 @@ def test_bundles_over_the_message_bound_are_split_in_order_and_only_the_last_has
 
 
 def test_a_message_whose_routing_raises_is_a_poison_dead_letter_and_the_batch_goes_on(monkeypatch):
-    import streams.ingest as ingest_module
+    import transitwatch.streams.ingest as ingest_module
 
     real = ingest_module.route_reason
 
@@ -468,8 +468,8 @@ def test_a_reader_reports_the_input_partitions_it_holds_at_their_end_and_for_how
 
 
 def test_a_silent_input_partition_holds_the_watermark_back_until_its_reader_says_it_is_idle():
-    from streams.ingest import IDLE_REPORT_TRUSTED
-    from streams.service import Marks
+    from transitwatch.streams.ingest import IDLE_REPORT_TRUSTED
+    from transitwatch.streams.service import Marks
 
     marks = Marks()
     marks.hear({"in:0": 100, "in:1": 200}, now=0.0)

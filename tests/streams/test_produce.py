@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.produce import RateLimiter
+from transitwatch.streams.produce import RateLimiter
 
 
 class Clock:

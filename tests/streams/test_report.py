@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from detectors.errors import InvalidParameterError
-from streams.report import ChartSeries, write_report
+from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.streams.report import ChartSeries, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MALICIOUS = "<script>alert(1)</script>"
@@ -214,7 +214,7 @@ def test_bad_max_charts_is_rejected(tmp_path, run, bad):
 
 
 def test_import_does_not_load_matplotlib():
-    code = "import sys, streams.report; print('matplotlib' in sys.modules)"
+    code = "import sys, transitwatch.streams.report; print('matplotlib' in sys.modules)"
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
                             text=True, check=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings
+from transitwatch.streams.settings import Settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 

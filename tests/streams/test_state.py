@@ -11,12 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from benchmarks.scenarios.declarations import generate
-from detectors.contract import Declaration, parse_mapping
-from detectors.engine import Engine
-from detectors.errors import StateError
-from detectors.watch import WatchConfig
-from streams.replay import _event_key
-from streams.state import (
+from transitwatch.detectors.contract import Declaration, parse_mapping
+from transitwatch.detectors.engine import Engine
+from transitwatch.detectors.errors import StateError
+from transitwatch.detectors.watch import WatchConfig
+from transitwatch.streams.replay import _event_key
+from transitwatch.streams.state import (
     MAX_MESSAGE_BYTES,
     GroupState,
     MonthBuckets,

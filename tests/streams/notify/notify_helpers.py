@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from streams.notify.config import NotifyConfig
+from transitwatch.streams.notify.config import NotifyConfig
 
 _ids = itertools.count(1)
 

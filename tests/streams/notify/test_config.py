@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.notify.config import NotifyConfig, load_config
-from streams.notify.matchers import (
+from transitwatch.streams.notify.config import NotifyConfig, load_config
+from transitwatch.streams.notify.matchers import (
     Matcher,
     NotifyConfigError,
     alert_labels,

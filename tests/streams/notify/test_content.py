@@ -6,13 +6,13 @@ import email
 import email.policy
 import json
 
-from streams.notify.alertmanager import alertmanager_payload
-from streams.notify.chart import chart_png
-from streams.notify.config import SLACK_MAX_ALERTS, AlertmanagerReceiver, EmailReceiver, SlackReceiver
-from streams.notify.deliverylog import DeliveryRecord
-from streams.notify.mail import _cid, email_message
-from streams.notify.sinks import Item, Notification
-from streams.notify.slack import slack_payload
+from transitwatch.streams.notify.alertmanager import alertmanager_payload
+from transitwatch.streams.notify.chart import chart_png
+from transitwatch.streams.notify.config import SLACK_MAX_ALERTS, AlertmanagerReceiver, EmailReceiver, SlackReceiver
+from transitwatch.streams.notify.deliverylog import DeliveryRecord
+from transitwatch.streams.notify.mail import _cid, email_message
+from transitwatch.streams.notify.sinks import Item, Notification
+from transitwatch.streams.notify.slack import slack_payload
 from tests.streams.notify.notify_helpers import make_alert
 
 SLACK = SlackReceiver(name="desk", webhook_secret="slack_desk")

@@ -8,13 +8,13 @@ import pkgutil
 
 import pytest
 
-import streams.notify
+import transitwatch.streams.notify
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(streams.notify.__path__, "streams.notify."))
+MODULES = sorted(m.name for m in pkgutil.iter_modules(transitwatch.streams.notify.__path__, "transitwatch.streams.notify."))
 
 
 def test_every_module_is_covered():
-    assert {"streams.notify.router", "streams.notify.config", "streams.notify.matchers"} <= set(MODULES)
+    assert {"transitwatch.streams.notify.router", "transitwatch.streams.notify.config", "transitwatch.streams.notify.matchers"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from streams.notify.deliverylog import DELIVERED, FAILED, SENDING, UNKNOWN, DeliveryLog, DeliveryRecord
-from streams.notify.kafkastate import parse_version_key
-from streams.notify.metrics import NotifyMetrics
-from streams.notify.router import RetryPolicy, Router
-from streams.notify.service import Dispatcher
-from streams.notify.silences import Silences
-from streams.notify.sinks import DeliveryError, Notification, Source, Transmission
+from transitwatch.streams.notify.deliverylog import DELIVERED, FAILED, SENDING, UNKNOWN, DeliveryLog, DeliveryRecord
+from transitwatch.streams.notify.kafkastate import parse_version_key
+from transitwatch.streams.notify.metrics import NotifyMetrics
+from transitwatch.streams.notify.router import RetryPolicy, Router
+from transitwatch.streams.notify.service import Dispatcher
+from transitwatch.streams.notify.silences import Silences
+from transitwatch.streams.notify.sinks import DeliveryError, Notification, Source, Transmission
 from tests.streams.notify.notify_helpers import FakeClock, build_config, email, make_alert, slack
 
 ROUTE = {"receiver": "desk", "group_by": ["partner", "period"], "group_wait": "30s", "group_interval": "5m",

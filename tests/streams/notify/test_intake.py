@@ -13,19 +13,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors.errors import RejectError
-from detectors.limits import TimeDomain
-from streams.notify import alertmanager, mail, slack
-from streams.notify.chart import chart_png
-from streams.notify.deliverylog import DeliveryLog
-from streams.notify.intake import MAX_ALERT_BYTES, REJECT_REASONS, parse_alert, period_domain
-from streams.notify.matchers import alert_labels
-from streams.notify.metrics import NotifyMetrics
-from streams.notify.router import Router
-from streams.notify.service import Notifier
-from streams.notify.silences import Silences
-from streams.notify.sinks import InMemorySink, Item, Notification, Source
-from streams.settings import Settings
+from transitwatch.detectors.errors import RejectError
+from transitwatch.detectors.limits import TimeDomain
+from transitwatch.streams.notify import alertmanager, mail, slack
+from transitwatch.streams.notify.chart import chart_png
+from transitwatch.streams.notify.deliverylog import DeliveryLog
+from transitwatch.streams.notify.intake import MAX_ALERT_BYTES, REJECT_REASONS, parse_alert, period_domain
+from transitwatch.streams.notify.matchers import alert_labels
+from transitwatch.streams.notify.metrics import NotifyMetrics
+from transitwatch.streams.notify.router import Router
+from transitwatch.streams.notify.service import Notifier
+from transitwatch.streams.notify.silences import Silences
+from transitwatch.streams.notify.sinks import InMemorySink, Item, Notification, Source
+from transitwatch.streams.settings import Settings
 from tests.streams.notify.notify_helpers import FakeClock, build_config, email, make_alert, slack as slack_cfg
 
 DOMAIN = TimeDomain(1990 * 12, 2027 * 12 + 11)

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from streams.notify.deliverylog import DeliveryLog
-from streams.notify.metrics import NotifyMetrics
-from streams.notify.router import RetryPolicy, Router
-from streams.notify.silences import Silence, Silences
-from streams.notify.sinks import DeliveryError, Source
+from transitwatch.streams.notify.deliverylog import DeliveryLog
+from transitwatch.streams.notify.metrics import NotifyMetrics
+from transitwatch.streams.notify.router import RetryPolicy, Router
+from transitwatch.streams.notify.silences import Silence, Silences
+from transitwatch.streams.notify.sinks import DeliveryError, Source
 from tests.streams.notify.notify_helpers import FakeClock, build_config, email, make_alert, slack
 
 ROUTE = {"receiver": "desk", "group_by": ["partner", "period"], "group_wait": "30s", "group_interval": "5m",

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.notify.deliverylog import DeliveryLog, DeliveryRecord
-from streams.notify.matchers import NotifyConfigError, alert_labels
-from streams.notify.offsets import OffsetTracker
-from streams.notify.silences import Silence, Silences
-from streams.notify.sinks import Source
+from transitwatch.streams.notify.deliverylog import DeliveryLog, DeliveryRecord
+from transitwatch.streams.notify.matchers import NotifyConfigError, alert_labels
+from transitwatch.streams.notify.offsets import OffsetTracker
+from transitwatch.streams.notify.silences import Silence, Silences
+from transitwatch.streams.notify.sinks import Source
 
 
 def _silence(*matchers, start=100.0, end=200.0, now=100.0, **kw):

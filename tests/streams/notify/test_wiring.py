@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from streams.cli import main
-from streams.notify.config import NotifyConfig
-from streams.notify.matchers import NotifyConfigError
-from streams.notify.metrics import NotifyMetrics
-from streams.notify.service import build_sinks
-from streams.notify.sinks import Redactor
-from streams.settings import Settings
+from transitwatch.streams.cli import main
+from transitwatch.streams.notify.config import NotifyConfig
+from transitwatch.streams.notify.matchers import NotifyConfigError
+from transitwatch.streams.notify.metrics import NotifyMetrics
+from transitwatch.streams.notify.service import build_sinks
+from transitwatch.streams.notify.sinks import Redactor
+from transitwatch.streams.settings import Settings
 
 WEBHOOK = "https://hooks.slack.test/services/T000/B000/SeCrEtToKeN"
 PASSWORD = "pw-Very-Secret-42"
@@ -83,7 +83,7 @@ def test_redactor_scrubs_url_paths_and_passwords_in_urls():
 def test_every_notifier_command_is_wired_and_takes_broker():
     import argparse
 
-    from streams.notify.cli import add_commands
+    from transitwatch.streams.notify.cli import add_commands
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
