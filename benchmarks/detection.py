@@ -23,6 +23,7 @@ import datetime as dt
 import math
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ class Run:
     fa_by_detector: dict[str, collections.Counter]
     timings: dict[str, float]
     real: dict[str, Any] | None = None
+    fa_cases: dict[str, collections.Counter] = field(default_factory=dict)  # false_alarm_cases of combined
 
 
 def generate_scenario(seed: int, hub_series: int):
@@ -96,15 +98,44 @@ def alert_cells(alerts) -> set[tuple[Key, int]]:
     return {((a.reporter, a.partner, a.flow, a.hs6), scoring.month_index(a.period)) for a in alerts if a.detectors}
 
 
+NEW_CASE = ("opened", "reopened")  # case events that start a case (a false one, outside surge windows)
+
+
+def false_alarm_cases(alerts, false_cells: Collection[tuple[Key, int]]) -> collections.Counter:
+    """How the false-alarm lane-months of a run divide: ``new case`` where an alert of the
+    lane-month opened or reopened a case, ``in a case`` where the lane-month is a further month
+    of a case already open in which a detector fired again (cases keep alerting every hot month
+    by design, so one false case can make several false-alarm months).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as A
+    >>> key = ("DE", "KG", "export", "854231")
+    >>> alerts = [A(reporter="DE", partner="KG", flow="export", hs6="854231", period="2022-04",
+    ...             detectors=("ramp",), case_event="opened"),
+    ...           A(reporter="DE", partner="KG", flow="export", hs6="854231", period="2022-05",
+    ...             detectors=("ramp",), case_event="updated"),
+    ...           A(reporter="DE", partner="KG", flow="export", hs6="854231", period="2022-06",
+    ...             detectors=(), case_event="updated")]
+    >>> false = {(key, scoring.month_index(p)) for p in ("2022-04", "2022-05")}
+    >>> sorted(false_alarm_cases(alerts, false).items())
+    [('in a case', 1), ('new case', 1)]
+    """
+    opened = {((a.reporter, a.partner, a.flow, a.hs6), scoring.month_index(a.period))
+              for a in alerts if a.detectors and a.case_event in NEW_CASE}
+    return collections.Counter("new case" if cell in opened else "in a case" for cell in false_cells)
+
+
 def _scored(frame: pd.DataFrame) -> list[tuple[Key, int, float]]:
     return list(zip(frame[KEY].itertuples(index=False, name=None), frame["month"].astype(int).tolist(),
                     frame["score"].astype(float).tolist()))
 
 
 def run_input(kind: str, cells: pd.DataFrame, truth: Truth, first: int, last: int, *, seed: int,
-              curves: dict, fa_by_detector: dict, timings: dict) -> list[Row]:
+              curves: dict, fa_by_detector: dict, timings: dict, fa_cases: dict | None = None) -> list[Row]:
     """Every method on one input kind's cells."""
     rows: list[Row] = []
+    fa_cases = {} if fa_cases is None else fa_cases
 
     def add(method: str, alerts: set, started: float, note: str = "") -> Score:
         s = scoring.score(truth, alerts, first=first, last=last)
@@ -124,6 +155,7 @@ def run_input(kind: str, cells: pd.DataFrame, truth: Truth, first: int, last: in
         if (((a.reporter, a.partner, a.flow, a.hs6)), scoring.month_index(a.period)) in fa:
             by_detector.update(a.detectors)
     fa_by_detector[kind] = by_detector
+    fa_cases[kind] = false_alarm_cases(combined, fa)
     for name in ALONE:
         if kind == "declarations" or name not in DECLARATIONS_ONLY:
             transitwatch(f"{name} alone", f'[policy]\ndetectors = ["{name}"]\n')
@@ -220,13 +252,14 @@ def benchmark(*, seed: int, hub_series: int, eurostat: str | None = None, log=pr
     cells, rows = {}, []
     curves: dict[str, list] = {}
     fa_by_detector: dict[str, collections.Counter] = {}
+    fa_cases: dict[str, collections.Counter] = {}
     for kind, records in (("declarations", scn.declarations), ("monthly", scn.monthly)):
         t0 = time.perf_counter()
         cells[kind] = cells_of(records)
         timings[f"parse + aggregate, {kind}"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         rows += run_input(kind, cells[kind], truth, first, last, seed=seed, curves=curves,
-                          fa_by_detector=fa_by_detector, timings=timings)
+                          fa_by_detector=fa_by_detector, timings=timings, fa_cases=fa_cases)
         timings[f"methods, {kind}"] = time.perf_counter() - t0
         log(f"{kind}: {len(cells[kind]):,} cells, parsed in {timings[f'parse + aggregate, {kind}']:.0f} s, "
             f"methods in {timings[f'methods, {kind}']:.0f} s")
@@ -244,7 +277,7 @@ def benchmark(*, seed: int, hub_series: int, eurostat: str | None = None, log=pr
         real = real_data.evaluate(eurostat)
         timings["real data"] = time.perf_counter() - t0
     return Run({"seed": seed, "hub_series": hub_series, "eurostat": eurostat}, truth, first, last, rows, cells,
-               curves, fa_by_detector, timings, real)
+               curves, fa_by_detector, timings, real, fa_cases)
 
 
 def main(argv: list[str] | None = None) -> int:

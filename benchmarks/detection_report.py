@@ -124,7 +124,8 @@ def print_run(run) -> None:
     for text in against_oracle(run):
         console.print(text)
     for kind, counter in run.fa_by_detector.items():
-        console.print(f"false alarms of transitwatch combined by detector ({kind}): {dict(counter.most_common())}")
+        console.print(f"false alarms of transitwatch combined by detector ({kind}): {dict(counter.most_common())}."
+                      + _case_split(run, kind))
     for name, groups in breakdowns(run).items():
         console.print(f"recall by {name} (declarations): "
                       + ", ".join(f"{k} {f}/{n}" for k, (f, n) in groups.items()))
@@ -258,7 +259,8 @@ def results_markdown(run, *, command: str, today: dt.date, images: dict[str, str
     for kind, counter in run.fa_by_detector.items():
         total = next(r.score.false_alarms for r in run.rows if r.input == kind and r.method == COMBINED)
         parts = ", ".join(f"{d} {n}" for d, n in counter.most_common())
-        lines.append(f"- False alarms ({kind}): {total} distinct series-months; detectors that fired on them: {parts or 'none'}.")
+        lines.append(f"- False alarms ({kind}): {total} distinct series-months; detectors that fired on them: {parts or 'none'}."
+                     + _case_split(run, kind))
     for name, groups in breakdowns(run).items():
         lines.append(f"- Recall by {name} (declarations): "
                      + ", ".join(f"{k} {f}/{n}" for k, (f, n) in groups.items()) + ".")
@@ -311,6 +313,19 @@ def _real_markdown(real: dict[str, Any]) -> list[str]:
 
 
 PUBLISHED_TEXT = {"AM": "from 2022-03", "KG": "from 2022-05", "KZ": "from 2022-05", "RU": "halving from 2022-03"}
+
+
+def _case_split(run, kind: str) -> str:
+    """' N of them opened or reopened a case (X per 1,000 series-months), M were further months of
+    a case already open.' for the combined row of ``kind`` ('' without the split)."""
+    split = getattr(run, "fa_cases", {}).get(kind)
+    row = next((r for r in run.rows if r.input == kind and r.method == COMBINED), None)
+    if not split or row is None or not row.score.false_alarms:
+        return ""
+    new, more = split.get("new case", 0), split.get("in a case", 0)
+    per = new / row.score.false_alarms * row.score.fa_per_1000
+    return (f" {new} of them opened or reopened a case ({per:.2f} per 1,000 series-months), {more} were further"
+            " months of a case already open in which a detector fired again.")
 
 
 def write_doc(run, path: Path, *, command: str, today: dt.date) -> None:

@@ -56,7 +56,7 @@ class HubShiftParams:
     calm_ratio: float = 1.2
     up_z: float = 1.0
     null_share: float = 0.16
-    alpha: float = 1e-3
+    alpha: float = 1e-4
     min_excess: float = 10_000.0
     min_total_excess: float = 250_000.0
 
@@ -92,7 +92,7 @@ class HubShiftDetector:
     Examples
     --------
     >>> import numpy as np
-    >>> d = HubShiftDetector(HubShiftParams(min_total_excess=0, min_reporters=5))
+    >>> d = HubShiftDetector(HubShiftParams(min_total_excess=0, min_reporters=5, alpha=1e-3))
     >>> ratio = np.array([1.6, 1.5, 1.7, 1.2, 1.8, 1.6, 1.1])
     >>> s = d.score_many(group=np.array([0, 0, 0, 0, 0, 0, 1]), eligible=np.ones(7, bool),
     ...     ratio=ratio, excess=np.full(7, 50e3))

@@ -27,7 +27,9 @@ robust value test passes together with the count test, or when the robust
 value alone is overwhelming and the excess large (or the size test is, with a
 raised value); otherwise it alerts only if the month before was suspicious
 too, or (``sustained_lookback`` 2) the month two back, pooled with this one
-(persistence). Months past the candidate bar are protected from
+(persistence); or, on declarations, when this month's bigger declarations
+follow two more months of them (each month's size z at least 1, the three
+pooled past ``z_threshold``). Months past the candidate bar are protected from
 the baseline by the policy, so a surge is never learned as normal.
 """
 
@@ -398,10 +400,12 @@ class SeasonalSurgeDetector:
             c_hist, last12, last24, factor, window.count, p.dispersion_prior, p.dispersion_prior_months
         )
         p_freq = self._frequency_test(v_hist, usable, value)
-        z_size = np.zeros(window.n)
+        z_size = z_size1 = z_size2 = np.zeros(window.n)
         if p.size_test:
-            z_size = self._size_test(v_hist, c_hist, last24, np.maximum(robust_value, 0.0), window.count,
-                                     p.size_min_months, p.sigma_floor)
+            z_size, (z_size1, z_size2) = self._size_test(
+                v_hist, c_hist, last24, np.maximum(robust_value, 0.0), window.count, p.size_min_months,
+                p.sigma_floor, previous=((np.nan_to_num(v_raw[:, -1]), c_raw[:, -1]),
+                                         (np.nan_to_num(v_raw[:, -2]), c_raw[:, -2])))
         # the size test reads the same value as the robust value test: one line, two views (Bonferroni 2)
         p_value_line = np.minimum(_norm_sf(z_robust), 2.0 * _norm_sf(z_size))
         p_value = np.minimum(1.0, 3.0 * np.minimum(np.minimum(p_value_line, p_count), p_freq))
@@ -464,6 +468,11 @@ class SeasonalSurgeDetector:
             # count dipping): the pair of suspicious months pooled
             gap_z = (z_robust + z_prev2) / np.sqrt(2.0)
             sustained |= soft & window.protected[:, -2] & (prev2 > 0) & (gap_z >= p.z_threshold)
+        # bigger shipments three months running, each month's sizes up (z >= 1) but short of the bar
+        # alone: the three sizes pooled (Stouffer). A x3 in size on a lane whose declarations vary
+        # widely is a z of 1.5-2 a month, and the unprotected months are learned meanwhile
+        sustained |= sized & (np.minimum(np.minimum(z_size, z_size1), z_size2) >= 1.0) & (
+            (z_size + z_size1 + z_size2) / np.sqrt(3.0) >= p.z_threshold)
         building = large & elevated & (z_prev > 0) & (
             (triple_z >= p.z_pooled) | (p_triple <= p.count_alpha_strong)
         )
@@ -542,11 +551,12 @@ class SeasonalSurgeDetector:
     @staticmethod
     def _size_test(
         v_hist: np.ndarray, c_hist: np.ndarray, mask: np.ndarray, value: np.ndarray, count: np.ndarray,
-        min_months: int, floor: float,
-    ) -> np.ndarray:
+        min_months: int, floor: float, previous: tuple[tuple[np.ndarray, np.ndarray], ...] = (),
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Shipment size: z of the month's value per declaration against the lane's past months'
         value per declaration (``mask``'s months with declarations): 0 where the count is unknown or
-        0, or the lane has fewer than ``min_months`` such months.
+        0, or the lane has fewer than ``min_months`` such months; and the same z of each
+        ``previous`` (value, count) pair (earlier months, judged against the same past).
 
         The caller passes the month's robust value, so one giant declaration is not a size. A month's log mean size varies
         about ``tau / sqrt(count)`` around the lane's median (``tau``: a robust spread of one
@@ -563,12 +573,16 @@ class SeasonalSurgeDetector:
         k = sized.sum(axis=1)
         total = np.where(sized, c_hist, 0.0).sum(axis=1)
         df = np.clip(k - 1.0, 1.0, 30.0)
-        ok = (k >= min_months) & (np.nan_to_num(count) > 0) & (np.nan_to_num(value) > 0)
-        n = np.where(ok, count, 1.0)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # subnormal sizes: -inf, a tiny z
-            t = (np.log(np.where(ok, value, 1.0) / n) - np.nan_to_num(centre)) / (
-                tau * np.sqrt(1.0 / n + 1.0 / np.maximum(total, 1.0)))
-        return np.where(ok, _norm_isf(np.clip(special.stdtr(df, -t), 1e-300, 1.0)).clip(-10.0, 40.0), 0.0)
+
+        def z_of(value: np.ndarray, count: np.ndarray) -> np.ndarray:
+            ok = (k >= min_months) & (np.nan_to_num(count) > 0) & (np.nan_to_num(value) > 0)
+            n = np.where(ok, count, 1.0)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # subnormal sizes: -inf, a tiny z
+                t = (np.log(np.where(ok, value, 1.0) / n) - np.nan_to_num(centre)) / (
+                    tau * np.sqrt(1.0 / n + 1.0 / np.maximum(total, 1.0)))
+            return np.where(ok, _norm_isf(np.clip(special.stdtr(df, -t), 1e-300, 1.0)).clip(-10.0, 40.0), 0.0)
+
+        return z_of(value, count), [z_of(v, n) for v, n in previous]
 
     @staticmethod
     def _typical_item(v_hist: np.ndarray, c_hist: np.ndarray, mask: np.ndarray, level: np.ndarray) -> np.ndarray:

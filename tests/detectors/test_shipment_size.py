@@ -89,6 +89,27 @@ def test_a_suspicious_month_two_back_pools_with_this_one_across_a_lull():
     assert not _surge(replace(w, protected=np.zeros_like(w.protected)), min_excess=1_000, z_soft=2.0).sustained[0]
 
 
+def _three_months(f_two_back: float, f_last: float, f_now: float = 2.4):
+    """A lane whose declarations vary widely in size (lognormal 0.3 a month), then months of the
+    same number of declarations, each ``f`` times the usual size; none kept out of the baseline."""
+    rng = np.random.default_rng(11)
+    history = [c * SIZE * float(rng.lognormal(0.0, 0.3)) for c in COUNTS]
+    history += [10 * SIZE * f_two_back, 12 * SIZE * f_last]
+    return window_for([history], value=[10 * SIZE * f_now], count=[10.0], counts=[COUNTS + [10.0, 12.0]],
+                      max_item=[SIZE * f_now * 1.1])
+
+
+def test_three_months_of_bigger_declarations_pool_their_sizes():
+    s = _surge(_three_months(2.4, 2.4))
+    assert 1.0 <= s.z_size[0] < 3.0 and s.z_robust[0] < 2.2  # each month alone falls short
+    assert not s.candidate[0] and not s.immediate[0]
+    assert s.sustained[0]
+    # two of the three months only: no pool
+    assert not _surge(_three_months(1.0, 2.4)).sustained[0]
+    assert not _surge(_three_months(2.4, 1.0)).sustained[0]
+    assert not _surge(_three_months(2.4, 2.4), size_test=False).sustained[0]
+
+
 @pytest.mark.parametrize("name, value", [
     ("size_test", 1), ("size_min_months", 1), ("size_min_months", 25), ("size_min_ratio", 0.5),
     ("size_min_ratio", 3.0), ("sustained_lookback", 0), ("sustained_lookback", 3),
