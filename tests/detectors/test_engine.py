@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks import batch
 from benchmarks.scenarios.declarations import generate
-from transitwatch.detectors import batch
 from transitwatch.detectors.contract import parse_mapping
 from transitwatch.detectors.engine import Engine
 from transitwatch.detectors.errors import StateError

@@ -10,8 +10,8 @@ import numpy as np
 import orjson
 import pytest
 
+from benchmarks import batch
 from benchmarks.scenarios.declarations import generate
-from transitwatch.detectors import batch
 from transitwatch.detectors.columnar import ColumnarReplay
 from transitwatch.detectors.contract import parse_mapping
 from transitwatch.detectors.engine import Engine

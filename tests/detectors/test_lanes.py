@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transitwatch.detectors import batch
+from benchmarks import batch
 from transitwatch.detectors.contract import parse_mapping
 from transitwatch.detectors.engine import Engine, route_reason
 from transitwatch.detectors.errors import ConfigError

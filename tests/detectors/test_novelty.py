@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transitwatch.detectors import batch
+from benchmarks import batch
 from transitwatch.detectors.contract import parse_mapping
 from transitwatch.detectors.engine import Engine
 from transitwatch.detectors.errors import InvalidParameterError
