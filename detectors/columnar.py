@@ -59,6 +59,7 @@ Window = Literal["auto", "stream", "all"]
 LATENESS_DAYS = 3
 DEDUP_MONTHS = 3
 HOLD_RECORDS = 1 << 18  # what ``auto`` reads before it decides; held whole below this
+_NEVER_SEEN = -(1 << 40)  # PartyMemory.last is below this for a pair never seen
 
 _USED, _NO_FX, _REASON = 0, 1, 2  # route ids; not-watched reason k is _REASON + k
 _HS6_SPAN = 1 << 24  # room for the hs6 codes of a lane code
@@ -379,24 +380,32 @@ class ColumnarReplay:
 
     def _late(self, cols: dict[str, np.ndarray], where: np.ndarray) -> None:
         """Records of months already run (in event order): the Engine's own ``_late``, with the
-        consignee memory handed over for the record and taken back."""
+        consignee memory handed over for the record and taken back (merged once at the end)."""
         engine, memory = self.engine, self.memory
+        taken: dict[tuple[int, int], int] = {}  # (row, consignee) -> month, this batch's late sightings
         for i in where.tolist():
             reporter, partner, flow, hs6, _ = self._lane(int(cols["series"][i]) * 256)
             name = cols["consignee"][i]
             key = party_key(name) if name else ""
             row = engine.table.index.get(SeriesKey(reporter, partner, flow, hs6))
-            pid = memory.ids([key])
+            pid = int(memory.ids([key])[0])
+            engine._parties = {}
             if key and row is not None:
-                seen = int(memory.last(np.array([row]), pid)[0])
-                engine._parties = {row: {key: seen}} if seen > -(1 << 40) else {}
+                seen = taken.get((row, pid))
+                if seen is None:
+                    seen = int(memory.last(np.array([row]), np.array([pid]))[0])
+                if seen > _NEVER_SEEN:
+                    engine._parties = {row: {key: seen}}
             rec = _LateRecord(int(cols["month"][i]), reporter, partner, flow, float(cols["value"][i]), name or None)
             engine._late(rec, hs6, float(cols["rate"][i]), bool(cols["declaration"][i]))
             for r, known in engine._parties.items():
                 m = known.get(key)
                 if m is not None:
-                    memory.merge(np.array([r]), pid, np.array([m]))
-            engine._parties = {}
+                    taken[(r, pid)] = m
+        engine._parties = {}
+        if taken:
+            pairs = np.array(list(taken), dtype=np.int64)
+            memory.merge(pairs[:, 0], pairs[:, 1], np.array(list(taken.values()), dtype=np.int64))
 
 
 @dataclass(frozen=True, slots=True)
