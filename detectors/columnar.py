@@ -248,9 +248,16 @@ class ColumnarReplay:
             return False
         if (used & ~rest["declaration"]).any():
             return True
-        ids = pa.array(rest["declaration_id"][used], type=pa.string())
+        ids = rest["declaration_id"][used]
         known = [*self._horizon.buckets.values(), pa.array(batch["declaration_id"][batch["declaration"]], type=pa.string())]
-        return not pc.all(pc.is_in(ids, value_set=pa.concat_arrays(known))).as_py()
+        for few in (ids[:64], ids):  # a few first: one of them is almost always new
+            wanted = pa.array(list(dict.fromkeys(few.tolist())), type=pa.string())
+            found: set[str] = set()
+            for arr in known:  # the known ids probe the few, not the few a set of all the known
+                found.update(pc.filter(arr, pc.is_in(arr, value_set=wanted)).to_pylist())
+            if len(found) < len(wanted):
+                return True
+        return False
 
     def _hs6_codes(self, hs: np.ndarray) -> np.ndarray:
         known = len(self._hs6_of)
@@ -497,23 +504,24 @@ class _Run:
         self.seg_first = srt[starts]
         self.seg_stat = np.add.reduceat(stats[srt].astype(np.int64), starts) > 0
         self.cum, self.cmax = _running(self.value[srt], starts, self.ends, self.rank)
-        self.new_party, self._last_seen = self._new_parties()
+        self.new_party, self._last_seen, self.pcode = self._new_parties()
         flags = self.new_party[srt].astype(np.int64)
         running = np.cumsum(flags)
         self.cparty = (running - (running - flags)[starts][self.seg_of]).astype(float)
 
-    def _new_parties(self) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    def _new_parties(self) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
         """Per record, whether it is its series' first declaration of the month to a
         consignee the series had not seen in ``PARTY_MEMORY_MONTHS`` months (as
         ``Engine.add`` counts ``Cell.new_parties``, the months before this run read from the
-        memory); and per (series, consignee) the months it was seen, for the memory."""
+        memory); per (series, consignee) the months it was seen, for the memory; and per
+        record its consignee's number (-1: none)."""
         names, uniques = pd.factorize(self.consignee)  # None -> -1; party_key once per name
         ids = self.memory.ids([party_key(c) if c else "" for c in uniques.tolist()])
         code = np.where(names >= 0, ids[names] if len(ids) else -1, -1)
         at = np.flatnonzero(self.decl & (code >= 0))
         flag = np.zeros(self.n, dtype=bool)
         if at.size == 0:
-            return flag, (at, at, at, at)
+            return flag, (at, at, at, at), code
         row, cons, month = self.row[at], code[at], self.month[at]
         order = np.lexsort((at, cons, row))  # by series, consignee, then event order
         row, cons, month, at = row[order], cons[order], month[order], at[order]
@@ -521,7 +529,7 @@ class _Run:
         before = np.r_[0, month[:-1]]
         before[~same] = self.memory.last(row[~same], cons[~same])
         flag[at] = (month != before) & (before < month - PARTY_MEMORY_MONTHS)
-        return flag, (row, cons, at, month)
+        return flag, (row, cons, at, month), code
 
     # -- the Engine's table as it is before record p -------------------------------------------
 
@@ -653,7 +661,31 @@ class _Run:
             rows, segs, self.ends[segs] - 1, np.full(len(rows), me), table.counted[rows]
         )
         engine.cells = _Cells(self, month, me)
-        engine.close_month(month, value, count, max_item, party)
+        engine.close_month(month, value, count, max_item, party, self._new_top(ms, me, party))
+
+    def _new_top(self, ms: int, me: int, party: np.ndarray) -> np.ndarray:
+        """``engine.new_top_of`` at a month's close, over columns (:meth:`tops`)."""
+        out = np.where(np.isnan(party), np.nan, 0.0)
+        has = np.nan_to_num(party) > 0
+        out[has] = self.tops(ms, me)[:len(party)][has]
+        return out
+
+    def tops(self, start: int, p: int) -> np.ndarray:
+        """Per row, the value of the month so far (records ``start`` to ``p``, one month) to the
+        row's largest new consignee: ``NewParty.value``, every declaration to that consignee
+        from its first in the month on, summed in event order as ``+=`` does (0 for none)."""
+        top = np.zeros(self.k)
+        at = start + np.flatnonzero(self.decl[start:p] & (self.pcode[start:p] >= 0))
+        if at.size == 0:
+            return top
+        span = int(self.pcode[at].max()) + 1
+        pair = self.cell[at] * span + self.pcode[at]
+        sel = np.isin(pair, pair[self.new_party[at]])
+        codes, pairs = pd.factorize(pair[sel])
+        sums = np.zeros(len(pairs))
+        np.add.at(sums, codes, self.value[at[sel]])  # unbuffered: in event order, one by one
+        np.maximum.at(top, (pairs // span) % self.k, sums)
+        return top
 
     def _totals(
         self, rows: np.ndarray, segs: np.ndarray, last: np.ndarray, p: np.ndarray, counted: np.ndarray
@@ -728,12 +760,24 @@ class _Cells(dict):
     def __init__(self, run: _Run, month: int, p: int) -> None:
         super().__init__()
         self._run, self._month, self._p = run, month, p
+        self._tops: np.ndarray | None = None
 
     def get(self, row: int, default: Any = None) -> Any:  # type: ignore[override]
         seg = self._run.segment(self._month, row)
         if seg is None or self._run.srt[self._run.starts[seg]] >= self._p:
             return default
         return self._run.fold(seg, self._p)
+
+    def new_top(self, rows: np.ndarray, party: np.ndarray) -> np.ndarray:
+        """``engine.new_top_of`` for these cells, over columns instead of one fold per row."""
+        if self._tops is None:
+            run = self._run
+            start = int(np.searchsorted(run.month, self._month))
+            self._tops = run.tops(start, self._p)
+        out = np.where(np.isnan(party), np.nan, 0.0)
+        has = np.nan_to_num(party) > 0
+        out[has] = self._tops[np.asarray(rows)[has]]
+        return out
 
 
 def _running(v: np.ndarray, starts: np.ndarray, ends: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
