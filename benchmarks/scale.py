@@ -171,13 +171,16 @@ def render(results: list[dict[str, Any]], command: str, started: dt.datetime, mi
     return "\n".join(out)
 
 
-def write_doc(path: Path, md: str) -> None:
-    """Replace the text between :data:`BEGIN` and :data:`END` in ``path`` (added at the end of the
-    "Replay at scale" section, or of the page, when absent)."""
+def write_doc(path: Path, md: str, *, add: bool = False) -> None:
+    """Replace the text between :data:`BEGIN` and :data:`END` in ``path`` (at the end of the page
+    when absent); ``add``: keep what is there and add these results after it."""
     text = path.read_text("utf-8")
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
-        text = head + md + rest.split(END, 1)[1]
+        kept, tail = rest.split(END, 1)
+        if add:
+            md = BEGIN + kept.rstrip("\n") + "\n\n" + md.removeprefix(BEGIN).lstrip("\n")
+        text = head + md + tail
     else:
         text = text.rstrip("\n") + "\n\n" + md + "\n"
     path.write_text(text, "utf-8")
@@ -196,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="larger sizes run without replay-all and before (which hold every record)")
     ap.add_argument("--workdir", type=Path, help="keep inputs and alerts here (default: a temporary directory)")
     ap.add_argument("--write-doc", type=Path, help="write the results into this page (docs/performance.md)")
+    ap.add_argument("--add", action="store_true", help="with --write-doc: add to the results there instead of replacing them")
     args = ap.parse_args(argv)
     try:
         import duckdb  # noqa: F401
@@ -220,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     md = render(results, command, started, (time.perf_counter() - t0) / 60)
     print(md)
     if args.write_doc is not None:
-        write_doc(args.write_doc, md)
+        write_doc(args.write_doc, md, add=args.add)
         log(f"results written to {args.write_doc}")
     return 0
 
