@@ -559,6 +559,11 @@ class _Run:
                 latest = int(self.day[ms + np.flatnonzero(self.decl[ms:me])].max())
                 self._checks(m, ms, me, [me], days, dt.date.fromordinal(latest))
         self._remember_parties(engine.open_month)
+        # The engine may still fold this run's cells for the names of new consignees (its
+        # ``_named``, for two months): keep what ``fold`` and ``segment`` read, drop the rest.
+        for name in ("pos_of", "rank", "seg_of", "cum", "cmax", "cparty", "_last_seen", "row", "cell", "pcode",
+                     "seg_first", "seg_stat", "decl_first", "first_of_new"):
+            self.__dict__.pop(name, None)
 
     def _remember_parties(self, open_month: int) -> None:
         """The memory of consignees after the months closed before ``open_month``:
