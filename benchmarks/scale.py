@@ -147,10 +147,10 @@ def render(results: list[dict[str, Any]], command: str, started: dt.datetime, mi
              "orjson": "orjson parse only", "duckdb": "DuckDB cells, 1 thread"}
     out = [BEGIN, "", "### Replay at scale: results", "",
            f"Command: `{command}`  ", f"Date: {started:%Y-%m-%d %H:%M} UTC; whole run {minutes:.1f} min  ",
-           f"Machine: {os.cpu_count()} cores (shared with other work), Python {platform.python_version()}, "
-           f"{platform.platform()}  ",
-           f"Input: `benchmarks.scenarios.declarations`, seed {SEED}, plain JSON Lines, generated for the run; "
-           "every figure a median of the runs, each a fresh process (imports included), CPU = user + system.", "",
+           (f"Machine: {os.cpu_count()} cores (shared with other work), Python {platform.python_version()}, "
+            f"{platform.platform()}  "),
+           (f"Input: `benchmarks.scenarios.declarations`, seed {SEED}, plain JSON Lines, generated for the run; "
+            "every figure a median of the runs, each a fresh process (imports included), CPU = user + system."), "",
            "| lines | step | CPU s | wall s | lines/s (wall) | peak MiB | CPU / orjson | CPU / DuckDB |",
            "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         has_duckdb = False
         print("duckdb is not installed (pip install duckdb): its yardstick is left out", file=sys.stderr)
     sizes = [*args.lines, *(BIG if args.big else ())]
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
 
     def log(msg: str) -> None:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from transitwatch.detectors.columnar import DEDUP_MONTHS, LATENESS_DAYS, ColumnarReplay
 from transitwatch.detectors.contract import parse_mapping
 from transitwatch.detectors.frame import Block, month_end_ordinal

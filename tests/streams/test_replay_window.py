@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
-
-from benchmarks.scenarios.declarations import write
 from transitwatch.detectors import columnar
 from transitwatch.streams.cli import main
 from transitwatch.streams.replay import replay
 from transitwatch.streams.settings import Settings
+
+from benchmarks.scenarios.declarations import write
 
 
 def test_the_replay_window_is_the_service_lateness_and_horizon():
