@@ -32,6 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from transitwatch.detectors.alerts import period_of
 from transitwatch.detectors.base import PARTY_MEMORY_MONTHS, party_key
@@ -41,10 +43,23 @@ from transitwatch.detectors.errors import RejectError
 from transitwatch.detectors.frame import COUNTRIES, CURRENCIES, HS_CODES, Block
 from transitwatch.detectors.table import SeriesKey
 from transitwatch.detectors.watch import WatchConfig
+from transitwatch.detectors.window import IdHorizon, PartyMemory, first_occurrences, month_of_day
 
 __all__ = ["ColumnarReplay", "Outcome", "decide_final_month"]
 
 FinalMonth = Literal["auto", "closed", "open"]
+#: How a run holds its input: ``all`` every record until the end, sorted at once; ``stream``
+#: month by month, each month closed once the input has moved past it by ``lateness_days``;
+#: ``auto`` holds the first ``hold`` records, then streams if they were in time order (within the
+#: lateness) and holds everything otherwise.
+Window = Literal["auto", "stream", "all"]
+
+# The service's defaults (streams.settings: TRANSITWATCH_LATENESS_DAYS, TRANSITWATCH_DEDUP_MONTHS),
+# repeated here because the core imports nothing from the service; a test holds them equal.
+LATENESS_DAYS = 3
+DEDUP_MONTHS = 3
+HOLD_RECORDS = 1 << 18  # what ``auto`` reads before it decides; held whole below this
+_NEVER_SEEN = -(1 << 40)  # PartyMemory.last is below this for a pair never seen
 
 _USED, _NO_FX, _REASON = 0, 1, 2  # route ids; not-watched reason k is _REASON + k
 _HS6_SPAN = 1 << 24  # room for the hs6 codes of a lane code
@@ -60,6 +75,7 @@ class Outcome:
     rejects: list[tuple[int, int, dict[str, Any], RejectError]] = field(default_factory=list)
     last_month_closed: bool = True
     final_month: str = ""  # what was decided about the input's last month, and why, in words
+    order: str = ""  # how the input was held (streamed or held whole), said when it matters
 
 
 def decide_final_month(
@@ -100,7 +116,17 @@ def decide_final_month(
 
 
 class ColumnarReplay:
-    """Collects blocks of accepted records, then runs the Engine's logic over them.
+    """Collects blocks of accepted records and runs the Engine's logic over them, all at
+    once (``window="all"``) or month by month as the input moves on (``"stream"``, ``"auto"``).
+
+    Streamed, a month is run (early checks, close) once the latest record read is
+    ``lateness_days`` past its end and a used record of a later month has been read; its
+    records are then forgotten, so what is held is the open window, the series' state, the
+    de-duplication horizon (ids of ``dedup_months`` months, as the service keeps them) and the
+    consignee memory. A record read after its month was run is late and handled as the service
+    handles one (``Engine._late``: a declaration folded into the history, a statistic counted
+    and not applied), counted in the engine's counts. On input in time order (within the
+    lateness) the alerts are those of the run that holds everything.
 
     Examples
     --------
@@ -117,7 +143,9 @@ class ColumnarReplay:
     [('2022-01', ('seasonal_surge',), 'high')]
     """
 
-    def __init__(self, config: WatchConfig | None = None, *, on_close: Callable[[MonthSnapshot], None] | None = None) -> None:
+    def __init__(self, config: WatchConfig | None = None, *, on_close: Callable[[MonthSnapshot], None] | None = None,
+                 window: Window = "all", lateness_days: int = LATENESS_DAYS, dedup_months: int = DEDUP_MONTHS,
+                 hold: int = HOLD_RECORDS) -> None:
         self.engine = Engine(config, on_close=on_close)
         self._parts: list[dict[str, np.ndarray]] = []
         self._routes: dict[int, tuple[int, float]] = {}  # lane code -> (route id, rate)
@@ -126,6 +154,21 @@ class ColumnarReplay:
         self._hs6_values: list[str] = []
         self._hs6_of = np.zeros(0, np.int64)  # HS_CODES code -> hs6 code
         self._no_fx: dict[tuple[int, int], tuple[dict[str, Any], RejectError]] = {}
+        self.window: Window = window
+        self._mode = {"auto": "hold", "stream": "stream", "all": "all"}[window]
+        self.lateness_days = lateness_days
+        self._hold = hold
+        self._buffered = 0  # records in _parts
+        self._fed = 0
+        self._max_day: int | None = None
+        self._low_month: int | None = None  # the earliest month buffered
+        self.behind = 0  # records read more than the lateness behind the latest, into an earlier month
+        self._held_behind = 0  # what made ``auto`` hold a large input whole
+        self.peak_buffered = 0  # the most records held at once (streamed: the open window)
+        self._horizon = IdHorizon(dedup_months)
+        self.memory = PartyMemory()
+        self._rows: dict[int, int] = {}  # series code -> engine row
+        self._rejects: list[tuple[int, int, dict[str, Any], RejectError]] = []
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -143,7 +186,7 @@ class ColumnarReplay:
         lines = np.asarray(lines, dtype=np.int64)
         for i in np.flatnonzero(route == _NO_FX).tolist():
             self._no_fx[(source, int(lines[i]))] = (block.to_dict(i), self._reject_of(int(lane[i])))
-        self._parts.append({
+        part = {
             "source": np.full(len(block), source, np.int32),
             "line": lines,
             "declaration": block.declaration,
@@ -158,7 +201,63 @@ class ColumnarReplay:
             "net_mass_kg": block.net_mass_kg,
             "exporter": block.exporter,
             "consignee": block.consignee,
-        })
+        }
+        self._note_order(part["day"], part["month"])
+        self._parts.append(part)
+        self._fed += len(block)
+        self._buffered += len(block)
+        self.peak_buffered = max(self.peak_buffered, self._buffered)
+        low = int(part["month"].min())
+        self._low_month = low if self._low_month is None else min(self._low_month, low)
+        if self._mode == "hold" and self._buffered > self._hold:
+            self._mode = "all" if self.behind else "stream"
+            self._held_behind = self.behind
+        if self._mode == "stream":
+            self._release()
+
+    def _note_order(self, day: np.ndarray, month: np.ndarray) -> None:
+        """Count the records that arrive behind the window: into a month before the one the
+        latest record read, less the lateness, is in (a streamed run may have closed it)."""
+        carry = int(day[0]) if self._max_day is None else self._max_day
+        latest = np.maximum.accumulate(np.r_[carry, day])
+        self._max_day = int(latest[-1])
+        self.behind += int(np.count_nonzero(month < month_of_day(latest[:-1] - self.lateness_days)))
+
+    def _release(self) -> None:
+        """Run the months the input has moved past (all their records are in), if a used
+        record of a later month has been read (so the Engine would close them)."""
+        ready = int(month_of_day(self._max_day - self.lateness_days))
+        if self._low_month is None or self._low_month >= ready:
+            return
+        cols = _concat(self._parts)
+        take = cols["month"] < ready
+        rest = {k: v[~take] for k, v in cols.items()}
+        batch = {k: v[take] for k, v in cols.items()}
+        if not self._later_used(batch, rest):
+            self._parts = [cols]
+            return
+        self._parts = [rest] if len(rest["day"]) else []
+        self._buffered = len(rest["day"])
+        self._low_month = int(rest["month"].min()) if self._buffered else None
+        self._process(batch, close=True)
+
+    def _later_used(self, batch: dict[str, np.ndarray], rest: dict[str, np.ndarray]) -> bool:
+        """Whether ``rest`` holds a used record: watched, valued and not a re-sent declaration."""
+        used = rest["route"] == _USED
+        if not used.any():
+            return False
+        if (used & ~rest["declaration"]).any():
+            return True
+        ids = rest["declaration_id"][used]
+        known = [*self._horizon.buckets.values(), pa.array(batch["declaration_id"][batch["declaration"]], type=pa.string())]
+        for few in (ids[:64], ids):  # a few first: one of them is almost always new
+            wanted = pa.array(list(dict.fromkeys(few.tolist())), type=pa.string())
+            found: set[str] = set()
+            for arr in known:  # the known ids probe the few, not the few a set of all the known
+                found.update(pc.filter(arr, pc.is_in(arr, value_set=wanted)).to_pylist())
+            if len(found) < len(wanted):
+                return True
+        return False
 
     def _hs6_codes(self, hs: np.ndarray) -> np.ndarray:
         known = len(self._hs6_of)
@@ -204,7 +303,7 @@ class ColumnarReplay:
 
     def run(self, *, final_month: FinalMonth = "open", today: dt.date | None = None, to_date: bool = False
             ) -> Outcome:
-        """Run everything fed so far, as ``Engine.add`` per record then ``Engine.finish``
+        """Run everything fed and not yet run, as ``Engine.add`` per record then ``Engine.finish``
         (``to_date``: its ``to_date``, a check of a last month left in progress as of its latest declaration).
 
         ``final_month`` as in :func:`transitwatch.streams.replay.replay`: ``open`` leaves the last
@@ -213,46 +312,125 @@ class ColumnarReplay:
         says what was decided and why.
         """
         engine = self.engine
-        out = Outcome(engine=engine)
-        if not self._parts:
-            return out
-        cols = {k: np.concatenate([p[k] for p in self._parts]) for k in self._parts[0]}
-        self._parts = []
-        n = len(cols["day"])
-        out.records = n
+        out = Outcome(engine=engine, records=self._fed)
+        if self._mode == "hold":
+            self._mode = "all"  # the input ended before ``auto`` had to decide: held whole
+        if self._parts:
+            cols = _concat(self._parts)
+            self._parts = []
+            self._buffered = 0
+            self._process(cols, close=None, final_month=final_month, today=today, to_date=to_date, out=out)
+        out.rejects = self._rejects
+        if engine.open_month is not None:
+            engine._parties = self.memory.to_dict()
+        if self.window != "all":
+            late = sum(v for k, v in engine._counts.items() if k.startswith("late records"))
+            if self._mode == "stream" and late:
+                out.order = (f"streamed month by month; {late:,} records came after their month had run (more than "
+                             f"{self.lateness_days} days behind the input): late, as the service treats them "
+                             "(--window all sorts everything)")
+            elif self._held_behind:
+                out.order = (f"held whole and sorted: {self._held_behind:,} of the first {self._hold:,} records were "
+                             f"more than {self.lateness_days} days out of time order")
+        return out
+
+    def _process(self, cols: dict[str, np.ndarray], *, close: bool | None, final_month: FinalMonth = "open",
+                 today: dt.date | None = None, to_date: bool = False, out: Outcome | None = None) -> None:
+        """Run a batch of records: de-duplicate, count, fold late records, run the used ones.
+        ``close``: close every month of the batch (a streamed release); ``None``: the end of
+        input, whose last month ``final_month`` decides (``out`` says what was decided)."""
+        engine = self.engine
         order = np.argsort(cols["day"], kind="stable")
         decl = cols["declaration"][order]
         route = cols["route"][order]
         counts = engine._counts
 
         at = np.flatnonzero(decl)
-        ids = cols["declaration_id"][order[at]].tolist()
-        first = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1)))
-        if len(first) < len(ids):
-            firsts = np.fromiter(map(first.__getitem__, ids), np.int64, len(ids))
-            dup = at[firsts != np.arange(len(ids))]
-            route[dup] = -1
-            counts["duplicate declarations ignored"] += len(dup)
-        del first, ids
+        ids = cols["declaration_id"][order[at]]
+        if self._mode == "stream":
+            dup = self._horizon.duplicates(ids, cols["month"][order[at]])
+        else:
+            dup = first_occurrences(ids)
+        if dup.any():
+            route[at[dup]] = -1
+            counts["duplicate declarations ignored"] += int(np.count_nonzero(dup))
+        del ids
         for k, reason in enumerate(self._reasons):
             hits = int(np.count_nonzero(route == _REASON + k))
             if hits:
                 counts[reason] += hits
         for i in order[route == _NO_FX].tolist():
             key = (int(cols["source"][i]), int(cols["line"][i]))
-            out.rejects.append((*key, *self._no_fx[key]))
+            self._rejects.append((*key, *self._no_fx.pop(key)))
 
-        last = order[-1]
+        if engine.open_month is not None:
+            late = (route == _USED) & (cols["month"][order] < engine.open_month)
+            if late.any():
+                self._late(cols, order[late])
+                route[late] = -2
         used = order[route == _USED]
-        if len(used) == 0:
-            return out
-        close, out.final_month = decide_final_month(
-            final_month, statistic=not cols["declaration"][last],
-            last_day=dt.date.fromordinal(int(cols["day"][last])), today=today,
-        )
-        out.last_month_closed = close
+        last = order[-1]
+        if close is None:
+            if len(used) == 0:
+                return
+            close, decided = decide_final_month(
+                final_month, statistic=not cols["declaration"][last],
+                last_day=dt.date.fromordinal(int(cols["day"][last])), today=today,
+            )
+            if out is not None:
+                out.last_month_closed, out.final_month = close, decided
+        elif len(used) == 0:
+            return
         _Run(self, engine, {k: v[used] for k, v in cols.items()}, close, to_date).go()
-        return out
+        if self._mode == "stream":
+            self._horizon.expire(closed=engine.open_month - 1)
+
+    def _late(self, cols: dict[str, np.ndarray], where: np.ndarray) -> None:
+        """Records of months already run (in event order): the Engine's own ``_late``, with the
+        consignee memory handed over for the record and taken back (merged once at the end)."""
+        engine, memory = self.engine, self.memory
+        taken: dict[tuple[int, int], int] = {}  # (row, consignee) -> month, this batch's late sightings
+        for i in where.tolist():
+            reporter, partner, flow, hs6, _ = self._lane(int(cols["series"][i]) * 256)
+            name = cols["consignee"][i]
+            key = party_key(name) if name else ""
+            row = engine.table.index.get(SeriesKey(reporter, partner, flow, hs6))
+            pid = int(memory.ids([key])[0])
+            engine._parties = {}
+            if key and row is not None:
+                seen = taken.get((row, pid))
+                if seen is None:
+                    seen = int(memory.last(np.array([row]), np.array([pid]))[0])
+                if seen > _NEVER_SEEN:
+                    engine._parties = {row: {key: seen}}
+            rec = _LateRecord(int(cols["month"][i]), reporter, partner, flow, float(cols["value"][i]), name or None)
+            engine._late(rec, hs6, float(cols["rate"][i]), bool(cols["declaration"][i]))
+            for r, known in engine._parties.items():
+                m = known.get(key)
+                if m is not None:
+                    taken[(r, pid)] = m
+        engine._parties = {}
+        if taken:
+            pairs = np.array(list(taken), dtype=np.int64)
+            memory.merge(pairs[:, 0], pairs[:, 1], np.array(list(taken.values()), dtype=np.int64))
+
+
+@dataclass(frozen=True, slots=True)
+class _LateRecord:
+    """What ``Engine._late`` reads of a record."""
+
+    month: int
+    reporter: str
+    partner: str
+    flow: str
+    value: float
+    consignee: str | None
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 class _Run:
@@ -264,7 +442,8 @@ class _Run:
         self.close = close
         self.to_date = to_date
         n = self.n = len(u["day"])
-        engine._used = n
+        engine._used += n
+        self.memory = owner.memory
         self.decl = u["declaration"]
         self.day = u["day"]
         self.month = u["month"]
@@ -273,15 +452,34 @@ class _Run:
         self.mass = u["net_mass_kg"]
         self.exporter = u["exporter"]
         self.consignee = u["consignee"]
-        self.row, uniques = pd.factorize(u["series"])  # rows in the order their first record arrives
-        self.keys = [SeriesKey(*owner._lane(int(c) * 256)[:4]) for c in uniques]
-        k = self.k = len(self.keys)
-        self.first_of_row = np.unique(self.row, return_index=True)[1]
+        # rows: the engine's, new ones numbered in the order their first record arrives
+        table = engine.table
+        base = self.base = len(table) if table is not None else 0
+        local, uniques = pd.factorize(u["series"])
+        known, self.new_keys = owner._rows, []
+        rows = np.empty(len(uniques), np.int64)
+        for j, c in enumerate(uniques.tolist()):
+            r = known.get(c)
+            if r is None:
+                key = SeriesKey(*owner._lane(c * 256)[:4])
+                r = table.index.get(key) if table is not None else None
+                if r is None:
+                    r = base + len(self.new_keys)
+                    self.new_keys.append(key)
+                known[c] = r
+            rows[j] = r
+        self.row = rows[local]
+        k = self.k = base + len(self.new_keys)
+        firsts = np.unique(self.row, return_index=True)
+        self.first_of_new = firsts[1][firsts[0] >= base]
         self.decl_first = np.full(k, n + 1, np.int64)
+        if base:
+            self.decl_first[:base][table.counted[:base]] = -1  # counted before this run
         at = np.flatnonzero(self.decl)
         rows_with, first_at = np.unique(self.row[at], return_index=True)
-        self.decl_first[rows_with] = at[first_at]
-        self.first_month = int(self.month[0])
+        fresh = self.decl_first[rows_with] > n
+        self.decl_first[rows_with[fresh]] = at[first_at[fresh]]
+        self.first_month = engine.open_month if table is not None else int(self.month[0])
         self.last_month = int(self.month[-1])
 
         stats = ~self.decl
@@ -306,38 +504,42 @@ class _Run:
         self.seg_first = srt[starts]
         self.seg_stat = np.add.reduceat(stats[srt].astype(np.int64), starts) > 0
         self.cum, self.cmax = _running(self.value[srt], starts, self.ends, self.rank)
-        self.new_party, self._last_seen = self._new_parties()
+        self.new_party, self._last_seen, self.pcode = self._new_parties()
         flags = self.new_party[srt].astype(np.int64)
         running = np.cumsum(flags)
         self.cparty = (running - (running - flags)[starts][self.seg_of]).astype(float)
 
-    def _new_parties(self) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    def _new_parties(self) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
         """Per record, whether it is its series' first declaration of the month to a
         consignee the series had not seen in ``PARTY_MEMORY_MONTHS`` months (as
-        ``Engine.add`` counts ``Cell.new_parties``); and per (series, consignee) the
-        months it was seen, for the engine's memory."""
-        keys = [party_key(c) if c else "" for c in self.consignee.tolist()]
-        code, self._party_keys = pd.factorize(np.array([k or None for k in keys], dtype=object))  # None -> -1
+        ``Engine.add`` counts ``Cell.new_parties``, the months before this run read from the
+        memory); per (series, consignee) the months it was seen, for the memory; and per
+        record its consignee's number (-1: none)."""
+        names, uniques = pd.factorize(self.consignee)  # None -> -1; party_key once per name
+        ids = self.memory.ids([party_key(c) if c else "" for c in uniques.tolist()])
+        code = np.where(names >= 0, ids[names] if len(ids) else -1, -1)
         at = np.flatnonzero(self.decl & (code >= 0))
         flag = np.zeros(self.n, dtype=bool)
         if at.size == 0:
-            return flag, (at, at, at, at)
+            return flag, (at, at, at, at), code
         row, cons, month = self.row[at], code[at], self.month[at]
         order = np.lexsort((at, cons, row))  # by series, consignee, then event order
         row, cons, month, at = row[order], cons[order], month[order], at[order]
         same = np.r_[False, (row[1:] == row[:-1]) & (cons[1:] == cons[:-1])]
         before = np.r_[0, month[:-1]]
-        flag[at] = ~same | ((month != before) & (before < month - PARTY_MEMORY_MONTHS))
-        return flag, (row, cons, at, month)
+        before[~same] = self.memory.last(row[~same], cons[~same])
+        flag[at] = (month != before) & (before < month - PARTY_MEMORY_MONTHS)
+        return flag, (row, cons, at, month), code
 
     # -- the Engine's table as it is before record p -------------------------------------------
 
     def go(self) -> None:
         engine = self.engine
-        engine.table = engine.new_table(self.first_month)
-        engine._open(self.first_month)
+        if engine.table is None:
+            engine.table = engine.new_table(self.first_month)
+            engine._open(self.first_month)
         self._created = 0
-        counted = np.flatnonzero(self.decl_first <= self.n)
+        counted = np.flatnonzero((self.decl_first >= 0) & (self.decl_first <= self.n))
         self._counting = counted[np.argsort(self.decl_first[counted], kind="stable")]
         self._counted = 0
         days = engine.config.early_days
@@ -357,30 +559,33 @@ class _Run:
                 latest = int(self.day[ms + np.flatnonzero(self.decl[ms:me])].max())
                 self._checks(m, ms, me, [me], days, dt.date.fromordinal(latest))
         self._remember_parties(engine.open_month)
+        # The engine may still fold this run's cells for the names of new consignees (its
+        # ``_named``, for two months): keep what ``fold`` and ``segment`` read, drop the rest.
+        for name in ("pos_of", "rank", "seg_of", "cum", "cmax", "cparty", "_last_seen", "row", "cell", "pcode",
+                     "seg_first", "seg_stat", "decl_first", "first_of_new"):
+            self.__dict__.pop(name, None)
 
     def _remember_parties(self, open_month: int) -> None:
-        """The engine's memory of consignees after the months closed before ``open_month``:
+        """The memory of consignees after the months closed before ``open_month``:
         per series, each consignee's last closed month, those still within the memory."""
         row, cons, at, month = self._last_seen
         closed = month < open_month
-        row, cons, at, month = row[closed], cons[closed], at[closed], month[closed]
+        row, cons, month = row[closed], cons[closed], month[closed]
         # runs of one (series, consignee) in event order: the last record of each run
         last = np.r_[(row[1:] != row[:-1]) | (cons[1:] != cons[:-1]), True] if row.size else closed[:0]
-        keep = last & (month >= open_month - PARTY_MEMORY_MONTHS)
-        known, keys = self.engine._parties, self._party_keys
-        for r, c, m in zip(row[keep].tolist(), cons[keep].tolist(), month[keep].tolist()):
-            known.setdefault(r, {})[keys[c]] = m
+        self.memory.merge(row[last], cons[last], month[last])
+        self.memory.prune(open_month - PARTY_MEMORY_MONTHS)
 
     def _advance(self, p: int) -> None:
         engine = self.engine
-        keys = self.keys
-        while self._created < self.k and self.first_of_row[self._created] < p:
-            r = self._created
-            engine._row(keys[r], bool(self.decl[self.first_of_row[r]]))
+        keys, firsts = self.new_keys, self.first_of_new
+        while self._created < len(keys) and firsts[self._created] < p:
+            engine._row(keys[self._created], bool(self.decl[firsts[self._created]]))
             self._created += 1
         counting = self._counting
+        table_keys = engine.table.keys
         while self._counted < len(counting) and self.decl_first[counting[self._counted]] < p:
-            engine._row(keys[counting[self._counted]], True)
+            engine._row(table_keys[counting[self._counted]], True)
             self._counted += 1
 
     # -- month totals, early checks, closes ----------------------------------------------------
@@ -461,7 +666,31 @@ class _Run:
             rows, segs, self.ends[segs] - 1, np.full(len(rows), me), table.counted[rows]
         )
         engine.cells = _Cells(self, month, me)
-        engine.close_month(month, value, count, max_item, party)
+        engine.close_month(month, value, count, max_item, party, self._new_top(ms, me, party))
+
+    def _new_top(self, ms: int, me: int, party: np.ndarray) -> np.ndarray:
+        """``engine.new_top_of`` at a month's close, over columns (:meth:`tops`)."""
+        out = np.where(np.isnan(party), np.nan, 0.0)
+        has = np.nan_to_num(party) > 0
+        out[has] = self.tops(ms, me)[:len(party)][has]
+        return out
+
+    def tops(self, start: int, p: int) -> np.ndarray:
+        """Per row, the value of the month so far (records ``start`` to ``p``, one month) to the
+        row's largest new consignee: ``NewParty.value``, every declaration to that consignee
+        from its first in the month on, summed in event order as ``+=`` does (0 for none)."""
+        top = np.zeros(self.k)
+        at = start + np.flatnonzero(self.decl[start:p] & (self.pcode[start:p] >= 0))
+        if at.size == 0:
+            return top
+        span = int(self.pcode[at].max()) + 1
+        pair = self.cell[at] * span + self.pcode[at]
+        sel = np.isin(pair, pair[self.new_party[at]])
+        codes, pairs = pd.factorize(pair[sel])
+        sums = np.zeros(len(pairs))
+        np.add.at(sums, codes, self.value[at[sel]])  # unbuffered: in event order, one by one
+        np.maximum.at(top, (pairs // span) % self.k, sums)
+        return top
 
     def _totals(
         self, rows: np.ndarray, segs: np.ndarray, last: np.ndarray, p: np.ndarray, counted: np.ndarray
@@ -536,12 +765,24 @@ class _Cells(dict):
     def __init__(self, run: _Run, month: int, p: int) -> None:
         super().__init__()
         self._run, self._month, self._p = run, month, p
+        self._tops: np.ndarray | None = None
 
     def get(self, row: int, default: Any = None) -> Any:  # type: ignore[override]
         seg = self._run.segment(self._month, row)
         if seg is None or self._run.srt[self._run.starts[seg]] >= self._p:
             return default
         return self._run.fold(seg, self._p)
+
+    def new_top(self, rows: np.ndarray, party: np.ndarray) -> np.ndarray:
+        """``engine.new_top_of`` for these cells, over columns instead of one fold per row."""
+        if self._tops is None:
+            run = self._run
+            start = int(np.searchsorted(run.month, self._month))
+            self._tops = run.tops(start, self._p)
+        out = np.where(np.isnan(party), np.nan, 0.0)
+        has = np.nan_to_num(party) > 0
+        out[has] = self._tops[np.asarray(rows)[has]]
+        return out
 
 
 def _running(v: np.ndarray, starts: np.ndarray, ends: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1118,6 +1118,9 @@ def _num(x: float) -> float | None:
 def new_top_of(rows: np.ndarray, party: np.ndarray, cells: Mapping[int, Cell]) -> np.ndarray:
     """The month's value to each row's largest new consignee, from its cell (0 without a new
     consignee, NaN where consignees are not counted)."""
+    columnar = getattr(cells, "new_top", None)  # cells that fold on demand compute it over columns
+    if columnar is not None:
+        return columnar(rows, party)
     out = np.where(np.isnan(party), np.nan, 0.0)
     for i in np.flatnonzero(np.nan_to_num(party) > 0).tolist():
         cell = cells.get(int(rows[i]))

@@ -37,16 +37,13 @@ import numpy as np
 
 from transitwatch.detectors.contract import COUNTRY_ALIASES, COUNTRY_CODES, CURRENCY_CODES
 from transitwatch.detectors.errors import InvalidParameterError, RejectError
+from transitwatch.detectors.formats import CONTAINERS, FORMATS
 
 __all__ = [
     "CONTAINERS", "FORMATS", "LAYOUTS", "Layout", "MissingColumnsError", "Prepared", "ReaderParams",
     "add_up", "detect_layout", "prepare", "set_aside_aggregates", "sniff_decimal", "sniff_delimiter",
 ]
 
-#: what ``--format`` / ``[input] format`` may say: a container with transitwatch's own columns,
-#: or a layout (whose container, CSV or Parquet, is found from the file)
-CONTAINERS = ("jsonl", "csv", "parquet")
-FORMATS = ("auto", *CONTAINERS, "comext", "comext-extract", "comtrade", "comtrade-legacy")
 DELIMITERS = (",", ";", "\t", "|")
 CONTRACT_FIELDS = (
     "declaration_id", "date", "period", "reporter", "partner", "flow", "hs_code", "value", "currency",

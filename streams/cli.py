@@ -18,7 +18,7 @@ from rich.table import Table
 from transitwatch import __version__
 from transitwatch.data import SAMPLE, SAMPLE_CONFIG
 from transitwatch.detectors.errors import ConfigError, StrictModeError
-from transitwatch.detectors.layouts import FORMATS
+from transitwatch.detectors.formats import FORMATS
 from transitwatch.streams.extras import MissingExtraError, extra_of, require, require_for_config
 
 # Modules that add their own subcommands: each has ``add_commands(subparsers)`` and sets
@@ -59,7 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "declarations up to its last day) or older than the present month, and says so in the summary; "
         "closed closes it; open leaves it in progress, as the service sees the present",
     )
-    rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.add_argument(
+        "--window",
+        choices=("auto", "stream", "all"),
+        default="auto",
+        help="how records are held: stream runs each month once the input is 3 days past it and forgets its records "
+        "(later ones are late, as in the service); all holds every record and sorts them; auto (default) streams "
+        "an input whose first 262,144 records are in time order and holds any other whole",
+    )
+    rp.add_argument("--quiet", action="store_true", help="no progress bar (and no line count before the run)")
     pp = sub.add_parser("produce", help="publish input files to the service's Kafka topics")
     pp.add_argument("inputs", nargs="+", metavar="FILE", help="JSON Lines or CSV files, gzip or not")
     pp.add_argument("--rate", type=float, metavar="N", help="at most N messages a second")
@@ -219,7 +227,8 @@ def _replay(args: argparse.Namespace) -> int:
     if not _outputs_writable(console, outputs):
         return 2
     with _progress(console, "reading", args.quiet) as bar:
-        task = bar.add_task("lines", total=input_size(args.inputs))
+        # counting the lines reads every input once more: only for a bar that is shown
+        task = bar.add_task("lines", total=None if bar.disable else input_size(args.inputs))
         try:
             result = replay(
                 args.inputs,
@@ -228,7 +237,8 @@ def _replay(args: argparse.Namespace) -> int:
                 strict=args.strict,
                 final_month=args.final_month,
                 keep_snapshots=bool(args.report),
-                progress=lambda n: bar.advance(task, n),
+                progress=None if bar.disable else lambda n: bar.advance(task, n),
+                window=args.window,
             )
         except StrictModeError as exc:
             console.print(f"[red]rejected (--strict):[/red] {escape(str(exc))}")

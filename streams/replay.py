@@ -38,7 +38,7 @@ import orjson
 
 from transitwatch.detectors.alerts import Alert, period_of
 from transitwatch.detectors.arrow import plain_lines, split_data, split_lines
-from transitwatch.detectors.columnar import ColumnarReplay, FinalMonth
+from transitwatch.detectors.columnar import ColumnarReplay, FinalMonth, Window
 from transitwatch.detectors.contract import Declaration, Record, parse_json_line
 from transitwatch.detectors.engine import MonthSnapshot
 from transitwatch.detectors.errors import RejectError, StrictModeError
@@ -81,6 +81,7 @@ class ReplayResult:
     last_month: int | None = None
     last_month_closed: bool = True
     final_month: str = ""  # what was decided about the last month, and why (``decide_final_month``)
+    order: str = ""  # how the input was held, when it matters (``Outcome.order``)
     snapshots: list[MonthSnapshot] = field(default_factory=list)
     keys: list[Any] = field(default_factory=list)
     added_up: int = 0  # statistics rows added into another row of their lane and month (Comtrade, Comext)
@@ -105,6 +106,7 @@ class ReplayResult:
             "series": self.series,
             "months": months,
             **final,
+            **({"input order": self.order} if self.order else {}),
             "alerts": {s: severities.get(s, 0) for s in ("critical", "high", "medium", "low")},
             "early alerts": sum(a.early for a in self.alerts),
             "cases": self.case_counts(),
@@ -467,6 +469,7 @@ def replay(
     progress: Callable[[int], None] | None = None,
     today: dt.date | None = None,
     to_date: bool = True,
+    window: Window = "auto",
 ) -> ReplayResult:
     """Run the detectors over ``inputs`` and return alerts and counts.
 
@@ -488,7 +491,9 @@ def replay(
     false: then it keeps only the checks of the check days its records passed, which
     is what the service, whose input never ends, has done at that point.
     ``ReplayResult.final_month`` (and the summary's "final month") says what was
-    decided and why.
+    decided and why. ``window`` is how the records are held
+    (:class:`~transitwatch.detectors.columnar.ColumnarReplay`): ``auto`` streams month by
+    month an input in time order and holds one that is not whole; ``stream``, ``all`` as asked.
     """
     limits = config.input if config is not None else _LIMITS
     check_inputs(inputs)
@@ -500,7 +505,8 @@ def replay(
         return read_blocks(inputs, run, reject, progress, limits=limits, domain=domain, reader=reader, result=result)
 
     return run_feed(feed, [os.fspath(p) for p in inputs], config=config, rejects_out=rejects_out, strict=strict,
-                    final_month=final_month, keep_snapshots=keep_snapshots, today=today, to_date=to_date)
+                    final_month=final_month, keep_snapshots=keep_snapshots, today=today, to_date=to_date,
+                    window=window)
 
 
 #: What feeds a run: (the run, where rejected lines go, the months accepted, the result to note
@@ -519,6 +525,7 @@ def run_feed(
     keep_snapshots: bool = True,
     today: dt.date | None = None,
     to_date: bool = True,
+    window: Window = "auto",
 ) -> ReplayResult:
     """The one core of every replay: ``feed`` puts the records of ``sources`` (their names, for
     the rejects file) through a :class:`~transitwatch.detectors.columnar.ColumnarReplay`, then the
@@ -529,7 +536,7 @@ def run_feed(
     domain = limits.domain(today)
     result = ReplayResult(alerts=[])
     snapshots = result.snapshots if keep_snapshots else None
-    run = ColumnarReplay(config, on_close=snapshots.append if snapshots is not None else None)
+    run = ColumnarReplay(config, on_close=snapshots.append if snapshots is not None else None, window=window)
     with ExitStack() as stack:
         stream = stack.enter_context(open(rejects_out, "wb")) if rejects_out else None
         reject = _Rejects(stream, strict, result.rejected)
@@ -546,6 +553,7 @@ def run_feed(
         result.final_month = outcome.final_month
         result.first_month = engine.table.start
         result.last_month = engine.open_month - 1 if close else engine.open_month
+    result.order = outcome.order
     result.alerts = _latest(engine.drain())
     result.engine_counts = engine.counts
     result.series = len(engine.table) if engine.table is not None else 0

@@ -205,3 +205,10 @@ def test_a_column_mapping_is_accepted_only_when_it_is_right(mapping):
         assert set(params.columns) <= set(CONTRACT_FIELDS)
         assert all(isinstance(v, str) and v.strip() for v in params.columns.values())
         assert len(set(params.columns.values())) == len(params.columns)
+
+
+def test_every_format_the_command_line_offers_is_a_container_or_a_layout():
+    from transitwatch.detectors.formats import CONTAINERS, FORMATS, LAYOUT_NAMES
+    from transitwatch.detectors.layouts import LAYOUTS
+
+    assert set(LAYOUT_NAMES) <= set(LAYOUTS) and set(FORMATS) == {"auto", *CONTAINERS, *LAYOUT_NAMES}
