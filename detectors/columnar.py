@@ -456,7 +456,8 @@ class _Run:
         table = engine.table
         base = self.base = len(table) if table is not None else 0
         local, uniques = pd.factorize(u["series"])
-        known, self.new_keys = owner._rows, []
+        known = owner._rows
+        self.new_keys: list[SeriesKey] = []
         rows = np.empty(len(uniques), np.int64)
         for j, c in enumerate(uniques.tolist()):
             r = known.get(c)
