@@ -46,6 +46,21 @@ class CaseSource(Protocol):
     def load(self) -> Loaded: ...
 
 
+def read_record(raw: bytes | str, where: str, records: list[dict[str, Any]], bad: list[BadRecord]) -> None:
+    """Decode one alert record (a line of a file, a message of the topic) into ``records``, or say
+    in ``bad`` why it cannot be placed in a case (``where``: the file's line, the topic's offset)."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        bad.append(BadRecord(where, f"not JSON: {exc}"))
+        return
+    reason = check_record(record)
+    if reason:
+        bad.append(BadRecord(where, reason))
+    else:
+        records.append(record)
+
+
 def check_record(record: Any) -> str | None:
     """Why ``record`` cannot be placed in a case, or None when it can."""
     if not isinstance(record, dict):
@@ -75,17 +90,7 @@ class JsonLinesCaseSource:
                 for number, line in enumerate(handle, start=1):
                     if not line.strip():
                         continue
-                    where = f"{self.path.name}:{number}"
-                    try:
-                        record = orjson.loads(line)
-                    except orjson.JSONDecodeError as exc:
-                        bad.append(BadRecord(where, f"not JSON: {exc}"))
-                        continue
-                    reason = check_record(record)
-                    if reason:
-                        bad.append(BadRecord(where, reason))
-                    else:
-                        records.append(record)
+                    read_record(line, f"{self.path.name}:{number}", records, bad)
         except OSError as exc:
             raise CaseSourceError(f"cannot read the alerts file {self.path}: {exc.strerror or exc}") from exc
         return Loaded(records, bad)

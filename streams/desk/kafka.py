@@ -4,14 +4,13 @@ record on the topic, from its beginning to the end it had when ``load`` was call
 from __future__ import annotations
 
 import asyncio
-
-import orjson
+from typing import Any
 
 from transitwatch.streams.desk.cases import (
     BadRecord,
     CaseSourceError,
     Loaded,
-    check_record,
+    read_record,
 )
 
 
@@ -40,7 +39,8 @@ class KafkaCaseSource:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
                                     auto_offset_reset="earliest")
         await consumer.start()
-        records, bad = [], []
+        records: list[dict[str, Any]] = []
+        bad: list[BadRecord] = []
         try:
             metadata = await consumer._client.fetch_all_metadata()
             found = metadata.partitions_for_topic(self.topic)
@@ -56,17 +56,7 @@ class KafkaCaseSource:
                     for message in batches[tp]:
                         if message.offset >= end[tp]:
                             continue  # written after the call: the next load reads it
-                        where = f"{tp.topic}[{tp.partition}]@{message.offset}"
-                        try:
-                            record = orjson.loads(message.value or b"")
-                        except orjson.JSONDecodeError as exc:
-                            bad.append(BadRecord(where, f"not JSON: {exc}"))
-                            continue
-                        reason = check_record(record)
-                        if reason:
-                            bad.append(BadRecord(where, reason))
-                        else:
-                            records.append(record)
+                        read_record(message.value or b"", f"{tp.topic}[{tp.partition}]@{message.offset}", records, bad)
         finally:
             await consumer.stop()
         return Loaded(records, bad)
