@@ -369,7 +369,7 @@ def split_table(columns: dict[str, Any], n: int) -> tuple[Block, np.ndarray]:
         if pa.types.is_dictionary(kind):
             column = column.dictionary_decode()
             kind = column.type
-        if pa.types.is_large_string(kind):
+        if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):  # Polars gives either
             column = pc.cast(column, pa.string())
             kind = column.type
         if pa.types.is_string(kind):

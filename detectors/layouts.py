@@ -345,6 +345,9 @@ def _comtrade_product(value: str) -> str | RejectError:
     return _product(value)
 
 
+#: Comtrade's flow codes, in both its current and its older files
+_COMTRADE_FLOWS = {"X": "export", "M": "import", "RX": "re-export", "RM": "re-import"}
+
 LAYOUTS: dict[str, Layout] = {
     "transitwatch": Layout("transitwatch", {name: name for name in CONTRACT_FIELDS}, ()),
     "comext": Layout(
@@ -377,7 +380,7 @@ LAYOUTS: dict[str, Layout] = {
         required=("period", "reporterISO", "partnerISO", "flowCode", "cmdCode", "primaryValue"),
         signature=("cmdCode", "primaryValue"),
         convert={"period": _yyyymm, "reporter": _iso3_country("reporter"), "partner": _iso3_country("partner"),
-                 "flow": _flow_codes({"X": "export", "M": "import", "RX": "re-export", "RM": "re-import"},
+                 "flow": _flow_codes(_COMTRADE_FLOWS,
                                      "flowCode"),
                  "hs_code": _comtrade_product},
         currency="USD", adds_up=True,
@@ -392,7 +395,7 @@ LAYOUTS: dict[str, Layout] = {
         signature=("commodity_code", "trade_value_us"),
         convert={"period": _iso_day_period, "reporter": _m49_country("reporter"),
                  "partner": _iso3_country("partner"),
-                 "flow": _flow_codes({"X": "export", "M": "import", "RX": "re-export", "RM": "re-import"},
+                 "flow": _flow_codes(_COMTRADE_FLOWS,
                                      "trade_code"),
                  "hs_code": _comtrade_product},
         currency="USD", adds_up=True,

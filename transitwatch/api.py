@@ -234,8 +234,8 @@ def _as_table(frame: Any, columns: Mapping[str, str] | None) -> pa.Table:
     keep = [name for name in table.column_names if name in FIELDS]
     if len(set(keep)) != len(keep):
         raise ConfigError(f"the frame has a contract column twice: {sorted(keep)}")
-    table = table.select(keep)
-    return pa.table({name: _plain_column(table.column(name), name) for name in keep}) if keep else table
+    # Dictionary, large and view strings, dates and timestamps: split_table reads them as they are.
+    return table.select(keep)
 
 
 def _plain_pandas(frame: pd.DataFrame) -> pd.DataFrame:
@@ -247,20 +247,3 @@ def _plain_pandas(frame: pd.DataFrame) -> pd.DataFrame:
             column = column.astype(str).where(column.notna(), None)
         out[name] = column
     return pd.DataFrame(out)
-
-
-def _plain_column(column: Any, name: str) -> Any:
-    """A column as the JSON reader would type it: text as ``string``, dates as ISO text."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    kind = column.type
-    if pa.types.is_dictionary(kind):
-        column = column.cast(kind.value_type)
-        kind = column.type
-    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
-        return column.cast(pa.string())
-    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-        text = pc.strftime(column, format="%Y-%m" if name == "period" else "%Y-%m-%d")
-        return text.cast(pa.string())
-    return column

@@ -302,3 +302,18 @@ def test_a_field_is_read_when_the_first_row_has_an_unknown_key_instead():
     block, rejects = parse_objects(rows)
     assert rejects == [] and [d.get("origin") for d in block.to_dicts()] == [None, "CN"]
     assert assert_paths_agree([orjson.dumps(r) for r in rows])
+
+
+def test_split_table_reads_large_and_view_strings_as_strings():
+    """Polars exports text as large or view strings: the fast path reads them like plain ones."""
+    import pyarrow as pa
+
+    from transitwatch.detectors.arrow import split_table
+
+    text = {"period": ["2024-01", "2024-02"], "reporter": ["DE", "DE"], "partner": ["KZ", "KZ"],
+            "hs_code": ["854231", "854231"]}
+    for kind in (pa.string(), pa.large_string(), pa.string_view()):
+        columns = {name: pa.array(values, kind) for name, values in text.items()}
+        columns["value"] = pa.array([1.0, 2.0])
+        block, slow = split_table(columns, 2)
+        assert len(block) == 2 and not slow.any(), kind
