@@ -172,7 +172,8 @@ def feed_table(
 
     accepted = 0
     for offset in range(0, table.num_rows, BATCH_ROWS):
-        part = _Rows(table.slice(offset, BATCH_ROWS))
+        # The exact length: a table with no columns sliced past its end reports the length asked for.
+        part = _Rows(table.slice(offset, min(BATCH_ROWS, table.num_rows - offset)))
         columns = {name: part.table.column(name).combine_chunks() for name in part.table.column_names}
         block, rejected = complete(*split_table(columns, part.table.num_rows), part.parse, domain=domain)
         for i, error in rejected:

@@ -117,6 +117,14 @@ def test_rejected_rows_are_counted_warned_written_and_strict_raises(tmp_path):
         transitwatch.detect(_surge_frame(), today=TODAY)  # nothing rejected: no warning
 
 
+def test_a_frame_without_contract_columns_is_every_row_rejected_none_invented():
+    frame = pd.DataFrame({"Land": ["DE", "FR"], "Wert": [1.0, 2.0]})
+    with pytest.warns(RejectedRowsWarning, match="2 of 2 rows"):
+        alerts = transitwatch.detect(frame, today=TODAY)
+    summary = alerts.attrs["summary"]
+    assert alerts.empty and summary["lines read"] == 2 and sum(summary["rejected"].values()) == 2
+
+
 def test_wrong_inputs_are_explicit_errors():
     with pytest.raises(TypeError, match="DataFrame"):
         transitwatch.detect([{"period": "2024-01"}])
