@@ -209,6 +209,10 @@ def pack_bundle(records: list[dict], stamps: list[float], sources: list[list], m
 #: when its batches have not said so already. A report is trusted for ``IDLE_REPORT_TRUSTED`` seconds.
 IDLE_REPORT_EVERY = 1.0
 IDLE_REPORT_TRUSTED = 3.0
+#: the first wait before a batch that failed as a whole (the broker, not a record) is tried again;
+#: it doubles up to the second. Ingest and the detect agent both use them
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 10.0
 
 #: The part of a rejected message's value the dead letter keeps: the whole value when it fits
 #: (with room for key and headers within :data:`MAX_MESSAGE_BYTES`), else a prefix.
@@ -336,21 +340,37 @@ class Ingest:
                 self.started = self.joined = False
                 await self.consumer.stop()
 
-    async def run(self) -> None:
-        """Batches until :meth:`stop`."""
+    async def run(self, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        """Batches until :meth:`stop`.
+
+        A batch that fails as a whole (a send the broker refused or did not answer) is sent again
+        after a growing wait, on the partitions still ours: its offsets were not committed, and
+        the detector knows the records it already has by their input offsets. The worker goes on."""
         while not self._stopping:
             try:
                 messages = await self.take()
             except ConsumerStoppedError:
                 return
-            async with self.lock:
-                if self._stopping:
-                    return  # not committed: read again by whoever has the partitions next
-                messages = self._still_ours(messages) if messages else messages
-                if messages:
-                    await self.handle(messages)
-                if time.monotonic() - self._reported >= IDLE_REPORT_EVERY:
-                    await self.report_idle()
+            wait = RETRY_FIRST_SECONDS
+            while True:
+                async with self.lock:
+                    if self._stopping:
+                        return  # not committed: read again by whoever has the partitions next
+                    try:
+                        messages = self._still_ours(messages) if messages else messages
+                        if messages:
+                            await self.handle(messages)
+                        if time.monotonic() - self._reported >= IDLE_REPORT_EVERY:
+                            await self.report_idle()
+                        break
+                    except ConsumerStoppedError:
+                        return
+                    except Exception as exc:  # noqa: BLE001 - the broker, not a message (those are routed)
+                        log.warning("ingest: the batch failed as a whole (%s: %s); sent again in %.1f s",
+                                    type(exc).__name__, exc, wait)
+                        self.metrics.retries.labels(stage="ingest").inc()
+                await sleep(wait)
+                wait = min(wait * 2, RETRY_MAX_SECONDS)
 
     async def take(self) -> list[InputMessage]:
         """Up to ``batch_size`` messages, waiting at most ``ingest_batch_seconds`` after the first.

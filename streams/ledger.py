@@ -42,6 +42,10 @@ class AlertLedger:
     def add(self, version: tuple[str, bool]) -> None:
         self.published.add(version)
 
+    def discard(self, version: tuple[str, bool]) -> None:
+        """A version whose send failed: not known to be on the topic until :meth:`catch_up` reads it."""
+        self.published.discard(version)
+
     async def catch_up(self) -> int:
         """Read the topic up to its current end; returns how many alerts were read."""
         consumer = self._consumer

@@ -13,6 +13,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 #: where a poison record can be met: routing an input message, reading a goods bundle, feeding a
 #: group, moving a group to the watermark, publishing an alert
 POISON_STAGES = ("ingest", "bundle", "detect", "advance", "publish")
+#: where a batch can fail as a whole (the broker, not a record): reading input, detecting, the
+#: watermark and adoption timers. The batch is tried again; nothing is acknowledged before it passes
+RETRY_STAGES = ("ingest", "detect", "watermark", "adopt")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -91,6 +94,11 @@ class WorkerMetrics:
         )
         self.ready = Gauge("transitwatch_worker_ready", "1 when the worker has restored its state and consumes",
                            registry=r)
+        self.retries = Counter(
+            "transitwatch_batch_retries",
+            "Batches that failed as a whole (a broker or state-store error, not a record) and are tried again",
+            ["stage"], registry=r,
+        )
         self.restore_seconds = Gauge(
             "transitwatch_state_restore_seconds",
             "Time the last restore of goods groups from the state table took (start, crash, rebalance)",
@@ -101,6 +109,8 @@ class WorkerMetrics:
             self.consumed.labels(kind=kind)
         for stage in POISON_STAGES:
             self.poison.labels(stage=stage)
+        for stage in RETRY_STAGES:
+            self.retries.labels(stage=stage)
         for kind in ("declarations", "monthly", "goods"):
             self.consumer_lag.labels(kind=kind)
 

@@ -44,6 +44,8 @@ from transitwatch.detectors.watch import WatchConfig
 from transitwatch.streams.ingest import (
     DEAD_VALUE_BYTES,
     IDLE_REPORT_TRUSTED,
+    RETRY_FIRST_SECONDS,
+    RETRY_MAX_SECONDS,
     Ingest,
     IngestService,
     new_consumer,
@@ -218,10 +220,14 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
     async def watermark() -> None:
         """Inputs fall silent: move the groups on to where the watermark now is."""
         async with w.lock:
-            states = _advance(w, set(w.marks))
-            await _publish_and_persist(w, states, alerts)
-            _save_marks(w, table)
-            await table.written()
+            partitions = set(w.marks)
+            try:
+                states = _advance(w, partitions)
+                await _publish_and_persist(w, states, alerts)
+                _save_marks(w, table)
+                await table.written()
+            except Exception as exc:  # noqa: BLE001 - the broker, not a record: adopt() opens them again
+                _failed(w, "watermark", partitions, exc, 1.0)
 
     @app.timer(interval=1.0)
     async def adopt() -> None:
@@ -240,33 +246,36 @@ def create_app(settings: Settings, config: WatchConfig, metrics: WorkerMetrics |
         async with w.lock:
             started = time.perf_counter()
             partitions = {goods_partition(g, n) for g in new}
-            await _learn_published(w, partitions)
-            _load_marks(w, table, partitions)
-            states = []
-            for g in new:
-                if g not in w.groups:
-                    try:
-                        states.append(_group(w, g, table))
-                    except Exception as exc:  # noqa: BLE001 - its records will go to the dead-letter topic
-                        _broken(w, g, exc)
-            await _publish_and_persist(w, states, alerts)
-            await table.written()
+            try:
+                await _learn_published(w, partitions)
+                _load_marks(w, table, partitions)
+                states = []
+                for g in new:
+                    if g not in w.groups:
+                        try:
+                            states.append(_group(w, g, table))
+                        except Exception as exc:  # noqa: BLE001 - its records will go to the dead-letter topic
+                            _broken(w, g, exc)
+                await _publish_and_persist(w, states, alerts)
+                await table.written()
+            except Exception as exc:  # noqa: BLE001 - the broker, not a record: the next tick tries again
+                _failed(w, "adopt", partitions, exc, 1.0)
+                return
             metrics.restore_seconds.set(time.perf_counter() - started)
             w.restoring = 0.0
 
     @app.timer(interval=2.0)
     async def gauges() -> None:
-        await _update_gauges(app, w)
+        try:
+            await _update_gauges(app, w)
+        except Exception as exc:  # noqa: BLE001 - a gauge left as it was until the broker answers again
+            log.debug("gauges not updated: %s: %s", type(exc).__name__, exc)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **kwargs: Any) -> None:
         gone = {tp.partition for tp in revoked if tp.topic == settings.goods_topic}
         async with w.lock:
-            for group in [g for g in w.groups if goods_partition(g, n) in gone]:
-                del w.groups[group]
-            for partition in gone:
-                w.marks.pop(partition, None)
-            w.ledger_partitions -= gone
+            _forget(w, gone)
         metrics.ready.set(0)
 
     @app.on_partitions_assigned.connect
@@ -323,11 +332,48 @@ def _still_ours(app: faust.App, events: list) -> list:
     return [e for e in events if e.message.tp in assigned]
 
 
-async def _detect(w: Worker, app: faust.App, events: list, table: GoodsTable, alerts: faust.TopicT) -> None:
-    async with w.lock:  # the revocation handler waits for it: a batch runs on partitions still ours
-        events = _still_ours(app, events)
-        if events:
-            await _detect_batch(w, events, table, alerts)
+async def _detect(w: Worker, app: faust.App, events: list, table: GoodsTable, alerts: faust.TopicT,
+                  sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+    """One batch of goods events, until it passes.
+
+    A record that raises is that record's failure (the dead-letter topic). Anything else that
+    escapes the batch (the broker did not answer, a send or a changelog write was refused) is the
+    batch's: what it changed in memory is forgotten (:func:`_forget`), and it is tried again after
+    a growing wait, on the partitions still ours. Its events are not acknowledged before it
+    passes, so nothing is lost, and the records it had already fed are known again by their
+    input offsets when they come back."""
+    wait = RETRY_FIRST_SECONDS
+    while True:
+        async with w.lock:  # the revocation handler waits for it: a batch runs on partitions still ours
+            events = _still_ours(app, events)
+            if not events:
+                return
+            try:
+                await _detect_batch(w, events, table, alerts)
+                return
+            except Exception as exc:  # noqa: BLE001 - not one record's (those are taken out inside)
+                _failed(w, "detect", {e.message.partition for e in events}, exc, wait)
+        await sleep(wait)
+        wait = min(wait * 2, RETRY_MAX_SECONDS)
+
+
+def _forget(w: Worker, partitions: set[int]) -> None:
+    """Drop what this worker holds in memory of the goods ``partitions``: their groups are opened
+    again from the table, their marks read from it, and the alerts topic read to its end, when
+    they are next needed (a revocation, or a batch that failed half-way)."""
+    n = w.settings.partitions
+    for group in [g for g in w.groups if goods_partition(g, n) in partitions]:
+        del w.groups[group]
+    for partition in partitions:
+        w.marks.pop(partition, None)
+    w.ledger_partitions -= partitions
+
+
+def _failed(w: Worker, stage: str, partitions: set[int], exc: Exception, wait: float) -> None:
+    log.warning("%s: the batch failed as a whole (%s: %s); what it changed in memory is forgotten and it is "
+                "tried again in %.1f s", stage, type(exc).__name__, exc, wait, exc_info=exc)
+    w.metrics.retries.labels(stage=stage).inc()
+    _forget(w, partitions)
 
 
 async def _detect_batch(w: Worker, events: list, table: GoodsTable, alerts: faust.TopicT) -> None:
@@ -517,8 +563,22 @@ def _count_engine(m: WorkerMetrics, before: Any, after: Any) -> None:
 async def _publish_and_persist(w: Worker, states: list[GroupState], alerts: faust.TopicT,
                                dead: list[DeadLetter] = ()) -> None:
     """Publish new alert versions and dead letters (and wait for the broker), then write the state."""
-    futures = []
+    futures: list[Any] = []
+    added: list[tuple[str, bool]] = []
     dead = list(dead)
+    try:
+        await _publish(w, states, alerts, dead, futures, added)
+    except Exception:
+        if w.ledger is not None:  # not known to be on the topic: the ledger reads it again (see _forget)
+            for version in added:
+                w.ledger.discard(version)
+        raise
+    for state in states:
+        state.persist()
+
+
+async def _publish(w: Worker, states: list[GroupState], alerts: faust.TopicT, dead: list[DeadLetter],
+                   futures: list, added: list[tuple[str, bool]]) -> None:
     for state in states:
         dead += [_record_dead_letter(state.group, p) for p in state.take_poisoned()]
         for alert in state.drain():
@@ -534,15 +594,15 @@ async def _publish_and_persist(w: Worker, states: list[GroupState], alerts: faus
                 continue
             futures.append(await alerts.send(key=(alert.case_id or alert.alert_id).encode(), value=value))
             w.ledger.add(version)
+            added.append(version)
             w.recent.append(data)
             _count_alert(w.metrics, alert)
     for key, value, headers, stage in dead:
         futures.append(await w.dead_letter.send(key=key, value=value, headers=headers))
         w.metrics.poison.labels(stage=stage).inc()
-    for fut in futures:
-        await fut
-    for state in states:
-        state.persist()
+    for result in await asyncio.gather(*futures, return_exceptions=True):  # every one settled, then the first error
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _count_alert(m: WorkerMetrics, alert: Alert) -> None:

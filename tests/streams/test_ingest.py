@@ -238,6 +238,44 @@ def test_a_refused_send_stops_the_batch_uncommitted():
     asyncio.run(scenario())
 
 
+def test_run_sends_a_batch_the_broker_refused_again_and_commits_it_once():
+    """A refused send is the batch's failure, not the worker's: run() goes on, sends the batch
+    again (the detector knows the records it already has by their input offsets) and commits once."""
+    async def scenario():
+        batch = [msg(DECL, 0, 0, decl(1)), msg(DECL, 0, 1, b"not json"), msg(DECL, 1, 0, decl(2))]
+        ingest, consumer, broker, metrics = make([batch])
+        await ingest.start()
+        waits: list[float] = []
+        per_attempt = 1 + SETTINGS.partitions  # a dead letter and a bundle per goods partition
+
+        async def sleep(seconds):
+            waits.append(seconds)
+            await asyncio.sleep(0)
+
+        async def broker_side():
+            while not consumer.commits:
+                for i, fut in enumerate(broker.acks):
+                    if not fut.done():
+                        if i in (0, per_attempt):  # the first send of the first two attempts is refused
+                            fut.set_exception(RuntimeError("NotEnoughReplicas"))
+                        else:
+                            fut.set_result(None)
+                await asyncio.sleep(0)
+            await ingest.stop()
+
+        await asyncio.gather(ingest.run(sleep=sleep), broker_side())
+        assert waits == [0.5, 1.0], "two failed attempts, a growing wait after each"
+        assert consumer.commits == [{TopicPartition(DECL, 0): 2, TopicPartition(DECL, 1): 1}]
+        sent = [orjson.loads(kw["value"]) for topic, kw in broker.sent if topic == "goods"]
+        offsets = sorted(tuple(src) for b in sent for src in b["src"])
+        assert offsets == sorted([(f"{DECL}:0", 0), (f"{DECL}:1", 0)] * 3), "the batch went out three times"
+        assert metrics.registry.get_sample_value("transitwatch_batch_retries_total", {"stage": "ingest"}) == 2
+        assert metrics.registry.get_sample_value("transitwatch_records_consumed_total",
+                                                 {"kind": "declarations"}) == 3, "counted once, when it passed"
+
+    asyncio.run(scenario())
+
+
 def test_dead_letters_carry_the_message_and_where_it_came_from():
     async def scenario():
         ingest, consumer, broker, _ = make([])
