@@ -4,7 +4,11 @@ same query and replaces the results, so the page also works as plain links and f
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,11 +28,13 @@ from transitwatch.streams.feedback import (
     to_jsonl,
 )
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 UPLOT = HERE.parent / "assets" / "vendor" / "uplot"
 DESK_KEY: web.AppKey[Desk] = web.AppKey("desk", Desk)
 ENV_KEY: web.AppKey[jinja2.Environment] = web.AppKey("jinja", jinja2.Environment)
 ROWS_KEY: web.AppKey[RowCache] = web.AppKey("rows")
+REFRESH_KEY: web.AppKey[float] = web.AppKey("refresh", float)
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
@@ -110,14 +116,16 @@ def _query(request: web.Request) -> ListQuery:
 def _view_context(request: web.Request) -> dict[str, Any]:
     desk = request.app[DESK_KEY]
     query = _query(request)
+    version = desk.version  # before the rows: a change in between shows as a change, never hides one
     view = apply(desk.rows(), query, desk.group_labels() if query.group else None)
-    return {"view": view, "query": query, "columns": COLUMNS, "groups": GROUPS,
+    return {"view": view, "query": query, "columns": COLUMNS, "groups": GROUPS, "version": version,
             "row_html": request.app[ROWS_KEY].for_desk(desk)}
 
 
 async def case_list(request: web.Request) -> web.Response:
     desk = request.app[DESK_KEY]
-    return _render(request, "list.html", desk=desk, options=desk.options(), **_view_context(request))
+    return _render(request, "list.html", desk=desk, options=desk.options(), refresh=request.app[REFRESH_KEY],
+                   **_view_context(request))
 
 
 async def rows(request: web.Request) -> web.Response:
@@ -187,8 +195,40 @@ async def feedback_jsonl(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """What the desk holds, its rows' version (the list's script compares it with its own) and,
+    when the last refresh failed, why (the desk keeps what it had)."""
     desk = request.app[DESK_KEY]
-    return web.json_response({"cases": len(desk.cases), "records": desk.records, "bad_records": len(desk.bad)})
+    return web.json_response({"cases": len(desk.cases), "records": desk.records, "bad_records": len(desk.bad),
+                              "version": desk.version, "refresh_error": desk.refresh_error})
+
+
+async def follow(desk: Desk, seconds: float, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+    """Read the source again every ``seconds`` (``--refresh``), off the event loop: new alert
+    records become cases and the open list pages offer them. A source that cannot be read keeps
+    the desk as it was, says why on ``/healthz`` and is tried again next time."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await sleep(seconds)
+        try:
+            changed = await loop.run_in_executor(None, desk.reload)
+        except Exception as exc:  # noqa: BLE001 - the source's failure, not the desk's
+            desk.refresh_error = f"{type(exc).__name__}: {exc}"
+            log.warning("desk: could not read %s again: %s", desk.source.description, desk.refresh_error)
+            continue
+        desk.refresh_error = None
+        if changed:
+            log.info("desk: %d alert records, %d cases", desk.records, len(desk.cases))
+
+
+def _follower(seconds: float) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(follow(app[DESK_KEY], seconds))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
 
 
 @web.middleware
@@ -200,9 +240,13 @@ async def security_headers(request: web.Request, handler):
     return response
 
 
-def make_app(desk: Desk) -> web.Application:
+def make_app(desk: Desk, refresh: float = 0.0) -> web.Application:
+    """The desk's application; ``refresh`` > 0 reads the source again every so many seconds."""
     app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
     app[DESK_KEY] = desk
+    app[REFRESH_KEY] = refresh
+    if refresh > 0:
+        app.cleanup_ctx.append(_follower(refresh))
     app[ENV_KEY] = _environment()
     app[ROWS_KEY] = RowCache(app[ENV_KEY])
     app.router.add_get("/", case_list, name="list")

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 DEFAULT_PORT = 6068
 FEEDBACK_TOPIC = "transitwatch.feedback"
+BROKER_REFRESH = 30.0  # seconds between reads of the alerts topic, by default
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -23,8 +24,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--alerts", metavar="FILE",
                         help="the alert records of a replay (JSON Lines, `replay --alerts-out`)")
     source.add_argument("--broker", metavar="URL",
-                        help="read the service's alerts topic instead (Kafka URL, e.g. kafka://127.0.0.1:9092), "
-                             "once at start")
+                        help="read the service's alerts topic instead (Kafka URL, e.g. kafka://127.0.0.1:9092) and "
+                             "follow it (see --refresh)")
     p.add_argument("--feedback", metavar="FILE.sqlite",
                    help="keep feedback in this SQLite file (default: next to the alerts file, FILE.feedback.sqlite; "
                         "with --broker, the feedback topic)")
@@ -34,6 +35,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--input", action="append", metavar="FILE",
                    help="the replay's input (repeatable): case pages then draw every month of the lanes, not only "
                         "the months of alert records")
+    p.add_argument("--refresh", type=_seconds, metavar="SECONDS",
+                   help="read the alerts again every SECONDS: new records become cases and open list pages offer "
+                        f"them (default {BROKER_REFRESH:g} with --broker, reading only what is new; 0 with --alerts; "
+                        "0 = never)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--suppress-months", type=int, default=6, metavar="N",
@@ -41,6 +46,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--export-feedback", metavar="FILE",
                    help="write all feedback as JSON Lines to FILE and exit (no server)")
     p.set_defaults(handler=desk_command, extra="desk")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (value == 0 or 1 <= value <= 86_400):
+        raise argparse.ArgumentTypeError(f"{text} must be 0 (never) or 1 to 86400 seconds")
+    return value
 
 
 def feedback_path(alerts: str, feedback: str | None) -> Path:
@@ -125,10 +140,12 @@ def desk_command(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host):
         console.print(f"[yellow]listening on {escape(args.host)}: anyone who reaches it can read the cases and "
                       "give feedback (the desk has no login)[/yellow]")
-    console.print(f"desk: {len(desk.cases)} cases from {escape(desk.source.description)}, feedback in {escape(where)}; "
-                  f"http://{args.host}:{args.port}/")
+    refresh = args.refresh if args.refresh is not None else (BROKER_REFRESH if args.broker else 0.0)
+    console.print(f"desk: {len(desk.cases)} cases from {escape(desk.source.description)}"
+                  + (f" (read again every {refresh:g} s)" if refresh else "")
+                  + f", feedback in {escape(where)}; http://{args.host}:{args.port}/")
     try:
-        web.run_app(make_app(desk), host=args.host, port=args.port, print=None, handle_signals=True)
+        web.run_app(make_app(desk, refresh), host=args.host, port=args.port, print=None, handle_signals=True)
     except OSError as exc:
         console.print(f"[red]cannot listen on {escape(args.host)}:{args.port}:[/red] {escape(str(exc))}")
         return 2

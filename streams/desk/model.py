@@ -15,6 +15,7 @@ from transitwatch.streams.desk.cases import (
     BadRecord,
     Case,
     CaseSource,
+    Loaded,
     build_cases,
     lane_records,
 )
@@ -127,7 +128,10 @@ class Desk:
         self.records = 0
         self._rows: list[dict[str, Any]] = []
         self._labels: dict[str, str] = {}
-        self.version = 0  # changes whenever the rows do (a reload, new feedback)
+        self.version = 0  # changes whenever the rows do (a reload that read something new, new feedback)
+        self.refresh_error: str | None = None  # why the last refresh failed (the desk keeps what it had)
+        self._loaded: Loaded | None = None
+        self._feedback: list[Feedback] | None = None
         self.reload()
 
     def read_inputs(self, paths: Sequence[str]) -> InputSeries:
@@ -138,19 +142,29 @@ class Desk:
         self.inputs = InputSeries.read(paths, reporters, codes)
         return self.inputs
 
-    def reload(self) -> None:
+    def reload(self) -> bool:
+        """Read the source again; returns whether anything changed, alert records or feedback
+        (another analyst's, on a shared store): rows are rebuilt only then."""
         loaded = self.source.load()
-        cases = build_cases(loaded.records)
-        records = [r for case in cases.values() for r in case.records]
-        with self._lock:
-            self.cases = cases
-            self.lanes = lane_records(records)
-            self.bad = loaded.bad
-            self.records = len(records)
-        self._refresh_rows()
-
-    def _refresh_rows(self) -> None:
         feedback = self.store.all()
+        if loaded == self._loaded and feedback == self._feedback:
+            return False
+        if loaded != self._loaded:
+            self._loaded = loaded
+            cases = build_cases(loaded.records)
+            records = [r for case in cases.values() for r in case.records]
+            with self._lock:
+                self.cases = cases
+                self.lanes = lane_records(records)
+                self.bad = loaded.bad
+                self.records = len(records)
+        self._refresh_rows(feedback)
+        return True
+
+    def _refresh_rows(self, feedback: list[Feedback] | None = None) -> None:
+        if feedback is None:
+            feedback = self.store.all()
+        self._feedback = feedback
         by_case = latest(feedback, "case_id")
         by_lane = latest(feedback, "series_id")
         rows = []

@@ -41,6 +41,23 @@ def test_records_of_the_topic_become_cases(kafka):
     assert sorted(build_cases(loaded.records)) == ["twc-a", "twc-b"]
 
 
+def test_a_later_load_reads_on_from_where_the_last_one_stopped(kafka):
+    """The desk's ``--refresh`` over the topic: each load returns every record so far, but reads
+    only what was written since the last one (a re-read would repeat records as duplicates)."""
+    topic = f"it-desk-{uuid.uuid4().hex[:8]}.alerts"
+    first = [record(case_id="twc-a", period="2022-05"), record(case_id="twc-a", period="2022-06")]
+    asyncio.run(_publish(kafka.bootstrap, topic, [orjson.dumps(r) for r in first]))
+    source = KafkaCaseSource(kafka.bootstrap, topic)
+    assert source.load().records == first
+    later = [record(case_id="twc-b", series_id="PL>KG export 854231", reporter="PL")]
+    asyncio.run(_publish(kafka.bootstrap, topic, [orjson.dumps(r) for r in later] + [b"{broken"]))
+    loaded = source.load()
+    assert loaded.records == first + later, "every record once, in the order read"
+    assert [b.where for b in loaded.bad] == [f"{topic}[0]@3"]
+    assert source.load() == loaded, "nothing new: the same records"
+    assert sorted(build_cases(loaded.records)) == ["twc-a", "twc-b"]
+
+
 def test_a_missing_topic_is_a_clear_error(kafka):
     with pytest.raises(CaseSourceError, match="does not exist"):
         KafkaCaseSource(kafka.bootstrap, f"it-desk-missing-{uuid.uuid4().hex[:8]}", timeout=30).load()

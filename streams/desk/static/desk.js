@@ -51,6 +51,31 @@
   });
   form.addEventListener("submit", function (event) { event.preventDefault(); clearTimeout(timer); update(); });
 
+  // Following the source (`transitwatch desk --refresh`): the desk reads its alerts again every
+  // so many seconds; when its rows changed (new alert records, someone's feedback) the page says
+  // so and shows the new view of the same filters on request, never under the analyst's eyes.
+  var refresh = parseFloat(form.getAttribute("data-refresh") || "0");
+  var changed = document.getElementById("changed");
+  if (refresh > 0 && changed) {
+    var poll = function () {
+      var results = document.getElementById("results");
+      fetch("/healthz", { headers: { "Accept": "application/json" } }).then(function (response) {
+        return response.ok ? response.json() : null;
+      }).then(function (health) {
+        if (!health || !results) { return; }
+        if (String(health.version) !== results.getAttribute("data-version")) {
+          changed.querySelector("span").textContent = "The cases changed since this view was shown: "
+            + health.records + " alert records in " + health.cases + " cases now.";
+          changed.hidden = false;
+        }
+      }).catch(function () { /* the desk is restarting: the next poll will say */ });
+    };
+    setInterval(poll, Math.max(refresh, 2) * 1000);
+    document.getElementById("show-changed").addEventListener("click", function () {
+      update().then(function () { changed.hidden = true; });
+    });
+  }
+
   // Sorting from the column headers: put the link's sort into the form, then update.
   document.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest("a.sort");

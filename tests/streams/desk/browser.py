@@ -59,8 +59,8 @@ def sample_alerts(folder: Path) -> Path:
 class DeskProcess:
     """``transitwatch desk --alerts ALERTS --feedback FEEDBACK`` on a free loopback port."""
 
-    def __init__(self, alerts: Path, feedback: Path) -> None:
-        self.alerts, self.feedback = alerts, feedback
+    def __init__(self, alerts: Path, feedback: Path, *extra: str) -> None:
+        self.alerts, self.feedback, self.extra = alerts, feedback, list(extra)
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None
 
@@ -72,7 +72,7 @@ class DeskProcess:
         self.port = free_port()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "transitwatch.streams.cli", "desk", "--alerts", str(self.alerts),
-             "--feedback", str(self.feedback), "--port", str(self.port)],
+             "--feedback", str(self.feedback), "--port", str(self.port), *self.extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -173,3 +173,59 @@ def test_any_values_in_optional_fields_never_break_a_page(tmp_path, changes):
     store.close()
     assert all(s in (200, 404) for s in statuses) and statuses[0] == 200
     assert (statuses[2] == 200) == ("twc-a" in desk.cases)
+
+
+def test_following_the_source_picks_up_new_records_and_keeps_the_desk_when_the_source_fails(desk, tmp_path):
+    """``--refresh``: each tick reads the source again. New records become cases and move the
+    rows' version (what the list page polls); a tick that reads nothing new changes nothing; a
+    source that cannot be read leaves the desk as it was, says why on /healthz, and recovers."""
+    from transitwatch.streams.desk.app import follow
+
+    path = tmp_path / "alerts.jsonl"
+    original = path.read_bytes()
+    grown_file = original + orjson.dumps(record(case_id="twc-new", period="2022-07")) + b"\n"
+    seen: list[dict] = []
+
+    async def scenario(client):
+        async def health():
+            return await (await client.get("/healthz")).json()
+
+        ticks = [
+            lambda: None,  # nothing new
+            lambda: path.write_bytes(grown_file),
+            lambda: path.unlink(),  # the file is being replaced
+            lambda: path.write_bytes(grown_file),
+        ]
+
+        async def sleep(seconds):
+            assert seconds == 5
+            seen.append(await health())
+            if not ticks:
+                raise asyncio.CancelledError
+            ticks.pop(0)()
+
+        with pytest.raises(asyncio.CancelledError):
+            await follow(desk, 5, sleep=sleep)
+
+    run(desk, scenario)
+    before, quiet, grown, failed, recovered = seen
+    assert before["cases"] == 4 and before["refresh_error"] is None
+    assert quiet["version"] == before["version"], "nothing new: the rows are not rebuilt"
+    assert grown["cases"] == 5 and grown["version"] > before["version"]
+    assert failed["cases"] == 5 and "cannot read the alerts file" in failed["refresh_error"]
+    assert recovered["refresh_error"] is None and recovered["version"] == grown["version"]
+    assert "twc-new" in desk.cases
+
+
+def test_the_list_page_polls_only_when_the_desk_follows_its_source(desk):
+    async def page(client):
+        return await (await client.get("/")).text()
+
+    assert "data-refresh" not in run(desk, page)
+
+    async def main():
+        async with TestClient(TestServer(make_app(desk, refresh=15))) as client:
+            return await page(client)
+
+    html = asyncio.run(main())
+    assert 'data-refresh="15"' in html and f'data-version="{desk.version}"' in html

@@ -14,6 +14,8 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.streams.desk.browser import DeskProcess
+
 pytestmark = pytest.mark.browser
 
 
@@ -169,3 +171,33 @@ def test_case_page_has_no_serious_accessibility_violations(browser, desk):
 
     open_first_case(browser, desk)
     assert axe_violations(browser) == []
+
+
+def test_a_followed_source_offers_its_new_cases_without_losing_the_view(browser, alerts_file, tmp_path):
+    """``--refresh 1`` over a file a replay is still writing: the page says the cases changed and,
+    on request, shows the new ones in the same view (filters kept)."""
+    from tests.streams.desk.desk_helpers import record
+    from transitwatch.streams.desk.cases import JsonLinesCaseSource
+
+    growing = tmp_path / "alerts.jsonl"
+    growing.write_bytes(alerts_file.read_bytes())
+    process = DeskProcess(growing, tmp_path / "feedback.sqlite", "--refresh", "1")
+    process.start()
+    try:
+        browser.get(process.url + "/?partner=KZ&per_page=all")
+        before = case_ids(browser)
+        assert before and browser.find_element(By.ID, "changed").get_attribute("hidden") is not None
+        last = JsonLinesCaseSource(growing).load().records[-1]
+        new = record(case_id="twc-followed", series_id="DE>KZ export 999999", reporter="DE", partner="KZ",
+                     hs6="999999", period=str(last["period"]))
+        with growing.open("ab") as handle:
+            handle.write(orjson.dumps(new) + b"\n")
+        WebDriverWait(browser, 30).until(ec.visibility_of_element_located((By.ID, "changed")))
+        assert "The cases changed" in browser.find_element(By.ID, "changed").text
+        assert case_ids(browser) == before, "nothing moves under the analyst's eyes"
+        wait_for_update(browser, lambda: browser.find_element(By.ID, "show-changed").click())
+        assert sorted(case_ids(browser)) == sorted([*before, "twc-followed"])
+        assert "partner=KZ" in browser.current_url
+        assert not browser.find_element(By.ID, "changed").is_displayed()
+    finally:
+        process.stop()
