@@ -41,6 +41,7 @@ from transitwatch.detectors.contract import FLOWS
 from transitwatch.detectors.engine import Cell, EarlyCheck, Engine, MonthSnapshot, NewParty
 from transitwatch.detectors.errors import RejectError
 from transitwatch.detectors.frame import COUNTRIES, CURRENCIES, HS_CODES, Block
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.table import SeriesKey
 from transitwatch.detectors.watch import WatchConfig
 from transitwatch.detectors.window import IdHorizon, PartyMemory, first_occurrences, month_of_day
@@ -672,7 +673,7 @@ class _Run:
     def _new_top(self, ms: int, me: int, party: np.ndarray) -> np.ndarray:
         """``engine.new_top_of`` at a month's close, over columns (:meth:`tops`)."""
         out = np.where(np.isnan(party), np.nan, 0.0)
-        has = np.nan_to_num(party) > 0
+        has = nan_to_num(party) > 0
         out[has] = self.tops(ms, me)[:len(party)][has]
         return out
 
@@ -781,7 +782,7 @@ class _Cells(dict):
             start = int(np.searchsorted(run.month, self._month))
             self._tops = run.tops(start, self._p)
         out = np.where(np.isnan(party), np.nan, 0.0)
-        has = np.nan_to_num(party) > 0
+        has = nan_to_num(party) > 0
         out[has] = self._tops[np.asarray(rows)[has]]
         return out
 

@@ -44,6 +44,7 @@ import numpy as np
 from scipy import special
 
 from transitwatch.detectors.base import Window
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.params import check_positive, check_range
 from transitwatch.detectors.seasonal import SurgeScores
 
@@ -115,7 +116,7 @@ def party_z(new: np.ndarray, expected: np.ndarray) -> np.ndarray:
     >>> [round(float(z), 2) for z in party_z(np.array([0.0, 1.0, 3.0, np.nan]), np.array([0.1, 0.1, 0.1, 0.1]))]
     [0.0, 1.31, 3.61, 0.0]
     """
-    new = np.nan_to_num(new)
+    new = nan_to_num(new)
     tail = special.pdtrc(np.maximum(new - 1.0, 0.0), np.maximum(expected, 1e-12))
     return np.where(new > 0, np.maximum(_z(tail), 0.0), 0.0)
 
@@ -151,10 +152,10 @@ class NewConsigneeDetector:
         # Only rows with a new consignee in the three months can fire: score those alone (most
         # rows of an early check have none). The others have no rate or expectation to report.
         z_party, best, span = np.zeros(n), np.zeros(n), np.ones(n, dtype=np.int64)
-        new, expected, rate = np.nan_to_num(window.party), np.full(n, np.nan), np.full(n, np.nan)
+        new, expected, rate = nan_to_num(window.party), np.full(n, np.nan), np.full(n, np.nan)
         fired, one_buyer, z_one = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n)
-        rows = np.flatnonzero(np.nan_to_num(window.party) + np.nan_to_num(window.parties[:, -1])
-                              + np.nan_to_num(window.parties[:, -2]) > 0)
+        rows = np.flatnonzero(nan_to_num(window.party) + nan_to_num(window.parties[:, -1])
+                              + nan_to_num(window.parties[:, -2]) > 0)
         if rows.size:
             counts = window.counts[rows, -LEARN_MONTHS:]
             parties = window.parties[rows, -LEARN_MONTHS:]
@@ -167,12 +168,12 @@ class NewConsigneeDetector:
             norm = np.sqrt(1.0 + p.value_weight**2 + p.party_weight**2)
             combined, by_party, new_in, expected_in = [], [], [], []
             for count, party, z_value in months:
-                c = np.nan_to_num(count[rows])
+                c = nan_to_num(count[rows])
                 z_count = np.where(c > 0, _z(special.betainc(np.maximum(c, 1.0), size, 1.0 - prob)), 0.0)
                 zp = party_z(party[rows], r * c)
                 combined.append((z_count + p.value_weight * z_value[rows] + p.party_weight * zp) / norm)
                 by_party.append(zp)
-                new_in.append(np.nan_to_num(party[rows]))
+                new_in.append(nan_to_num(party[rows]))
                 expected_in.append(r * c)
             top, k_top, party_top = combined[0].copy(), np.ones(rows.size, dtype=np.int64), by_party[0].copy()
             new_top, expected_top = new_in[0].copy(), expected_in[0].copy()
@@ -187,8 +188,8 @@ class NewConsigneeDetector:
             z_party[rows], best[rows], span[rows] = by_party[0], top, k_top
             new[rows], expected[rows] = new_top, expected_top
             counted = ~np.isnan(window.count[rows]) & ~np.isnan(window.party[rows])
-            material = ((np.nan_to_num(surge.excess[rows]) >= p.min_excess)
-                        & (np.nan_to_num(surge.ratio[rows]) >= p.min_ratio))
+            material = ((nan_to_num(surge.excess[rows]) >= p.min_excess)
+                        & (nan_to_num(surge.ratio[rows]) >= p.min_ratio))
             fired[rows] = (
                 counted & surge.eligible[rows] & material & (known >= p.min_months)
                 & (top >= p.threshold) & (combined[0] >= 1.0) & (party_top >= p.min_party_z)
@@ -216,17 +217,17 @@ class NewConsigneeDetector:
         or more)`` is the chance, under the lane's null, of a month this far out of line whose
         largest declaration went to someone new. Silent where the new consignees' values are unknown."""
         p = self.params
-        value, top = np.nan_to_num(window.value[rows]), np.nan_to_num(window.new_top[rows])
+        value, top = nan_to_num(window.value[rows]), nan_to_num(window.new_top[rows])
         big = window.max_item[rows]
         took_largest = (top > 0) & ~np.isnan(big) & (top >= big)
-        past_v = np.where(usable, np.nan_to_num(window.values[rows, -LEARN_MONTHS:]), 0.0).sum(axis=1)
-        past_c = np.where(usable, np.nan_to_num(counts), 0.0).sum(axis=1)
+        past_v = np.where(usable, nan_to_num(window.values[rows, -LEARN_MONTHS:]), 0.0).sum(axis=1)
+        past_c = np.where(usable, nan_to_num(counts), 0.0).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             typical = np.where(past_c > 0, past_v / past_c, np.inf)
             share = np.where(value > 0, top / value, 0.0)
         z_one = np.where(took_largest, _z(rate * special.ndtr(-surge.z[rows])), 0.0)
-        material = ((np.nan_to_num(surge.excess[rows]) >= p.min_excess)
-                    & (np.nan_to_num(surge.ratio[rows]) >= p.one_buyer_ratio))
+        material = ((nan_to_num(surge.excess[rows]) >= p.min_excess)
+                    & (nan_to_num(surge.ratio[rows]) >= p.one_buyer_ratio))
         passes = (took_largest & material & (z_one >= p.one_buyer_z) & (rate <= p.one_buyer_max_rate)
                   & (share >= p.one_buyer_share) & (top >= p.one_buyer_item_ratio * typical))
         return z_one, passes

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.params import check_positive, check_range
 
 
@@ -70,7 +71,7 @@ class CorroborationDetector:
     def rising(self, *, z: np.ndarray, ratio: np.ndarray, excess: np.ndarray) -> np.ndarray:
         """Lanes whose month would alert with a peer's support."""
         p = self.params
-        return (z >= p.min_z) & (np.nan_to_num(ratio) >= p.min_ratio) & (np.nan_to_num(excess) >= p.min_excess)
+        return (z >= p.min_z) & (nan_to_num(ratio) >= p.min_ratio) & (nan_to_num(excess) >= p.min_excess)
 
     def score_many(
         self, *, group: np.ndarray, alert: np.ndarray, z: np.ndarray, ratio: np.ndarray, excess: np.ndarray

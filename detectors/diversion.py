@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.params import check_positive, check_range
 
 
@@ -120,28 +121,28 @@ class DiversionDetector:
     ) -> DiversionScores:
         p = self.params
         n_groups = int(group.max()) + 1 if group.size else 0
-        base = np.nan_to_num(level) * p.months
+        base = nan_to_num(level) * p.months
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = np.where(base > 0, recent / base, np.nan)
-        dest = is_destination & (np.nan_to_num(level) >= p.min_excess)
+        dest = is_destination & (nan_to_num(level) >= p.min_excess)
         if steady is not None:  # a lumpy destination lane "collapses" every quiet quarter
             dest &= steady
-        collapsed = dest & (np.nan_to_num(ratio, nan=np.inf) <= p.collapse_ratio)
+        collapsed = dest & (nan_to_num(ratio, nan=np.inf) <= p.collapse_ratio)
         shortfall = np.where(collapsed, base - recent, 0.0)
         group_short = np.bincount(group, weights=shortfall, minlength=n_groups)
         group_dest = np.full(n_groups, np.inf)
-        np.minimum.at(group_dest, group[dest], np.nan_to_num(ratio[dest], nan=np.inf))
+        np.minimum.at(group_dest, group[dest], nan_to_num(ratio[dest], nan=np.inf))
         group_dest[np.isinf(group_dest)] = np.nan
-        lowest = np.nan_to_num(ratio, nan=np.inf)
+        lowest = nan_to_num(ratio, nan=np.inf)
         if recent_lagged is not None and p.lag:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 lagged = np.where(base[:, None] > 0, recent_lagged[:, : p.lag] / base[:, None], np.inf)
-            lowest = np.minimum(lowest, np.nan_to_num(lagged, nan=np.inf).min(axis=1, initial=np.inf))
+            lowest = np.minimum(lowest, nan_to_num(lagged, nan=np.inf).min(axis=1, initial=np.inf))
         deep_lane = collapsed & (lowest <= p.deep_ratio)
         if recent_before is not None:  # a fresh collapse: the lane was not yet down before the rise could start
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 was = np.where(base > 0, recent_before / base, np.nan)
-            deep_lane &= np.nan_to_num(was, nan=0.0) > p.collapse_ratio
+            deep_lane &= nan_to_num(was, nan=0.0) > p.collapse_ratio
         group_deep = np.bincount(group, weights=deep_lane, minlength=n_groups) > 0
         # the collapsed lane a record names: the group's largest shortfall
         named = np.full(n_groups, -1)
@@ -153,7 +154,7 @@ class DiversionDetector:
             is_hub
             & (base > 0)
             & (group_short[group] > 0)
-            & (np.nan_to_num(ratio) >= p.rise_ratio)
+            & (nan_to_num(ratio) >= p.rise_ratio)
             & (hub_excess >= p.min_excess)
         )
         deep = group_deep[group] if n_groups else np.zeros(group.shape, dtype=bool)
@@ -162,7 +163,7 @@ class DiversionDetector:
             substitution = np.where(fired, hub_excess / group_short[group], np.nan)
         which = named[group] if n_groups else np.full(group.shape, -1)
         has = which >= 0
-        before = np.where(has, np.nan_to_num(level)[which], np.nan)
+        before = np.where(has, nan_to_num(level)[which], np.nan)
         after = np.where(has, recent[which] / p.months, np.nan)
         return DiversionScores(
             fired=fired,

@@ -51,6 +51,7 @@ from transitwatch.detectors.cases import Case, CaseEvent, CaseParams, open_case
 from transitwatch.detectors.contract import Declaration, Record
 from transitwatch.detectors.errors import RejectError, StateError
 from transitwatch.detectors.features import FEATURES
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.policy import SEVERITIES, Lanes, Verdict
 from transitwatch.detectors.reference import chpl, country_name
 from transitwatch.detectors.sanctions import months_since, sanctions_calendar
@@ -632,7 +633,7 @@ class Engine:
             return
         cells = self.cells
         now = type(cells) is dict
-        for row in np.flatnonzero(np.nan_to_num(party) > 0).tolist():
+        for row in np.flatnonzero(nan_to_num(party) > 0).tolist():
             if not now:
                 named.setdefault(row, {})[month] = cells
                 continue
@@ -805,12 +806,12 @@ class Engine:
             return
         row = self._row(SeriesKey(rec.reporter, rec.partner, rec.flow, hs6), is_declaration, rec.month)
         pos = table.history - 1 - offset
-        table.values[row, pos] = np.nan_to_num(table.values[row, pos]) + rec.value / rate
-        table.counts[row, pos] = np.nan_to_num(table.counts[row, pos]) + 1
+        table.values[row, pos] = nan_to_num(table.values[row, pos]) + rec.value / rate
+        table.counts[row, pos] = nan_to_num(table.counts[row, pos]) + 1
         key = party_key(rec.consignee) if rec.consignee else ""
         if key:
             if self._unseen(row, key, rec.month):
-                table.parties[row, pos] = np.nan_to_num(table.parties[row, pos]) + 1
+                table.parties[row, pos] = nan_to_num(table.parties[row, pos]) + 1
             self.see_parties(row, (key,), rec.month)
         self._counts["late records folded into history"] += 1
 
@@ -840,7 +841,7 @@ class Engine:
         out: list[dict] = []
         for j, count in enumerate(counts):
             parties = _named(cell.fresh or {}) if j == 0 else self._kept_named(row, month - j)
-            out.extend(parties[:int(np.nan_to_num(count))])
+            out.extend(parties[:int(nan_to_num(count))])
         out.sort(key=lambda p: (-p["value"], p["name"]))
         return tuple(out[:NAMED_PARTIES])
 
@@ -1122,7 +1123,7 @@ def new_top_of(rows: np.ndarray, party: np.ndarray, cells: Mapping[int, Cell]) -
     if columnar is not None:
         return columnar(rows, party)
     out = np.where(np.isnan(party), np.nan, 0.0)
-    for i in np.flatnonzero(np.nan_to_num(party) > 0).tolist():
+    for i in np.flatnonzero(nan_to_num(party) > 0).tolist():
         cell = cells.get(int(rows[i]))
         if cell is not None and cell.fresh:
             out[i] = max(f.value for f in cell.fresh.values())

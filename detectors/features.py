@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from transitwatch.detectors.base import Window
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.seasonal import SurgeScores
 
 FEATURES = (
@@ -40,11 +41,11 @@ def features(window: Window, surge: SurgeScores) -> np.ndarray:
     v = window.value
     hist = window.values
     usable = ~np.isnan(hist) & ~window.protected
-    expected = np.nan_to_num(surge.expected)
+    expected = nan_to_num(surge.expected)
     last12 = np.where(usable[:, -12:], hist[:, -12:], 0.0).max(axis=1, initial=0.0)
     known24 = (~np.isnan(hist[:, -24:])).sum(axis=1)
     trading = ((hist[:, -24:] > 0) & usable[:, -24:]).sum(axis=1) / np.maximum(known24, 1)
-    prev = np.nan_to_num(hist[:, -1])
+    prev = nan_to_num(hist[:, -1])
     with np.errstate(divide="ignore", invalid="ignore"):
         top = np.where(np.isnan(window.max_item) | (v <= 0), 0.0, window.max_item / v)
         cols = [
@@ -59,4 +60,4 @@ def features(window: Window, surge: SurgeScores) -> np.ndarray:
             top,
         ]
     x = np.stack(cols, axis=1)
-    return np.nan_to_num(x, nan=0.0, posinf=50.0, neginf=-50.0)
+    return nan_to_num(x, nan=0.0, posinf=50.0, neginf=-50.0)

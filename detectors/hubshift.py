@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.params import check_positive, check_range
 
 
@@ -115,25 +116,25 @@ class HubShiftDetector:
             empty = np.zeros(0)
             return HubShiftScores(np.zeros(0, bool), empty, empty, empty, np.zeros(0, bool))
         n_groups = int(group.max()) + 1
-        r = np.nan_to_num(ratio, nan=np.nan, posinf=np.nan)
+        r = nan_to_num(ratio, nan=np.nan, posinf=np.nan)
         judged = eligible & np.isfinite(r)
-        rising = judged & (r >= p.rise_ratio) & (np.nan_to_num(excess) >= p.min_excess)
+        rising = judged & (r >= p.rise_ratio) & (nan_to_num(excess) >= p.min_excess)
         if z is not None:  # up on the lane's own evidence, not only by its ratio (lumpy lanes swing)
-            rising &= np.nan_to_num(z) >= p.up_z
+            rising &= nan_to_num(z) >= p.up_z
         n_judged = np.bincount(group, weights=judged, minlength=n_groups)
         n_rising = np.bincount(group, weights=rising, minlength=n_groups)
-        total = np.bincount(group, weights=np.where(rising, np.nan_to_num(excess), 0.0), minlength=n_groups)
+        total = np.bincount(group, weights=np.where(rising, nan_to_num(excess), 0.0), minlength=n_groups)
         median = _group_median(group, judged, r, n_groups)
         if previous is not None:  # a step: the group was calm the month before (not lanes long up, in cases)
-            before = _group_median(group, judged & np.isfinite(previous), np.nan_to_num(previous), n_groups)
-            calm = np.nan_to_num(before, nan=0.0) < p.calm_ratio
+            before = _group_median(group, judged & np.isfinite(previous), nan_to_num(previous), n_groups)
+            calm = nan_to_num(before, nan=0.0) < p.calm_ratio
         else:
             calm = np.ones(n_groups, dtype=bool)
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(n_judged > 0, n_rising / np.maximum(n_judged, 1), 0.0)
         if value is not None and expected is not None:  # the hub's month over its expected, all judged lanes
-            num = np.bincount(group, weights=np.where(judged, np.nan_to_num(value), 0.0), minlength=n_groups)
-            den = np.bincount(group, weights=np.where(judged, np.nan_to_num(expected), 0.0), minlength=n_groups)
+            num = np.bincount(group, weights=np.where(judged, nan_to_num(value), 0.0), minlength=n_groups)
+            den = np.bincount(group, weights=np.where(judged, nan_to_num(expected), 0.0), minlength=n_groups)
             with np.errstate(invalid="ignore", divide="ignore"):
                 whole = np.where(den > 0, num / den, 0.0)
         else:
@@ -142,7 +143,7 @@ class HubShiftDetector:
         k, m = np.maximum(n_rising - 1, 0).astype(np.int64), n_judged.astype(np.int64)
         unlikely = special.bdtrc(k, m, p.null_share) <= p.alpha
         shifted = ((n_judged >= p.min_reporters) & calm & unlikely & (whole >= p.min_total_ratio) & (share >= p.min_share)
-                   & (np.nan_to_num(median) >= p.min_median) & (total >= p.min_total_excess))
+                   & (nan_to_num(median) >= p.min_median) & (total >= p.min_total_excess))
         return HubShiftScores(
             fired=rising & shifted[group],
             reporters=n_judged[group],

@@ -44,6 +44,7 @@ import numpy as np
 from scipy import special
 
 from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.params import check_positive, check_range
 
 PERIODS = ("month", "quarter")
@@ -213,7 +214,7 @@ def _window_sums(a: np.ndarray, ends: np.ndarray, width: int) -> tuple[np.ndarra
     """Per row, the sums of ``a`` over the ``width`` columns ending at each of ``ends`` (columns may be
     negative: unknown), and whether every month of each window is known (not NaN)."""
     k = a.shape[0]
-    cs = np.concatenate([np.zeros((k, 1)), np.cumsum(np.nan_to_num(a), axis=1)], axis=1)
+    cs = np.concatenate([np.zeros((k, 1)), np.cumsum(nan_to_num(a), axis=1)], axis=1)
     unknown = np.concatenate([np.zeros((k, 1)), np.cumsum(np.isnan(a), axis=1)], axis=1)
     start = ends - width + 1
     ok = start >= 0
@@ -249,7 +250,7 @@ def _judge(x: np.ndarray, m: np.ndarray, guard: np.ndarray, p: MirrorParams) -> 
         with np.errstate(all="ignore"):
             usual = _nanmedian(h)
             mad = _nanmedian(np.abs(h - usual[:, None])) * _MAD_SCALE
-        sigma = np.maximum(np.nan_to_num(mad, nan=p.sigma_floor), p.sigma_floor)
+        sigma = np.maximum(nan_to_num(mad, nan=p.sigma_floor), p.sigma_floor)
         usual_ratio = np.exp(usual)
 
         sides = (exports, imports, e_known, i_known, ratio, log_r)
@@ -258,14 +259,14 @@ def _judge(x: np.ndarray, m: np.ndarray, guard: np.ndarray, p: MirrorParams) -> 
         z = np.where(judged, np.abs(down) if p.rise else down, np.nan)
         if p.persist > 1:  # the period before broke the same way, or this one is far out of line
             fell_before, rose_before, _, _ = _breaks(1, sides, usual, sigma, p)
-            strong = np.nan_to_num(z) >= p.z_strong
+            strong = nan_to_num(z) >= p.z_strong
             fell &= fell_before | strong
             rose &= rose_before | strong
         cond_all.append(judged & (fell | rose))
         e0, i0, r0 = exports[:, 0], imports[:, 0], ratio[:, 0]
         z_all.append(np.where(judged, z, np.inf))
         figures.append((judged, e0, i0, r0, usual_ratio, count, shortfall,
-                        np.where(judged, np.nan_to_num(mad, nan=np.inf), np.inf)))
+                        np.where(judged, nan_to_num(mad, nan=np.inf), np.inf)))
     z_stack = np.stack(z_all, axis=1)
     rows = np.arange(k)
     if p.align == "best":  # the alignment whose history agrees best (smallest spread; ties: the shortest lag)
@@ -283,7 +284,7 @@ def _judge(x: np.ndarray, m: np.ndarray, guard: np.ndarray, p: MirrorParams) -> 
     z_best = np.where(judged_any, z_stack[rows, best], np.nan)
     df = np.maximum(pick(5) - 1, 1).astype(float)
     with np.errstate(invalid="ignore"):
-        p_value = np.where(judged_any, special.stdtr(df, -np.nan_to_num(z_best)), np.nan)
+        p_value = np.where(judged_any, special.stdtr(df, -nan_to_num(z_best)), np.nan)
     return {
         "fired": fired,
         "judged": judged_any,
@@ -308,7 +309,7 @@ def _breaks(j: int, sides: tuple[np.ndarray, ...], usual: np.ndarray, sigma: np.
     usual_ratio = np.exp(usual)
     material = e_known[:, j] & i_known[:, j] & (e >= p.min_exports * p.width)
     short = e * p.cif_fob * usual_ratio - i
-    down = np.nan_to_num((usual - log_r[:, j]) / sigma, nan=0.0)
+    down = nan_to_num((usual - log_r[:, j]) / sigma, nan=0.0)
     fell = material & (r <= p.fall_ratio * usual_ratio) & (r <= p.gap_ratio) & (short >= p.min_gap)
     fell &= down >= p.z_threshold
     rose = np.zeros(e.shape[0], bool)

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import special
 
 from transitwatch.detectors.base import Window
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.params import check_positive, check_range
 
 
@@ -107,14 +108,14 @@ class NoveltyDetector:
         usable = np.where(window.protected[:, -p.lookback :], np.nan, recent)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            baseline = np.nan_to_num(np.nanmean(usable, axis=1))
+            baseline = nan_to_num(np.nanmean(usable, axis=1))
         near_empty = baseline <= np.maximum(p.baseline_max, p.baseline_share * window.value)
         candidate = known & near_empty & (window.value >= p.min_value)
         # Several declarations where there were almost none is itself unlikely;
         # otherwise (one shipment, or monthly statistics) wait for a second month.
         past = np.where(np.isnan(window.counts[:, -p.lookback :]), 0.0, window.counts[:, -p.lookback :]).sum(axis=1)
         rate = (past + 0.5) / (p.lookback + 1.0)
-        count = np.nan_to_num(window.count)
+        count = nan_to_num(window.count)
         unlikely = special.pdtrc(np.maximum(count - 1.0, 0.0), rate) <= p.count_alpha
         enough = ((count >= p.min_count) & unlikely) | window.protected[:, -1]
         pooled, pooled_baseline = self._pooled(window, known, usable)
@@ -134,14 +135,14 @@ class NoveltyDetector:
         if p.pool_months == 1:
             return np.zeros(n, dtype=bool), np.full(n, np.nan)
         earlier = p.pool_months - 1
-        material = (np.nan_to_num(window.values[:, -earlier:]) >= p.min_value).sum(axis=1)
+        material = (nan_to_num(window.values[:, -earlier:]) >= p.min_value).sum(axis=1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            baseline = np.nan_to_num(np.nanmean(usable[:, :-earlier], axis=1))
+            baseline = nan_to_num(np.nanmean(usable[:, :-earlier], axis=1))
         near_empty = baseline <= np.maximum(p.baseline_max, p.baseline_share * window.value)
         before = window.values[:, :-earlier]
         n_before = (~np.isnan(before)).sum(axis=1)
-        k_before = (np.nan_to_num(before) >= p.min_value).sum(axis=1)
+        k_before = (nan_to_num(before) >= p.min_value).sum(axis=1)
         m = material + 1
         steps = np.arange(p.pool_months)[None, :]
         chance = special.comb(p.pool_months, m) * np.where(

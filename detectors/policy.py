@@ -30,6 +30,7 @@ from transitwatch.detectors.hubshift import HubShiftDetector, HubShiftParams, Hu
 from transitwatch.detectors.isolation import IsolationForestDetector, IsolationParams
 from transitwatch.detectors.mirror import MirrorDetector, MirrorParams, MirrorScores
 from transitwatch.detectors.novelty import NoveltyDetector, NoveltyParams, NoveltyScores
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.params import check_positive, check_range
 from transitwatch.detectors.ramp import RampDetector, RampParams, RampScores
 from transitwatch.detectors.sanctions import SanctionsParams
@@ -241,14 +242,14 @@ class AlertPolicy:
         # a young baseline holds back only what is far out of line (warmup_protect_ratio): the
         # first year's seasons are learned (a Q4 at x3 in year one is the lane's Q4, not a surge
         # to keep out of its baseline for ever); new lanes are novelty's
-        young = ~warm & (np.nan_to_num(surge.ratio) >= self.params.warmup_protect_ratio)
+        young = ~warm & (nan_to_num(surge.ratio) >= self.params.warmup_protect_ratio)
         candidate = ((surge.soft | ramp.building) & (warm | young)) | novelty.candidate
         x = iso = None
         if self.isolation.params.in_alerting_path:
             x = features(window, surge)
             if self.isolation.fitted:
                 iso = self.isolation.score_many(x)
-                big = np.nan_to_num(surge.excess) >= self.isolation.params.min_excess
+                big = nan_to_num(surge.excess) >= self.isolation.params.min_excess
                 fired[:, _COL["isolation"]] = hub & surge.eligible & big & (iso >= self.isolation.params.threshold)
         fired &= self._enabled
 
@@ -256,7 +257,7 @@ class AlertPolicy:
         corroborated = np.zeros(n, dtype=bool)
         if lanes is not None and cross:
             dp = self.diversion.params
-            past = np.nan_to_num(window.values)
+            past = nan_to_num(window.values)
             # sums of `months` months ending now (value + the months - 1 before it) and 1..lag months ago
             recent_past = _past_sum(past, dp.months - 1, ago=1)
             recent_lagged = np.stack([_past_sum(past, dp.months, ago=k + 1) for k in range(dp.lag)],
@@ -309,9 +310,9 @@ class AlertPolicy:
         release = ~protect_raw & (window.streak == 1) & ~surge.elevated
         ramp_statistic = np.where(ramp.fired | relearn, 0.0, ramp.statistic)
         score = self._score(window, surge, ramp, consignees, fired, mirror)
-        excess = np.where(surge.eligible, np.nan_to_num(surge.excess), window.value - novelty.baseline)
+        excess = np.where(surge.eligible, nan_to_num(surge.excess), window.value - novelty.baseline)
         if mirror is not None:  # a mirror gap's money is the imports missing
-            excess = np.where(fired[:, _COL["mirror"]], np.maximum(excess, np.nan_to_num(mirror.shortfall)), excess)
+            excess = np.where(fired[:, _COL["mirror"]], np.maximum(excess, nan_to_num(mirror.shortfall)), excess)
         sanctioned = np.zeros(n, dtype=bool)
         if onset is not None and lanes is not None and lanes.banned_from is not None:
             sanctioned = sanctions_evidence(np.asarray(onset, dtype=np.int64), lanes.banned_from, self.sanctions)
@@ -359,7 +360,7 @@ class AlertPolicy:
         lines = [surge.score, np.where(fired[:, _COL["ramp"]], ramp.statistic, 0.0), novelty_score, party_score]
         if mirror is not None:
             lines.append(np.where(fired[:, _COL["mirror"]],
-                                  np.minimum(-np.log10(np.maximum(np.nan_to_num(mirror.p_value, nan=1.0), 1e-300)), 50.0),
+                                  np.minimum(-np.log10(np.maximum(nan_to_num(mirror.p_value, nan=1.0), 1e-300)), 50.0),
                                   0.0))
         scores = np.stack(lines, axis=1)
         return np.round(scores.max(axis=1), 6)
@@ -404,7 +405,7 @@ class AlertPolicy:
                 np.where(eligible, surge.p_value, 1.0),
                 np.where(eligible, grading.pooled_months_p(surge.z_robust, surge.z_prev, surge.z_prev2), 1.0),
                 grading.combined_z_p(consignees.statistic, value_weight=c.value_weight, party_weight=c.party_weight),
-                new_lane, np.nan_to_num(mirror.p_value, nan=1.0),
+                new_lane, nan_to_num(mirror.p_value, nan=1.0),
             )
             own = np.where(mirror.judged, five, own)
         # agreement: lines that are not this lane's own months (so not a p-value for it), which
@@ -441,7 +442,7 @@ def _previous_ratio(window: Window, surge: SurgeScores) -> np.ndarray:
     """Last month's value over this month's expected value (NaN where either is unknown)."""
     last = window.values[:, -1] if window.values.shape[1] else np.full(window.n, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.nan_to_num(surge.expected) > 0, last / surge.expected, np.nan)
+        return np.where(nan_to_num(surge.expected) > 0, last / surge.expected, np.nan)
 
 
 def _past_sum(past: np.ndarray, months: int, *, ago: int) -> np.ndarray:

@@ -30,6 +30,7 @@ import numpy as np
 
 from transitwatch.detectors.base import Window
 from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.params import check_positive, check_range
 from transitwatch.detectors.seasonal import SurgeScores
 
@@ -125,8 +126,8 @@ class RampDetector:
         fired = (
             (cusum | surge.building | record)
             & surge.eligible
-            & (np.nan_to_num(surge.ratio) >= p.min_ratio)
-            & (np.nan_to_num(surge.excess) >= p.min_excess)
+            & (nan_to_num(surge.ratio) >= p.min_ratio)
+            & (nan_to_num(surge.excess) >= p.min_excess)
         )
         tests = cusum.astype(np.int8) | surge.building << 1 | quarter << 2 | shift << 3
         return RampScores(statistic=new, fired=fired, building=(new >= p.threshold / 2) | record, tests=tests)
@@ -143,13 +144,13 @@ class RampDetector:
         p = self.params
         v = window.values
         h = v.shape[1]
-        recent = np.stack([window.value, np.nan_to_num(v[:, -1]), np.nan_to_num(v[:, -2])], axis=1)
+        recent = np.stack([window.value, nan_to_num(v[:, -1]), nan_to_num(v[:, -2])], axis=1)
         without_top = recent.sum(axis=1) - recent.max(axis=1)
         past = v[:, h - 26 : h - 2]
         known = ~np.isnan(past)
-        sums = np.nan_to_num(past[:, :-2]) + np.nan_to_num(past[:, 1:-1]) + np.nan_to_num(past[:, 2:])
+        sums = nan_to_num(past[:, :-2]) + nan_to_num(past[:, 1:-1]) + nan_to_num(past[:, 2:])
         best = sums.max(axis=1)
-        level = np.nan_to_num(surge.level)
+        level = nan_to_num(surge.level)
         return (
             (known.sum(axis=1) >= 18)
             & (without_top >= p.record_factor * best)
@@ -171,7 +172,7 @@ class RampDetector:
             start = h - (k - 1)
             if start - SHIFT_BASELINE < 0:
                 continue
-            recent = np.concatenate([np.nan_to_num(v[:, start:]), window.value[:, None]], axis=1)
+            recent = np.concatenate([nan_to_num(v[:, start:]), window.value[:, None]], axis=1)
             base = v[:, start - SHIFT_BASELINE : start]
             known = ~np.isnan(base)
             m = known.sum(axis=1)

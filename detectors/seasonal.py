@@ -43,6 +43,7 @@ from scipy import special
 
 from transitwatch.detectors.base import Window
 from transitwatch.detectors.errors import InvalidParameterError
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.params import check_positive, check_range
 
 
@@ -256,7 +257,7 @@ def season_profile(
         return np.zeros((n, 12)), np.zeros((n, 12), dtype=bool)
     x = values[:, h - 12 * years:]
     known = ~np.isnan(x)
-    share = (np.nan_to_num(x) > 0).sum(axis=1) / np.maximum(known.sum(axis=1), 1)
+    share = (nan_to_num(x) > 0).sum(axis=1) / np.maximum(known.sum(axis=1), 1)
     # three-month windows (the month and its neighbours, where known) for sparse lanes
     month = x.reshape(n, years, 12)
     blocks = x.reshape(n, years, 12)
@@ -266,7 +267,7 @@ def season_profile(
         # a year's centre: its median month (a surge of a few months in that year does not move
         # it; a scale common to a year's months cancels in level x factor)
         mean = np.nanmedian(blocks, axis=2)
-    ok_year = (n_known >= 10) & (np.nan_to_num(mean) > 0)
+    ok_year = (n_known >= 10) & (nan_to_num(mean) > 0)
     cap = np.log(max_factor)
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.clip(np.log(month / mean[:, :, None]), -cap, cap)
@@ -281,7 +282,7 @@ def season_profile(
     lo, hi = s[:, 0], np.take_along_axis(s, np.maximum(k - 1, 0)[:, None, :], axis=1)[:, 0]
     agree2 = np.where(lo > 0, lo, np.where(hi < 0, hi, 0.0))
     est = np.where(k >= 3, med3, agree2)
-    est = np.where(k >= min_years, np.nan_to_num(est), 0.0)
+    est = np.where(k >= min_years, nan_to_num(est), 0.0)
     # a sparse lane (one that ships now and then) learns no season: its quiet months are
     # chance, and so, with two or three years, are its busy ones
     est = np.where((share >= min_share)[:, None], est, 0.0)
@@ -304,7 +305,7 @@ def season_profile(
         between = np.nanvar(np.where(learned, mbar, np.nan), axis=1, ddof=1)
         f_ratio = np.where(learned.sum(axis=1) >= 6, np.nanmean(np.where(learned, k, np.nan), axis=1)
                            * between / within, 0.0)
-    weight = np.clip(1.0 - shrink / np.maximum(np.nan_to_num(f_ratio), 1e-12), 0.0, 1.0)
+    weight = np.clip(1.0 - shrink / np.maximum(nan_to_num(f_ratio), 1e-12), 0.0, 1.0)
     dense = (share >= min_share)[:, None]
     return np.where(dfw[:, None] > 0, est * weight[:, None], 0.0), learned & (weight > 0)[:, None] & dense
 
@@ -360,8 +361,8 @@ class SeasonalSurgeDetector:
         # surge: the level is never below that of the year before.
         level = np.fmax(level, _year_before(v_hist, usable))
         # a lane with a trade or two in two years: trimming leaves nothing, take the plain mean
-        plain = np.where(last24, np.nan_to_num(v_hist), 0.0).sum(axis=1) / np.maximum(n24, 1)
-        level = np.where(np.nan_to_num(level) > 0, level, plain)
+        plain = np.where(last24, nan_to_num(v_hist), 0.0).sum(axis=1) / np.maximum(n24, 1)
+        level = np.where(nan_to_num(level) > 0, level, plain)
         nonzero = (last24 & (v_hist > 0)).sum(axis=1)
         n_use = np.maximum(n24, 1)
         # a lane with no learned season yet (a year of history, or a season too noisy to tell)
@@ -387,10 +388,10 @@ class SeasonalSurgeDetector:
         mad = _row_median(np.abs(logs - centre[:, None]))
         k = nonzero.astype(float)
         prior = p.sigma_prior_months
-        spread = np.sqrt((k * (1.4826 * np.nan_to_num(mad)) ** 2 + prior * p.sigma_prior**2) / (k + prior))
+        spread = np.sqrt((k * (1.4826 * nan_to_num(mad)) ** 2 + prior * p.sigma_prior**2) / (k + prior))
         sigma = np.maximum(p.sigma_floor, spread)
         q = (k + 0.5) / (n_use + 1.0)
-        centre = np.nan_to_num(centre) + np.log(factor)
+        centre = nan_to_num(centre) + np.log(factor)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = _hurdle_z(value, centre, sigma, q, k)
             z_robust = _hurdle_z(np.maximum(robust_value, 0.0), centre, sigma, q, k)
@@ -404,8 +405,8 @@ class SeasonalSurgeDetector:
         if p.size_test:
             z_size, (z_size1, z_size2) = self._size_test(
                 v_hist, c_hist, last24, np.maximum(robust_value, 0.0), window.count, p.size_min_months,
-                p.sigma_floor, previous=((np.nan_to_num(v_raw[:, -1]), c_raw[:, -1]),
-                                         (np.nan_to_num(v_raw[:, -2]), c_raw[:, -2])))
+                p.sigma_floor, previous=((nan_to_num(v_raw[:, -1]), c_raw[:, -1]),
+                                         (nan_to_num(v_raw[:, -2]), c_raw[:, -2])))
         # the size test reads the same value as the robust value test: one line, two views (Bonferroni 2)
         p_value_line = np.minimum(_norm_sf(z_robust), 2.0 * _norm_sf(z_size))
         p_value = np.minimum(1.0, 3.0 * np.minimum(np.minimum(p_value_line, p_count), p_freq))
@@ -423,12 +424,12 @@ class SeasonalSurgeDetector:
         # bigger shipments: sizes min_ratio times the lane's usual, the month's value size_min_ratio times
         # its expected (the count's own swings may hide part of the rise in the total)
         with np.errstate(divide="ignore", invalid="ignore"):
-            size_ratio = np.where(typical > 0, robust_value / np.maximum(np.nan_to_num(window.count), 1.0) / typical, 0.0)
+            size_ratio = np.where(typical > 0, robust_value / np.maximum(nan_to_num(window.count), 1.0) / typical, 0.0)
         # ... and no fewer declarations than 1 / min_ratio of the usual count: half the declarations at twice
         # the size is the same month (a consolidation), and a month in progress has yet to count its
         # declarations (its early checks judge sizes once half the usual count is in)
         sized = (eligible & (z_size != 0) & (excess >= p.min_excess) & (ratio >= p.size_min_ratio)
-                 & (size_ratio >= p.min_ratio) & (np.nan_to_num(window.count) >= expected_count / p.min_ratio))
+                 & (size_ratio >= p.min_ratio) & (nan_to_num(window.count) >= expected_count / p.min_ratio))
         candidate = (large & ((z >= p.z_threshold) | count_sig | freq_sig)) | (sized & (z_size >= p.z_threshold))
         soft = (large & ((z >= p.z_soft) | (p_count <= p.count_alpha_soft) | freq_sig)) | (sized & (z_size >= p.z_soft))
         immediate = candidate & (
@@ -440,12 +441,12 @@ class SeasonalSurgeDetector:
             | ((z_size >= p.z_strong) & (z_robust >= p.z_soft) & (excess >= p.strong_excess))
         )
         # Two suspicious months in a row, pooled: each may fall short alone.
-        prev = np.nan_to_num(v_raw[:, -1])
+        prev = nan_to_num(v_raw[:, -1])
         centre_ds = centre - np.log(factor)
         with np.errstate(divide="ignore", invalid="ignore"):
             z_prev = _hurdle_z(prev, np.where(learned_month[:, 11], centre_ds + profile[:, 11], centre), sigma, q, k)
         pair_z = (z_robust + z_prev) / np.sqrt(2.0)
-        pair_count = np.nan_to_num(window.count) + np.nan_to_num(c_raw[:, -1])
+        pair_count = nan_to_num(window.count) + nan_to_num(c_raw[:, -1])
         counted = ~np.isnan(window.count) & ~np.isnan(c_raw[:, -1]) & ~np.isnan(expected_count)
         p_pair = np.where(counted & (pair_count > 0),
                           special.betainc(np.maximum(pair_count, 1.0), 2 * size, 1.0 - prob), 1.0)
@@ -455,11 +456,11 @@ class SeasonalSurgeDetector:
             (pair_z >= p.z_threshold) | (p_pair <= p.count_alpha)
         )
         # Three months pooled, for rises that build: each month may be modest.
-        prev2 = np.nan_to_num(v_raw[:, -2])
+        prev2 = nan_to_num(v_raw[:, -2])
         with np.errstate(divide="ignore", invalid="ignore"):
             z_prev2 = _hurdle_z(prev2, np.where(learned_month[:, 10], centre_ds + profile[:, 10], centre), sigma, q, k)
         triple_z = (z_robust + z_prev + z_prev2) / np.sqrt(3.0)
-        triple_count = pair_count + np.nan_to_num(c_raw[:, -2])
+        triple_count = pair_count + nan_to_num(c_raw[:, -2])
         counted3 = counted & ~np.isnan(c_raw[:, -2])
         p_triple = np.where(counted3 & (triple_count > 0),
                             special.betainc(np.maximum(triple_count, 1.0), 3 * size, 1.0 - prob), 1.0)
@@ -540,7 +541,7 @@ class SeasonalSurgeDetector:
         before[:, h - 2 :] = False
         n = before.sum(axis=1)
         q = ((before & (v_hist > 0)).sum(axis=1) + 0.5) / (n + 1.0)
-        recent = (np.nan_to_num(v_hist[:, -2:]) > 0).sum(axis=1) + (value > 0)
+        recent = (nan_to_num(v_hist[:, -2:]) > 0).sum(axis=1) + (value > 0)
         tail = np.select(
             [recent >= 3, recent == 2, recent == 1],
             [q**3, 3 * q**2 * (1 - q) + q**3, 1 - (1 - q) ** 3],
@@ -565,20 +566,20 @@ class SeasonalSurgeDetector:
         usual size, is rare on a lane whose sizes are stable, even when the month's total is within
         the lane's usual swings (which also carry the count's).
         """
-        sized = mask & (np.nan_to_num(c_hist) > 0) & (np.nan_to_num(v_hist) > 0)
+        sized = mask & (nan_to_num(c_hist) > 0) & (nan_to_num(v_hist) > 0)
         c = np.where(sized, c_hist, 1.0)
         logs = np.where(sized, np.log(np.where(sized, v_hist, 1.0) / c), np.nan)
         centre = _row_median(logs)
-        tau = np.maximum(1.4826 * np.nan_to_num(_row_median(np.sqrt(c) * np.abs(logs - centre[:, None]))), floor)
+        tau = np.maximum(1.4826 * nan_to_num(_row_median(np.sqrt(c) * np.abs(logs - centre[:, None]))), floor)
         k = sized.sum(axis=1)
         total = np.where(sized, c_hist, 0.0).sum(axis=1)
         df = np.clip(k - 1.0, 1.0, 30.0)
 
         def z_of(value: np.ndarray, count: np.ndarray) -> np.ndarray:
-            ok = (k >= min_months) & (np.nan_to_num(count) > 0) & (np.nan_to_num(value) > 0)
+            ok = (k >= min_months) & (nan_to_num(count) > 0) & (nan_to_num(value) > 0)
             n = np.where(ok, count, 1.0)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # subnormal sizes: -inf, a tiny z
-                t = (np.log(np.where(ok, value, 1.0) / n) - np.nan_to_num(centre)) / (
+                t = (np.log(np.where(ok, value, 1.0) / n) - nan_to_num(centre)) / (
                     tau * np.sqrt(1.0 / n + 1.0 / np.maximum(total, 1.0)))
             return np.where(ok, _norm_isf(np.clip(special.stdtr(df, -t), 1e-300, 1.0)).clip(-10.0, 40.0), 0.0)
 
@@ -608,14 +609,14 @@ class SeasonalSurgeDetector:
         mean = np.fmax(mean, _year_before(c_hist, last24 & ~np.isnan(c_hist)))
         n = np.maximum(n24, 0)
         prior = 0.5 / (n + 1.0)
-        mu = np.maximum(np.nan_to_num(mean) * factor, prior)
+        mu = np.maximum(nan_to_num(mean) * factor, prior)
         cz = np.where(known24, c_hist, np.nan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             m = np.nanmean(cz, axis=1)
             var = np.nanvar(cz, axis=1)
             # over-dispersion, shrunk towards a prior: a few counts say little about it
-            raw = np.clip(np.nan_to_num((var - m) / (m * m)), 0.0, 3.0)
+            raw = np.clip(nan_to_num((var - m) / (m * m)), 0.0, 3.0)
             alpha = np.maximum((n * raw + dispersion_months * dispersion) / (n + dispersion_months), 0.02)
         size = 1.0 / alpha
         prob = 1.0 / (1.0 + alpha * mu)

@@ -46,6 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from transitwatch.detectors.numeric import nan_to_num
+
 CONFIDENCES = ("low", "medium", "high", "very high")
 MATERIALITIES = ("low", "medium", "high", "very high")
 
@@ -189,9 +191,9 @@ def new_lane_p(
         pooled = np.where(steps < m_pool[:, None],
                           (k_pool[:, None] + 0.5 + steps) / (n_pool[:, None] + 1.0 + steps), 1.0).prod(axis=1)
         p_months = np.minimum(p_months, special.comb(pool, m_pool) * pooled)
-    past = np.nan_to_num(counts[:, -lookback:]).sum(axis=1)
+    past = nan_to_num(counts[:, -lookback:]).sum(axis=1)
     rate = (past + 0.5) / (lookback + 1.0)
-    c = np.nan_to_num(count)
+    c = nan_to_num(count)
     p_count = np.where(c > 0, special.pdtrc(np.maximum(c - 1.0, 0.0), rate), 1.0)
     p = np.minimum(1.0, 2.0 * np.maximum(np.minimum(p_months, p_count), _TINY))
     return np.where(value >= min_value, p, 1.0)
@@ -293,7 +295,7 @@ def materiality(
     ...             minor=50e3, large=250e3, very_large=2.5e6).tolist()
     [0, 1, 2, 2, 3]
     """
-    x = np.nan_to_num(np.asarray(excess, dtype=float), nan=0.0)
+    x = nan_to_num(np.asarray(excess, dtype=float), nan=0.0)
     level = (x >= minor).astype(np.int64) + (x >= large) + (x >= very_large) + ((x >= minor) & priority)
     return np.minimum(level, len(MATERIALITIES) - 1)
 

@@ -43,6 +43,7 @@ from typing import Literal
 import numpy as np
 
 from transitwatch.detectors.alerts import period_of
+from transitwatch.detectors.numeric import nan_to_num
 from transitwatch.detectors.params import check_positive, check_range
 
 Side = Literal["reporter", "partner"]
@@ -115,8 +116,8 @@ def common_shifts(keys: Sequence[tuple[str, str, str]], *, first: int, value: np
     mine = np.array([k[0] if side == "reporter" else k[1] for k in keys])
     other = np.array([k[1] if side == "reporter" else k[0] for k in keys])
     with np.errstate(divide="ignore", invalid="ignore"):
-        ok = np.nan_to_num(expected) >= p.min_expected
-        ratio = np.where(ok, np.nan_to_num(value) / np.where(ok, expected, 1.0), np.nan)
+        ok = nan_to_num(expected) >= p.min_expected
+        ratio = np.where(ok, nan_to_num(value) / np.where(ok, expected, 1.0), np.nan)
     # the ratio over `months` months from each month (value and expected summed over the window),
     # the same for every side: computed once
     months = range(p.min_history, t - p.months + 1)
@@ -154,7 +155,7 @@ def _pooled(value: np.ndarray, expected: np.ndarray, ok: np.ndarray, m: int, mon
     month of the window has a usable expected value)."""
     window = slice(m, m + months)
     good = ok[:, window].all(axis=1)
-    v = np.nan_to_num(value[:, window]).sum(axis=1)
+    v = nan_to_num(value[:, window]).sum(axis=1)
     e = np.where(ok[:, window], expected[:, window], 0.0).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(good & (e > 0), v / np.where(e > 0, e, 1.0), np.nan)
