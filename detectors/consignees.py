@@ -42,7 +42,8 @@ months (took its largest declaration and ``one_buyer_share`` of it: the table ke
 month's value to such a consignee, ``Window.leads``, the lane's own history of new-buyer
 values), more than any new consignee led a month of the lane's 24 before, and the lane has
 stayed up since, the joint tail is ``r * P(pooled value or more)``, the plain value tests of
-that month and the ones since pooled as the surge detector pools them. Against the lane's
+that month and the ones since pooled as the surge detector pools them, against the route's bar
+corrected for the months one lead is tested in. Against the lane's
 own record of new-buyer values, rather than against its typical declaration: a lane whose
 one-off buyers take large declarations has a high record to beat (see
 :meth:`NewConsigneeDetector._recent_buyer`).
@@ -215,9 +216,8 @@ class NewConsigneeDetector:
             one_buyer[rows] = counted & surge.eligible[rows] & (known >= p.min_months) & (route | led)
             # a record fired by the look-back alone names the new consignees of the months since the lead
             only = one_buyer[rows] & later & ~fired[rows]
-            k = lag + 1
             for j in (2, 3):
-                at = only & (k == j)
+                at = only & (lag + 1 == j)
                 span[rows[at]] = j
                 new[rows[at]] = sum(new_in[:j])[at]
                 expected[rows[at]] = sum(expected_in[:j])[at]
@@ -261,8 +261,10 @@ class NewConsigneeDetector:
                       rate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The one-buyer route's look-back for ``rows``: a new consignee led month ``t - k``
         (``k`` = 1 .. ``one_buyer_recent_months``: its value covered the month's largest
-        declaration and ``one_buyer_share`` of the month) with more than any new consignee led
-        a month of the lane's :data:`LEARN_MONTHS` before; the plain value tests of ``t - k``
+        declaration and ``one_buyer_share`` of the month, ``one_buyer_ratio`` times the lane's
+        usual month and ``min_excess``) with more than any new consignee led a month of the
+        lane's :data:`LEARN_MONTHS` before, on a lane that trades in at least half its months;
+        the plain value tests of ``t - k``
         .. ``t`` pooled (Stouffer), and ``rate * P(pooled or more)`` as a z. Returns that z
         (the best ``k``), where it passes ``one_buyer_z`` on a material month of a lane
         whose churn is at most ``one_buyer_max_rate``, and the ``k`` (0 where none)."""
@@ -272,15 +274,22 @@ class NewConsigneeDetector:
         tests = (surge.z[rows], surge.z_prev[rows], surge.z_prev2[rows])
         leads, values = window.leads[rows], window.values[rows]
         level = np.nan_to_num(surge.level[rows], nan=np.inf)
+        # a lane that trades in fewer than half its months has one declaration in most of those it
+        # trades in: whoever bought it led the month, and its trading months come in lumps that a
+        # pooled test takes for a rise. The look-back is for lanes that trade most months.
+        counts = window.counts[rows, -LEARN_MONTHS:]
+        known = ~np.isnan(counts)
+        regular = (counts > 0).sum(axis=1) >= 0.5 * np.maximum(known.sum(axis=1), 1)
         for k in range(1, p.one_buyer_recent_months + 1):
             lead, value = np.nan_to_num(leads[:, -k]), np.nan_to_num(values[:, -k])
             past = leads[:, -(k + LEARN_MONTHS):-k]
             usable = ~np.isnan(past) & ~window.protected[rows, -(k + LEARN_MONTHS):-k]
             record = np.where(usable, np.nan_to_num(past), 0.0).max(axis=1, initial=0.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 share = np.where(value > 0, lead / value, 0.0)
             # the lead alone brought one_buyer_ratio times the lane's usual month: a material share
-            led = (lead > record) & (share >= p.one_buyer_share) & (lead >= p.one_buyer_ratio * level)
+            led = (regular & (lead > record) & (share >= p.one_buyer_share) & (lead >= p.one_buyer_ratio * level)
+                   & (lead >= p.min_excess))
             pooled = sum(tests[:k + 1]) / np.sqrt(k + 1)
             z = np.where(led, _z(rate * special.ndtr(-pooled)), 0.0)
             better = z > best

@@ -55,7 +55,8 @@ class EngineSnapshot:
     ``reference_months`` months, and ``fitted_on`` the rows it was fitted on
     (``None``: not fitted). ``parties`` is each row's history of new consignees
     (``NaN``: unknown), ``leads`` its history of months led by a new consignee (the value to
-    it, :func:`~transitwatch.detectors.engine.lead_of`; unknown in snapshots written before it) and ``known_parties`` the consignees each row has seen
+    it, :func:`~transitwatch.detectors.engine.lead_of`; unknown in snapshots written before
+    it) and ``known_parties`` the consignees each row has seen
     (row -> consignee -> last month, those still within the memory); ``cases`` the
     open case of each row that has one (row -> :meth:`Case.to_state()
     <transitwatch.detectors.cases.Case.to_state>`); ``named_parties`` the new consignees of each
