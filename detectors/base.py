@@ -64,7 +64,9 @@ class Window:
     consignees of each month (consignees the series had not seen in
     :data:`PARTY_MEMORY_MONTHS` months), ``NaN`` where not counted. ``new_top`` is
     the month's value to its largest new consignee (``0`` without one, ``NaN`` where not
-    known).
+    known). ``leads`` is each month's history of that value where the new consignee also took
+    the month's largest declaration (the month was *led* by a new consignee; ``0`` where it was
+    not, ``NaN`` where not known): the lane's own history of new-buyer values.
     """
 
     values: np.ndarray
@@ -78,6 +80,7 @@ class Window:
     parties: np.ndarray
     party: np.ndarray
     new_top: np.ndarray
+    leads: np.ndarray
 
     @property
     def n(self) -> int:

@@ -34,6 +34,19 @@ consignee took the largest declaration, ``one_buyer_share`` of the month and
 churn is low (``r <= one_buyer_max_rate``) and a month that is material (see
 :meth:`NewConsigneeDetector._one_buyer`). A giant declaration to a known buyer
 (the decoy every robust test must ignore) never passes.
+
+The shell company's second and third months are no longer new, and its first may fall
+short (a partial month, or declarations not large against the lane's own), so the route
+also looks back: where a new consignee *led* one of the last ``one_buyer_recent_months``
+months (took its largest declaration and ``one_buyer_share`` of it: the table keeps each
+month's value to such a consignee, ``Window.leads``, the lane's own history of new-buyer
+values), more than any new consignee led a month of the lane's 24 before, and the lane has
+stayed up since, the joint tail is ``r * P(pooled value or more)``, the plain value tests of
+that month and the ones since pooled as the surge detector pools them, against the route's bar
+corrected for the months one lead is tested in. Against the lane's
+own record of new-buyer values, rather than against its typical declaration: a lane whose
+one-off buyers take large declarations has a high record to beat (see
+:meth:`NewConsigneeDetector._recent_buyer`).
 """
 
 from __future__ import annotations
@@ -77,6 +90,7 @@ class ConsigneeParams:
     one_buyer_item_ratio: float = 12.0
     one_buyer_ratio: float = 2.0
     one_buyer_max_rate: float = 0.2
+    one_buyer_recent_months: int = 2
 
     def __post_init__(self) -> None:
         check_positive(self, "threshold", "min_party_z", "prior_declarations", "min_ratio")
@@ -86,6 +100,7 @@ class ConsigneeParams:
         check_positive(self, "value_weight", "party_weight", "min_excess", allow_zero=True)
         check_range(self, "prior_rate", 0.001, 1.0)
         check_range(self, "min_months", 1, LEARN_MONTHS)
+        check_range(self, "one_buyer_recent_months", 0, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +114,7 @@ class ConsigneeScores:
     new: np.ndarray  # new consignees over those months
     expected: np.ndarray  # ... and how many their declarations would bring at the lane's rate (NaN: none new)
     z_one_buyer: np.ndarray  # the one-buyer route's joint z (0 where the largest declaration did not go to a new buyer)
-    one_buyer: np.ndarray  # fired on the one-buyer route: a new buyer took the month's largest declaration
+    one_buyer: np.ndarray  # fired on the one-buyer route: a new buyer took the month's (or a recent month's) largest declaration
     fired: np.ndarray
 
 
@@ -195,7 +210,18 @@ class NewConsigneeDetector:
                 & (top >= p.threshold) & (combined[0] >= 1.0) & (party_top >= p.min_party_z)
             )
             z_one[rows], route = self._one_buyer(window, surge, rows, r, counts, usable)
-            one_buyer[rows] = counted & surge.eligible[rows] & (known >= p.min_months) & route
+            z_recent, led, lag = self._recent_buyer(window, surge, rows, r)
+            # the month's own route first; the look-back where it did not pass
+            later = led & ~route
+            z_one[rows] = np.where(later, z_recent, z_one[rows])
+            one_buyer[rows] = counted & surge.eligible[rows] & (known >= p.min_months) & (route | led)
+            # a record fired by the look-back alone names the new consignees of the months since the lead
+            only = one_buyer[rows] & later & ~fired[rows]
+            for j in (2, 3):
+                at = only & (lag + 1 == j)
+                span[rows[at]] = j
+                new[rows[at]] = sum(new_in[:j])[at]
+                expected[rows[at]] = sum(expected_in[:j])[at]
             fired[rows] |= one_buyer[rows]
         return ConsigneeScores(
             rate=rate,
@@ -231,3 +257,48 @@ class NewConsigneeDetector:
         passes = (took_largest & material & (z_one >= p.one_buyer_z) & (rate <= p.one_buyer_max_rate)
                   & (share >= p.one_buyer_share) & (top >= p.one_buyer_item_ratio * typical))
         return z_one, passes
+
+    def _recent_buyer(self, window: Window, surge: SurgeScores, rows: np.ndarray,
+                      rate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The one-buyer route's look-back for ``rows``: a new consignee led month ``t - k``
+        (``k`` = 1 .. ``one_buyer_recent_months``: its value covered the month's largest
+        declaration and ``one_buyer_share`` of the month, ``one_buyer_ratio`` times the lane's
+        usual month and ``min_excess``) with more than any new consignee led a month of the
+        lane's :data:`LEARN_MONTHS` before, on a lane that trades in at least half its months;
+        the plain value tests of ``t - k``
+        .. ``t`` pooled (Stouffer), and ``rate * P(pooled or more)`` as a z. Returns that z
+        (the best ``k``), where it passes ``one_buyer_z`` on a material month of a lane
+        whose churn is at most ``one_buyer_max_rate``, and the ``k`` (0 where none)."""
+        p = self.params
+        n = rows.size
+        best, lag = np.zeros(n), np.zeros(n, dtype=np.int64)
+        tests = (surge.z[rows], surge.z_prev[rows], surge.z_prev2[rows])
+        leads, values = window.leads[rows], window.values[rows]
+        level = np.nan_to_num(surge.level[rows], nan=np.inf)
+        # a lane that trades in fewer than half its months has one declaration in most of those it
+        # trades in: whoever bought it led the month, and its trading months come in lumps that a
+        # pooled test takes for a rise. The look-back is for lanes that trade most months.
+        counts = window.counts[rows, -LEARN_MONTHS:]
+        known = ~np.isnan(counts)
+        regular = (counts > 0).sum(axis=1) >= 0.5 * np.maximum(known.sum(axis=1), 1)
+        for k in range(1, p.one_buyer_recent_months + 1):
+            lead, value = np.nan_to_num(leads[:, -k]), np.nan_to_num(values[:, -k])
+            past = leads[:, -(k + LEARN_MONTHS):-k]
+            usable = ~np.isnan(past) & ~window.protected[rows, -(k + LEARN_MONTHS):-k]
+            record = np.where(usable, np.nan_to_num(past), 0.0).max(axis=1, initial=0.0)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                share = np.where(value > 0, lead / value, 0.0)
+            # the lead alone brought one_buyer_ratio times the lane's usual month: a material share
+            led = (regular & (lead > record) & (share >= p.one_buyer_share) & (lead >= p.one_buyer_ratio * level)
+                   & (lead >= p.min_excess))
+            pooled = sum(tests[:k + 1]) / np.sqrt(k + 1)
+            z = np.where(led, _z(rate * special.ndtr(-pooled)), 0.0)
+            better = z > best
+            best, lag = np.where(better, z, best), np.where(better, k, lag)
+        material = ((np.nan_to_num(surge.excess[rows]) >= p.min_excess)
+                    & (np.nan_to_num(surge.ratio[rows]) >= p.one_buyer_ratio))
+        # one lead is tested in its own month and in each of the months it is looked back at: the
+        # route's bar, Bonferroni-corrected for those 1 + one_buyer_recent_months chances
+        bar = -special.ndtri(special.ndtr(-p.one_buyer_z) / (1 + p.one_buyer_recent_months))
+        passes = (lag > 0) & material & (best >= bar) & (rate <= p.one_buyer_max_rate)
+        return best, passes, lag

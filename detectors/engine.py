@@ -345,6 +345,7 @@ class Engine:
             reference_months=len(self._reference),
             fitted_on=self._fitted_on,
             parties=table.parties[:n].copy(),
+            leads=table.leads[:n].copy(),
             known_parties=self._known_parties(),
             cases={row: case.to_state() for row, case in sorted(self.cases.items())},
             named_parties={row: {m: self._kept_named(row, m) for m in months} for row, months in self._named.items()},
@@ -392,6 +393,7 @@ class Engine:
                 counts=snapshot.counts, protected=snapshot.protected, ramp=snapshot.ramp, streak=snapshot.streak,
                 counted=snapshot.counted, starts=dict(snapshot.group_starts),
                 history_start=engine.config.history_start, parties=snapshot.parties,
+                leads=snapshot.leads,
             )
             engine._parties = {row: dict(known) for row, known in snapshot.known_parties.items()}
             engine.cases = {row: Case.from_state(dict(state)) for row, state in snapshot.cases.items()}
@@ -607,7 +609,7 @@ class Engine:
         table.commit(
             month, value, count, protect, ramp=verdict.ramp_statistic, streak=streak,
             release=release, relearn=relearn, relearn_months=self.policy.params.relearn_after,
-            party=party,
+            party=party, lead=lead_of(new_top, max_item) if new_top is not None else None,
         )
         if accepted:
             table.forget(np.array(accepted, dtype=np.int64), keep=min(self.case_params.accept_after, table.history))
@@ -1128,6 +1130,20 @@ def new_top_of(rows: np.ndarray, party: np.ndarray, cells: Mapping[int, Cell]) -
         if cell is not None and cell.fresh:
             out[i] = max(f.value for f in cell.fresh.values())
     return out
+
+
+def lead_of(new_top: np.ndarray, max_item: np.ndarray) -> np.ndarray:
+    """The value to a new consignee where it took the month's largest declaration (its value to
+    the largest new consignee covers the largest declaration), 0 where no new consignee did, NaN
+    where consignees are not counted: what the state table keeps as a month's *lead*.
+
+    Examples
+    --------
+    >>> lead_of(np.array([50.0, 20.0, 0.0, np.nan]), np.array([40.0, 30.0, 30.0, 10.0])).tolist()
+    [50.0, 0.0, 0.0, nan]
+    """
+    took = (new_top > 0) & ~np.isnan(max_item) & (np.nan_to_num(new_top) >= np.nan_to_num(max_item))
+    return np.where(np.isnan(new_top), np.nan, np.where(took, new_top, 0.0))
 
 
 def _top(parties: dict[str, float]) -> tuple[dict[str, object], ...]:

@@ -31,11 +31,12 @@ from transitwatch.detectors.cases import Case
 from transitwatch.detectors.errors import InvalidParameterError, StateError
 from transitwatch.detectors.table import SeriesKey
 
-SNAPSHOT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)  # version 1 had no consignees, 1 and 2 no cases: read with none
+SNAPSHOT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)  # version 1 had no consignees, 1 and 2 no cases, 1-3 no leads: read with none
 MAGIC = b"TWs\x01"
 _DTYPES = ("<f8", "<i8", "|b1")
-_KINDS = ("<f8", "<f8", "|b1", "<f8", "<i8", "|b1", "<f8")  # values, counts, protected, ramp, streak, counted, parties
+_KINDS = ("<f8", "<f8", "|b1", "<f8", "<i8", "|b1", "<f8", "<f8")  # values, counts, protected, ramp, streak, counted,
+# parties, leads
 _FEATURE_CHUNK = 16  # feature rows per part, per series row of ``rows_per_part``
 
 
@@ -53,7 +54,9 @@ class EngineSnapshot:
     ``reference`` the isolation model's reference rows collected over
     ``reference_months`` months, and ``fitted_on`` the rows it was fitted on
     (``None``: not fitted). ``parties`` is each row's history of new consignees
-    (``NaN``: unknown) and ``known_parties`` the consignees each row has seen
+    (``NaN``: unknown), ``leads`` its history of months led by a new consignee (the value to
+    it, :func:`~transitwatch.detectors.engine.lead_of`; unknown in snapshots written before
+    it) and ``known_parties`` the consignees each row has seen
     (row -> consignee -> last month, those still within the memory); ``cases`` the
     open case of each row that has one (row -> :meth:`Case.to_state()
     <transitwatch.detectors.cases.Case.to_state>`); ``named_parties`` the new consignees of each
@@ -85,6 +88,7 @@ class EngineSnapshot:
     reference_months: int = 0
     fitted_on: np.ndarray | None = None
     parties: np.ndarray | None = None
+    leads: np.ndarray | None = None
     known_parties: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
     cases: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
     named_parties: Mapping[int, Mapping[int, Any]] = field(default_factory=dict)
@@ -93,6 +97,8 @@ class EngineSnapshot:
         n = len(self.keys)
         if self.parties is None and isinstance(self.values, np.ndarray):
             object.__setattr__(self, "parties", np.full(self.values.shape, np.nan))
+        if self.leads is None and isinstance(self.values, np.ndarray):
+            object.__setattr__(self, "leads", np.full(self.values.shape, np.nan))
         try:
             keys = tuple(SeriesKey(*map(str, k)) for k in self.keys)
         except TypeError as exc:
@@ -106,11 +112,11 @@ class EngineSnapshot:
             raise StateError("a snapshot with a month in progress needs the table's start and month")
         matrices = [self.values, self.counts, self.protected]
         vectors = [self.ramp, self.streak, self.counted]
-        for a, kind in zip(matrices + vectors + [self.parties], _KINDS):
+        for a, kind in zip(matrices + vectors + [self.parties, self.leads], _KINDS):
             if not isinstance(a, np.ndarray) or a.dtype != np.dtype(kind):
                 raise StateError(f"snapshot arrays must be numpy {kind}")
         history = self.values.shape[1] if self.values.ndim == 2 else -1
-        if any(a.shape != (n, history) for a in matrices + [self.parties]) or any(a.shape != (n,) for a in vectors):
+        if any(a.shape != (n, history) for a in matrices + [self.parties, self.leads]) or any(a.shape != (n,) for a in vectors):
             raise StateError(f"snapshot arrays must cover {n} series with one history length")
         for a in (self.reference, self.fitted_on):
             if a is not None and (not isinstance(a, np.ndarray) or a.ndim != 2 or a.dtype != np.dtype("<f8")):
@@ -192,7 +198,7 @@ class EngineSnapshot:
                 {"kind": "rows", "first": a, "keys": [list(k) for k in self.keys[a:b]], "consignees": known,
                  "cases": cases, "named": named},
                 [self.values[a:b], self.counts[a:b], self.protected[a:b], self.ramp[a:b], self.streak[a:b],
-                 self.counted[a:b], self.parties[a:b]],
+                 self.counted[a:b], self.parties[a:b], self.leads[a:b]],
             ))
         chunk = rows_per_part * _FEATURE_CHUNK
         for kind, rows in (("reference", self.reference), ("fitted", self.fitted_on)):
@@ -238,7 +244,7 @@ class EngineSnapshot:
             n, history, width = int(head["series"]), int(head["history"]), int(head["features"])
             fitted_shape = head["fitted"]
             keys: list[SeriesKey] = []
-            rows: list[list[np.ndarray]] = [[] for _ in range(7)]
+            rows: list[list[np.ndarray]] = [[] for _ in range(len(_KINDS))]
             known_parties: dict[int, dict[str, int]] = {}
             cases: dict[int, dict[str, Any]] = {}
             named_parties: dict[int, dict[int, Any]] = {}
@@ -256,6 +262,8 @@ class EngineSnapshot:
                     keys.extend(SeriesKey(*k) for k in header["keys"])
                     if version == 1:
                         arrays.append(np.full((len(keys) - first, history), np.nan))
+                    if version <= 3:
+                        arrays.append(np.full((len(keys) - first, history), np.nan))
                     for out, a in zip(rows, arrays, strict=True):
                         out.append(a)
                     for r, names in header.get("consignees", ()):
@@ -271,8 +279,8 @@ class EngineSnapshot:
                     taken[kind] += a.shape[0]
             if taken["rows"] != n or taken["reference"] != int(head["reference"]):
                 raise StateError("snapshot parts are missing")
-            values, counts, protected, ramp, streak, counted, parties = (
-                np.concatenate(r) if r else np.empty((0, history)[:1 + (j < 3 or j == 6)], dtype=_KINDS[j])
+            values, counts, protected, ramp, streak, counted, parties, leads = (
+                np.concatenate(r) if r else np.empty((0, history)[:1 + (j < 3 or j >= 6)], dtype=_KINDS[j])
                 for j, r in enumerate(rows)
             )
             reference = np.concatenate(features["reference"]) if features["reference"] else np.empty((0, width))
@@ -302,6 +310,7 @@ class EngineSnapshot:
                 reference_months=int(head["reference_months"]),
                 fitted_on=fitted_on,
                 parties=parties,
+                leads=leads,
                 known_parties=known_parties,
                 cases=cases,
                 named_parties=named_parties,

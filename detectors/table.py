@@ -68,6 +68,7 @@ class SeriesState:
     streak_: int = 0
     counted_: bool = False
     parties_: np.ndarray | None = None
+    leads_: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         h = HISTORY_MONTHS
@@ -77,6 +78,8 @@ class SeriesState:
             self.counts_ = np.full(h, np.nan)
         if self.parties_ is None:
             self.parties_ = np.full(h, np.nan)
+        if self.leads_ is None:
+            self.leads_ = np.full(h, np.nan)
         if self.protected_ is None:
             self.protected_ = np.zeros(h, dtype=bool)
 
@@ -102,6 +105,7 @@ class SeriesState:
             "streak": int(self.streak_),
             "counted": bool(self.counted_),
             "parties": floats(self.parties_),
+            "leads": floats(self.leads_),
         }
 
     @classmethod
@@ -114,9 +118,11 @@ class SeriesState:
             counts = np.array([np.nan if x is None else x for x in state["counts"]], dtype=float)
             parties = np.array([np.nan if x is None else x for x in state.get("parties", [None] * HISTORY_MONTHS)],
                                dtype=float)
+            leads = np.array([np.nan if x is None else x for x in state.get("leads", [None] * HISTORY_MONTHS)],
+                             dtype=float)
             bits = int(state["protected"])
             protected = np.array([(bits >> i) & 1 for i in range(HISTORY_MONTHS)], dtype=bool)
-            if {values.shape, counts.shape, parties.shape} != {(HISTORY_MONTHS,)}:
+            if {values.shape, counts.shape, parties.shape, leads.shape} != {(HISTORY_MONTHS,)}:
                 raise StateError(f"state history must hold {HISTORY_MONTHS} months")
             return cls(
                 key=SeriesKey(*state["key"]),
@@ -128,6 +134,7 @@ class SeriesState:
                 streak_=int(state["streak"]),
                 counted_=bool(state["counted"]),
                 parties_=parties,
+                leads_=leads,
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, StateError):
@@ -159,6 +166,7 @@ class StateTable:
         self.values = np.empty((0, history))
         self.counts = np.empty((0, history))
         self.parties = np.empty((0, history))  # new consignees per month
+        self.leads = np.empty((0, history))  # value to a new consignee that took the month's largest declaration
         self.protected = np.empty((0, history), dtype=bool)
         self.ramp = np.empty(0)
         self.streak = np.empty(0, dtype=np.int64)
@@ -179,6 +187,7 @@ class StateTable:
         self.values = grow(self.values, np.nan)
         self.counts = grow(self.counts, np.nan)
         self.parties = grow(self.parties, np.nan)
+        self.leads = grow(self.leads, np.nan)
         self.protected = grow(self.protected, False)
         self.ramp = grow(self.ramp, 0.0)
         self.streak = grow(self.streak, 0)
@@ -214,6 +223,7 @@ class StateTable:
         self.values[r] = np.where(known, 0.0, np.nan)
         self.counts[r] = np.where(known & counted, 0.0, np.nan)
         self.parties[r] = self.counts[r]
+        self.leads[r] = self.counts[r]
         self.protected[r] = False
         self.ramp[r] = 0.0
         self.streak[r] = 0
@@ -236,6 +246,7 @@ class StateTable:
             parties=self.parties[rows],
             party=np.full(value.shape, np.nan) if party is None else party,
             new_top=np.full(value.shape, np.nan) if new_top is None else new_top,
+            leads=self.leads[rows],
         )
 
     def commit(
@@ -251,9 +262,11 @@ class StateTable:
         relearn: np.ndarray | None = None,
         relearn_months: int = 0,
         party: np.ndarray | None = None,
+        lead: np.ndarray | None = None,
     ) -> None:
         """Append closed ``month`` for every row (arrays cover all rows); ``party``
-        its new consignees (unknown when not given).
+        its new consignees and ``lead`` the value to a new consignee that took its largest
+        declaration (both unknown when not given).
 
         ``release`` lifts the protection of the month before; ``relearn``
         rows keep only their last ``relearn_months`` months, unprotected."""
@@ -264,7 +277,10 @@ class StateTable:
             self.protected[:n, -1] &= ~release
         if party is None:
             party = np.full(n, np.nan)
-        for a, new in ((self.values, value), (self.counts, count), (self.parties, party), (self.protected, protect)):
+        if lead is None:
+            lead = np.full(n, np.nan)
+        for a, new in ((self.values, value), (self.counts, count), (self.parties, party), (self.leads, lead),
+                       (self.protected, protect)):
             a[:n, :-1] = a[:n, 1:]
             a[:n, -1] = new
         if relearn is not None and relearn_months and relearn.any():
@@ -273,6 +289,7 @@ class StateTable:
             self.values[rows, :-relearn_months] = np.nan
             self.counts[rows, :-relearn_months] = np.nan
             self.parties[rows, :-relearn_months] = np.nan
+            self.leads[rows, :-relearn_months] = np.nan
         if ramp is not None:
             self.ramp[:n] = ramp
         if streak is not None:
@@ -288,6 +305,7 @@ class StateTable:
             self.values[rows, :-keep] = np.nan
             self.counts[rows, :-keep] = np.nan
             self.parties[rows, :-keep] = np.nan
+            self.leads[rows, :-keep] = np.nan
         self.ramp[rows] = 0.0
         self.streak[rows] = 0
 
@@ -303,6 +321,7 @@ class StateTable:
             streak_=int(self.streak[r]),
             counted_=bool(self.counted[r]),
             parties_=self.parties[r].copy(),
+            leads_=self.leads[r].copy(),
         )
 
     def restore(self, state: SeriesState) -> None:
@@ -317,6 +336,7 @@ class StateTable:
         self.streak[r] = state.streak_
         self.counted[r] = state.counted_
         self.parties[r] = state.parties_
+        self.leads[r] = state.leads_
 
     @classmethod
     def from_arrays(
@@ -334,6 +354,7 @@ class StateTable:
         starts: dict[str, int],
         history_start: int | None = None,
         parties: np.ndarray | None = None,
+        leads: np.ndarray | None = None,
     ) -> StateTable:
         """A table holding these rows (arrays over ``keys``, in row order), as of ``month``."""
         table = cls(start=start, history=values.shape[1], history_start=history_start)
@@ -346,7 +367,8 @@ class StateTable:
         table.index = {key: r for r, key in enumerate(table.keys)}
         for name, a in (("values", values), ("counts", counts), ("protected", protected), ("ramp", ramp),
                         ("streak", streak), ("counted", counted),
-                        ("parties", np.full(values.shape, np.nan) if parties is None else parties)):
+                        ("parties", np.full(values.shape, np.nan) if parties is None else parties),
+                        ("leads", np.full(values.shape, np.nan) if leads is None else leads)):
             getattr(table, name)[:n] = a
         return table
 
@@ -361,6 +383,7 @@ def window_for(
     parties: Sequence[Sequence[float]] | None = None,
     party: Sequence[float] | None = None,
     new_top: Sequence[float] | None = None,
+    leads: Sequence[Sequence[float]] | None = None,
 ) -> Window:
     """A :class:`Window` from plain lists, left-padded with unknown months.
 
@@ -392,4 +415,5 @@ def window_for(
         parties=pad(parties) if parties is not None else np.full((n, h), np.nan),
         party=np.asarray(party if party is not None else [np.nan] * n, dtype=float),
         new_top=np.asarray(new_top if new_top is not None else [np.nan] * n, dtype=float),
+        leads=pad(leads) if leads is not None else np.full((n, h), np.nan),
     )

@@ -252,3 +252,21 @@ def test_a_version_1_snapshot_is_read_with_no_consignees_known():
     assert old.known_parties == {} and np.isnan(old.parties).all()
     assert old.values.tobytes() == snap.values.tobytes() and old.keys == snap.keys
     Engine.from_snapshot(old)  # and an engine goes on from it
+
+
+def test_a_version_3_snapshot_is_read_with_no_leads_known():
+    from transitwatch.detectors import snapshot as module
+
+    snap = EngineSnapshot.from_parts(_real_parts())
+    assert (np.nan_to_num(snap.leads) > 0).any(), "the generated declarations have months led by new consignees"
+    head, _ = module._unpack(snap.to_parts()[0])
+    header = {"kind": "rows", "first": 0, "keys": [list(k) for k in snap.keys], "consignees": [
+        [r, names] for r, names in snap.known_parties.items()]}
+    rows = [module._pack(header, [snap.values, snap.counts, snap.protected, snap.ramp, snap.streak, snap.counted,
+                                  snap.parties])]
+    head = dict(head, v=3, parts=[module._digest(p) for p in rows])
+    old = EngineSnapshot.from_parts([module._pack(head, [])] + rows)
+    assert np.isnan(old.leads).all() and old.leads.shape == snap.leads.shape
+    assert old.parties.tobytes() == snap.parties.tobytes() and old.known_parties == snap.known_parties
+    engine = Engine.from_snapshot(old)  # and an engine goes on from it, its lanes with no record to beat yet
+    assert np.isnan(engine.table.leads[:len(engine.table)]).all()
