@@ -274,7 +274,7 @@ class NewConsigneeDetector:
         best, lag = np.zeros(n), np.zeros(n, dtype=np.int64)
         tests = (surge.z[rows], surge.z_prev[rows], surge.z_prev2[rows])
         leads, values = window.leads[rows], window.values[rows]
-        level = np.nan_to_num(surge.level[rows], nan=np.inf)
+        level = nan_to_num(surge.level[rows], nan=np.inf)
         # a lane that trades in fewer than half its months has one declaration in most of those it
         # trades in: whoever bought it led the month, and its trading months come in lumps that a
         # pooled test takes for a rise. The look-back is for lanes that trade most months.
@@ -282,10 +282,10 @@ class NewConsigneeDetector:
         known = ~np.isnan(counts)
         regular = (counts > 0).sum(axis=1) >= 0.5 * np.maximum(known.sum(axis=1), 1)
         for k in range(1, p.one_buyer_recent_months + 1):
-            lead, value = np.nan_to_num(leads[:, -k]), np.nan_to_num(values[:, -k])
+            lead, value = nan_to_num(leads[:, -k]), nan_to_num(values[:, -k])
             past = leads[:, -(k + LEARN_MONTHS):-k]
             usable = ~np.isnan(past) & ~window.protected[rows, -(k + LEARN_MONTHS):-k]
-            record = np.where(usable, np.nan_to_num(past), 0.0).max(axis=1, initial=0.0)
+            record = np.where(usable, nan_to_num(past), 0.0).max(axis=1, initial=0.0)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 share = np.where(value > 0, lead / value, 0.0)
             # the lead alone brought one_buyer_ratio times the lane's usual month: a material share
@@ -295,8 +295,8 @@ class NewConsigneeDetector:
             z = np.where(led, _z(rate * special.ndtr(-pooled)), 0.0)
             better = z > best
             best, lag = np.where(better, z, best), np.where(better, k, lag)
-        material = ((np.nan_to_num(surge.excess[rows]) >= p.min_excess)
-                    & (np.nan_to_num(surge.ratio[rows]) >= p.one_buyer_ratio))
+        material = ((nan_to_num(surge.excess[rows]) >= p.min_excess)
+                    & (nan_to_num(surge.ratio[rows]) >= p.one_buyer_ratio))
         # one lead is tested in its own month and in each of the months it is looked back at: the
         # route's bar, Bonferroni-corrected for those 1 + one_buyer_recent_months chances
         bar = -special.ndtri(special.ndtr(-p.one_buyer_z) / (1 + p.one_buyer_recent_months))

@@ -1142,7 +1142,7 @@ def lead_of(new_top: np.ndarray, max_item: np.ndarray) -> np.ndarray:
     >>> lead_of(np.array([50.0, 20.0, 0.0, np.nan]), np.array([40.0, 30.0, 30.0, 10.0])).tolist()
     [50.0, 0.0, 0.0, nan]
     """
-    took = (new_top > 0) & ~np.isnan(max_item) & (np.nan_to_num(new_top) >= np.nan_to_num(max_item))
+    took = (new_top > 0) & ~np.isnan(max_item) & (nan_to_num(new_top) >= nan_to_num(max_item))
     return np.where(np.isnan(new_top), np.nan, np.where(took, new_top, 0.0))
 
 
