@@ -287,6 +287,7 @@ class Consumer(Protocol):
     async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None: ...
     def assignment(self) -> set[TopicPartition]: ...
     async def position(self, tp: TopicPartition) -> int: ...
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
     def highwater(self, tp: TopicPartition) -> int | None: ...
 
 
@@ -436,6 +437,7 @@ class Ingest:
             assigned = list(self.consumer.assignment())
         except (IllegalStateError, ConsumerStoppedError):
             return out
+        at_end: dict[TopicPartition, tuple[int, float]] = {}
         for tp in assigned:
             try:
                 position = await self.consumer.position(tp)
@@ -445,7 +447,25 @@ class Ingest:
             if high is None or position is None or position < high:
                 continue  # not known to be at its end: records may wait there
             since = self._last_read.setdefault(tp, now)
-            out[f"{tp.topic}:{tp.partition}"] = round(now - since, 3)
+            at_end[tp] = (position, round(now - since, 3))
+        # The high watermark is the one of the last fetch: a reader whose loop stalled (a long
+        # detector batch, a starved machine) has not fetched for seconds and still "is at the
+        # end" of a partition the producer went on writing to. A report that could make a goods
+        # partition leave it out of the watermark (silent for longer than idle_seconds less the
+        # time a report is trusted) is checked against the broker's end offset first; a partition
+        # that cannot be checked is not reported idle.
+        doubt = [tp for tp, (_, seconds) in at_end.items()
+                 if seconds >= max(self.settings.idle_seconds - IDLE_REPORT_TRUSTED, 0.0)]
+        ends: dict[TopicPartition, int] = {}
+        if doubt:
+            try:
+                ends = await self.consumer.end_offsets(doubt)
+            except Exception as exc:  # noqa: BLE001 - the broker did not answer: nothing is claimed idle
+                log.debug("ingest: end offsets not known (%s: %s); no partition reported idle", type(exc).__name__, exc)
+        for tp, (position, seconds) in at_end.items():
+            if tp in doubt and (tp not in ends or position < ends[tp]):
+                continue
+            out[f"{tp.topic}:{tp.partition}"] = seconds
         return out
 
     async def report_idle(self) -> None:

@@ -122,8 +122,30 @@ class Deployment:
         fields = [{f: (a.get(f), final[k].get(f)) for f in sorted(set(a) | set(final[k])) if a.get(f) != final[k].get(f)}
                   for k, a in expected.items() if k in final and final[k] != a][:2]
         raise AssertionError(f"{len(missing)} alerts missing of {len(expected)}: {missing[:5]}; "
-                             f"different: {wrong[:5]}; fields (replay's, worker's): {fields}; "
-                             f"log:\n{self.logs()[-2000:]}")
+                             f"different: {wrong[:5]}; live workers' counters: {self.counters()}; "
+                             f"fields (replay's, worker's): {fields}; log:\n{self.logs()[-2000:]}")
+
+    def counters(self) -> list[dict[str, float]]:
+        """What each live worker counted that could explain different alerts (late, re-sent,
+        redelivered records, batches tried again): a failure message says which it was."""
+        names = ("transitwatch_late_records_total", "transitwatch_duplicates_dropped_total",
+                 "transitwatch_records_redelivered_total", "transitwatch_batch_retries_total")
+        out = []
+        for proc, port in self.workers:
+            if proc.poll() is not None:
+                continue
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    text = r.read().decode()
+            except OSError:
+                continue
+            seen: dict[str, float] = {}
+            for line in text.splitlines():
+                name = line.split("{")[0].split(" ")[0]
+                if name in names:
+                    seen[name.removeprefix("transitwatch_")] = seen.get(name.removeprefix("transitwatch_"), 0.0) + float(line.split()[-1])
+            out.append(seen)
+        return out
 
     def stop(self) -> None:
         for proc, _ in self.workers:

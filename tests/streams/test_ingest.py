@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import orjson
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 
 from transitwatch.detectors.contract import parse_json_line, rebuild
 from transitwatch.detectors.limits import InputLimits
@@ -132,6 +133,8 @@ class FakeConsumer:
         self.unacknowledged_at_commit: list[int] = []
         self.stopped = False
         self.broker: Broker | None = None
+        self.end: int | Exception = 10  # the broker's end offset of every partition (or its error)
+        self.asked_end: list = []
 
     def subscribe(self, topics, listener):
         self.listener = listener
@@ -165,6 +168,12 @@ class FakeConsumer:
 
     def highwater(self, tp):
         return 10 if tp.topic == DECL else None
+
+    async def end_offsets(self, partitions):
+        self.asked_end = list(partitions)
+        if isinstance(self.end, Exception):
+            raise self.end
+        return {tp: self.end for tp in partitions}
 
 
 class Broker:
@@ -501,6 +510,32 @@ def test_a_reader_reports_the_input_partitions_it_holds_at_their_end_and_for_how
         assert all(b["records"] == [] and b["marks"] == {} and list(b["idle"]) == [f"{DECL}:0"] for b in sent)
         await ingest.consumer.listener.on_partitions_revoked({at_end})
         assert (await ingest.idle_report())[f"{DECL}:0"] == 0.0, "taken again: idle only from now"
+
+    asyncio.run(scenario())
+
+
+def test_a_reader_that_has_not_fetched_for_a_while_asks_the_broker_before_it_says_idle():
+    """The high watermark is the last fetch's: after a stall (a long detector batch on a starved
+    machine) a reader is "at the end" of a partition the producer went on writing to. Reported
+    idle, the goods partitions would leave it out of the watermark and close a month before its
+    records came (a CI run saw two declarations of a month go late that way)."""
+    import time
+
+    async def scenario():
+        tp = TopicPartition(DECL, 0)
+        ingest, consumer, _, _ = make([], assigned={tp})
+        consumer.position = lambda tp: asyncio.sleep(0, 10)  # at the last fetch's high watermark
+        await ingest.start()
+        assert await ingest.idle_report() == {f"{DECL}:0": 0.0}
+        assert consumer.asked_end == [], "just read: cannot make anyone idle yet, the broker is not asked"
+        ingest._last_read[tp] = time.monotonic() - 4.0  # silent for 4 s (idle_seconds 5, reports trusted 3 s)
+        consumer.end = 15  # the producer wrote on
+        assert await ingest.idle_report() == {}, "behind the broker's end: not idle"
+        assert consumer.asked_end == [tp]
+        consumer.end = KafkaError("Unable to get cluster metadata over all known brokers")
+        assert await ingest.idle_report() == {}, "cannot be checked: not claimed idle"
+        consumer.end = 10
+        assert (await ingest.idle_report())[f"{DECL}:0"] >= 4.0, "really at its end: idle"
 
     asyncio.run(scenario())
 
