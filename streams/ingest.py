@@ -38,7 +38,7 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -214,6 +214,18 @@ IDLE_REPORT_TRUSTED = 3.0
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 10.0
 
+
+def retry_waits() -> Iterator[float]:
+    """The waits before each new attempt at a batch that failed as a whole: 0.5, 1, 2 ... 10 s.
+
+    >>> waits = retry_waits(); [next(waits) for _ in range(7)]
+    [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    """
+    wait = RETRY_FIRST_SECONDS
+    while True:
+        yield wait
+        wait = min(wait * 2, RETRY_MAX_SECONDS)
+
 #: The part of a rejected message's value the dead letter keeps: the whole value when it fits
 #: (with room for key and headers within :data:`MAX_MESSAGE_BYTES`), else a prefix.
 DEAD_VALUE_BYTES = MAX_MESSAGE_BYTES - (64 << 10)
@@ -352,8 +364,9 @@ class Ingest:
                 messages = await self.take()
             except ConsumerStoppedError:
                 return
-            wait = RETRY_FIRST_SECONDS
+            waits = retry_waits()
             while True:
+                wait = next(waits)
                 async with self.lock:
                     if self._stopping:
                         return  # not committed: read again by whoever has the partitions next
@@ -371,7 +384,6 @@ class Ingest:
                                     type(exc).__name__, exc, wait)
                         self.metrics.retries.labels(stage="ingest").inc()
                 await sleep(wait)
-                wait = min(wait * 2, RETRY_MAX_SECONDS)
 
     async def take(self) -> list[InputMessage]:
         """Up to ``batch_size`` messages, waiting at most ``ingest_batch_seconds`` after the first.

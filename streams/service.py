@@ -44,12 +44,11 @@ from transitwatch.detectors.watch import WatchConfig
 from transitwatch.streams.ingest import (
     DEAD_VALUE_BYTES,
     IDLE_REPORT_TRUSTED,
-    RETRY_FIRST_SECONDS,
-    RETRY_MAX_SECONDS,
     Ingest,
     IngestService,
     new_consumer,
     poison_headers,
+    retry_waits,
 )
 from transitwatch.streams.ledger import AlertLedger
 from transitwatch.streams.metrics import WorkerMetrics
@@ -342,8 +341,9 @@ async def _detect(w: Worker, app: faust.App, events: list, table: GoodsTable, al
     a growing wait, on the partitions still ours. Its events are not acknowledged before it
     passes, so nothing is lost, and the records it had already fed are known again by their
     input offsets when they come back."""
-    wait = RETRY_FIRST_SECONDS
+    waits = retry_waits()
     while True:
+        wait = next(waits)
         async with w.lock:  # the revocation handler waits for it: a batch runs on partitions still ours
             events = _still_ours(app, events)
             if not events:
@@ -354,7 +354,6 @@ async def _detect(w: Worker, app: faust.App, events: list, table: GoodsTable, al
             except Exception as exc:  # noqa: BLE001 - not one record's (those are taken out inside)
                 _failed(w, "detect", {e.message.partition for e in events}, exc, wait)
         await sleep(wait)
-        wait = min(wait * 2, RETRY_MAX_SECONDS)
 
 
 def _forget(w: Worker, partitions: set[int]) -> None:
