@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from transitwatch.streams.cli import main
 from transitwatch.streams.desk.cli import feedback_path
@@ -45,3 +46,12 @@ def test_export_feedback_writes_json_lines_from_the_default_file(tmp_path):
 def test_a_bad_broker_url_exits_2(tmp_path, capsys):
     assert main(["desk", "--broker", "http://nowhere", "--feedback", str(tmp_path / "fb.sqlite")]) == 2
     assert "kafka://" in capsys.readouterr().err
+
+
+def test_a_refresh_that_is_not_a_sane_number_of_seconds_exits_2(tmp_path, capsys):
+    (tmp_path / "a.jsonl").write_text("")
+    for bad in ("-1", "0.5", "nan", "inf", "1e9", "soon"):
+        with pytest.raises(SystemExit) as exited:  # argparse's usage error
+            main(["desk", "--alerts", str(tmp_path / "a.jsonl"), "--refresh", bad])
+        assert exited.value.code == 2, bad
+        assert "argument --refresh" in capsys.readouterr().err
